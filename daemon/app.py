@@ -1,0 +1,218 @@
+"""Library functions behind the CLI: one per command, no click in here."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from daemon import db
+from daemon.config import Config
+from daemon.intake import Intake, hash_file
+from daemon.models import JobStatus
+from daemon.pipeline.outputs import write_outputs
+from daemon.pipeline.run import JobInput, PipelineResult, StepCache, transcribe_file
+from daemon.profiles import resolve as resolve_profile
+from daemon.scheduler import Scheduler, Summary
+from daemon.store import Enqueued, JobRecord, Requeued, Store, utcnow
+from daemon.workers import Executor, WarmModels, owner_id
+
+log = logging.getLogger(__name__)
+
+
+class UserError(Exception):
+    """A problem the user can fix; printed as one line, exit code 1."""
+
+
+def open_store(config: Config, migrate: bool = True) -> Store:
+    engine = db.make_engine(config.database.url)
+    if migrate:
+        db.upgrade(engine)
+    return Store(engine)
+
+
+def db_upgrade(config: Config) -> str | None:
+    return db.upgrade(db.make_engine(config.database.url))
+
+
+def warm_models(config: Config) -> WarmModels:
+    return WarmModels(
+        cache_dir=config.models.cache_dir,
+        allow_download=config.models.allow_download,
+        cpu_threads=os.cpu_count() or 1,
+    )
+
+
+def _scheduler(config: Config, store: Store) -> Scheduler:
+    for folder in (*config.watch.folders, config.output.dir, config.daemon.work_dir):
+        Path(folder).mkdir(parents=True, exist_ok=True)
+    executor = Executor(config=config, store=store, models=warm_models(config), owner=owner_id())
+    return Scheduler(config, store, Intake(config, store), executor)
+
+
+def run_once(config: Config) -> Summary:
+    """Burst mode: rescan the watched folders, process everything pending, return."""
+    store = open_store(config)
+    return _scheduler(config, store).run_once()
+
+
+def run_forever(config: Config, stop_timeout: float = 30.0) -> None:
+    """The daemon in the foreground until SIGTERM or SIGINT."""
+    store = open_store(config)
+    sched = _scheduler(config, store)
+    stopping = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("received signal %s, stopping", signum, extra={"signal": signum})
+        stopping.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        sched.intake.start()
+        seen = sched.intake.rescan(utcnow())
+        sched.start()
+        log.info(
+            "transcribd running",
+            extra={
+                "inbox": [str(f) for f in config.watch.folders],
+                "outputs": str(config.output.dir),
+                "database": config.database.url,
+                "found_at_start": seen,
+            },
+        )
+        print(
+            f"transcribd: watching {', '.join(map(str, config.watch.folders))}; "
+            f"transcripts go to {config.output.dir}",
+            flush=True,
+        )
+        while not stopping.wait(1.0):
+            pass
+    finally:
+        sched.intake.stop()
+        finished = sched.stop(stop_timeout)
+        if not finished:
+            log.warning("a job was still running at stop; its lease will be recovered")
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+@dataclass(frozen=True)
+class JobView:
+    job: JobRecord
+    elapsed: float | None
+    eta: float | None
+
+    def as_dict(self) -> dict[str, Any]:
+        j = self.job
+        return {
+            "id": j.id,
+            "path": j.path,
+            "sha256": j.sha256,
+            "size": j.size,
+            "status": j.status.value,
+            "duplicate_of": j.duplicate_of,
+            "profile": j.profile,
+            "progress": round(j.progress, 4),
+            "attempts": j.attempts,
+            "error": j.error,
+            "outputs": j.outputs,
+            "metrics": j.metrics,
+            "options": j.options,
+            "created_at": _iso(j.created_at),
+            "started_at": _iso(j.started_at),
+            "finished_at": _iso(j.finished_at),
+            "elapsed": self.elapsed,
+            "eta": self.eta,
+        }
+
+
+def view(job: JobRecord, now: datetime) -> JobView:
+    """Elapsed and ETA (pure): ETA extrapolates the running job's progress rate."""
+    if job.started_at is None:
+        return JobView(job, None, None)
+    end = job.finished_at if job.status in (JobStatus.DONE, JobStatus.FAILED) else now
+    elapsed = max(0.0, ((end or now) - job.started_at).total_seconds())
+    eta = None
+    if job.status is JobStatus.RUNNING and job.progress >= 0.02:
+        eta = elapsed * (1 - job.progress) / job.progress
+    return JobView(job, round(elapsed, 1), None if eta is None else round(eta, 1))
+
+
+def status(config: Config, job_id: int | None = None) -> list[JobView]:
+    store = open_store(config)
+    now = utcnow()
+    if job_id is not None:
+        job = store.get(job_id)
+        if job is None:
+            raise UserError(f"no job #{job_id}")
+        return [view(job, now)]
+    return [view(j, now) for j in store.jobs()]
+
+
+def add(config: Config, paths: list[Path], options: dict[str, Any]) -> list[tuple[Path, Enqueued]]:
+    """Enqueue files (folders are walked) now, without waiting for them to settle."""
+    store = open_store(config)
+    intake = Intake(config, store)
+    files: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            files.extend(sorted(f for f in p.rglob("*") if f.is_file() and intake.accepts(f)))
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise UserError(f"not a file or folder: {p}")
+    out = []
+    for f in files:
+        sha, size = hash_file(f)
+        out.append((f, store.enqueue(str(f.absolute()), sha, size, utcnow(), options=options)))
+    return out
+
+
+def requeue(config: Config, job_ids: list[int], failed: bool) -> Requeued:
+    return open_store(config).requeue(job_ids, failed=failed, now=utcnow())
+
+
+def transcribe(
+    config: Config, path: Path, out_dir: Path | None, options: dict[str, Any]
+) -> list[str]:
+    """One file through the same pipeline and cache, no daemon and no job row."""
+    if not path.is_file():
+        raise UserError(f"not a file: {path}")
+    store = open_store(config)
+    models = warm_models(config)
+    profile = resolve_profile(
+        str(options.get("profile") or config.pipeline.profile), config.profiles
+    )
+    resolved = models.resolve(profile.model)
+    sha, _size = hash_file(path)
+    result: PipelineResult = transcribe_file(
+        JobInput(
+            path=path,
+            sha256=sha,
+            profile=profile,
+            language=str(options.get("language") or config.pipeline.language),
+            model=resolved,
+        ),
+        StepCache(store=store, sha256=sha, clock=utcnow),
+        lambda: models.asr(resolved, profile.compute_type),
+        config.daemon.work_dir,
+    )
+    (config.daemon.work_dir / f"{sha}.pcm").unlink(missing_ok=True)
+    return write_outputs(
+        result.transcript,
+        out_dir or config.output.dir,
+        path.stem,
+        config.output.formats,
+        others=store.outputs_in_use(),
+        timestamps_in_txt=config.output.timestamps_in_txt,
+    )
+
+
+def _iso(t: datetime | None) -> str | None:
+    return None if t is None else t.isoformat(timespec="seconds") + "Z"

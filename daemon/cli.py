@@ -1,0 +1,229 @@
+"""The ``transcribd`` command: thin click wrappers, each calling one function of :mod:`daemon.app`.
+
+Exit codes: 0 ok, 1 failure, 2 usage (including configuration errors).  Errors are one line on
+stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from daemon import __version__, app, logs
+from daemon.config import PROFILE_NAMES, Config, ConfigError, load
+from daemon.modelstore import ModelError
+from daemon.pipeline.audio import DecodeError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class UsageError(click.UsageError):
+    exit_code = 2
+
+
+def handled(fn: F) -> F:
+    """Turn expected failures into one line on stderr and exit code 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (app.UserError, DecodeError, ModelError) as exc:
+            click.echo(f"transcribd: {exc}", err=True)
+            sys.exit(1)
+        except OSError as exc:
+            click.echo(
+                f"transcribd: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), err=True
+            )
+            sys.exit(1)
+        except Exception as exc:  # database down, etc.: still one line
+            click.echo(f"transcribd: {type(exc).__name__}: {exc}".splitlines()[0], err=True)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _config(ctx: click.Context) -> Config:
+    cfg: Config = ctx.obj["config"]
+    return cfg
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    envvar="TRANSCRIBD_CONFIG",
+    help="TOML config file (default: embedded defaults).",
+)
+@click.option(
+    "--log-level",
+    default=None,
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    help="Logging level (default: INFO for run, WARNING otherwise).",
+)
+@click.version_option(__version__, prog_name="transcribd")
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path | None, log_level: str | None) -> None:
+    """transcribd: drop audio or video into a folder, get transcripts."""
+    logs.setup(log_level or ("INFO" if ctx.invoked_subcommand == "run" else "WARNING"))
+    try:
+        config = load(config_path)
+    except ConfigError as exc:
+        click.echo(f"transcribd: config: {exc}", err=True)
+        ctx.exit(2)
+    ctx.obj = {"config": config}
+
+
+@cli.command()
+@click.option("--once", is_flag=True, help="Rescan, process everything pending, then exit.")
+@click.pass_context
+@handled
+def run(ctx: click.Context, once: bool) -> None:
+    """Run the daemon in the foreground."""
+    config = _config(ctx)
+    if once:
+        summary = app.run_once(config)
+        click.echo(
+            f"processed {len(summary.done) + len(summary.failed)} job(s): "
+            f"{len(summary.done)} done, {len(summary.failed)} failed"
+        )
+        return
+    app.run_forever(config)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    s = int(seconds)
+    return (
+        f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+    )
+
+
+@cli.command()
+@click.argument("job", type=int, required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of job objects.")
+@click.pass_context
+@handled
+def status(ctx: click.Context, job: int | None, as_json: bool) -> None:
+    """Show jobs: id, file, status, progress, elapsed/ETA, error."""
+    views = app.status(_config(ctx), job)
+    if as_json:
+        click.echo(json.dumps([v.as_dict() for v in views], indent=2, ensure_ascii=False))
+        return
+    if not views:
+        click.echo("no jobs yet")
+        return
+    rows = [("ID", "FILE", "STATUS", "PROGRESS", "ELAPSED/ETA", "ERROR")]
+    for v in views:
+        j = v.job
+        state = j.status.value
+        if j.duplicate_of is not None:
+            state += f" (duplicate of #{j.duplicate_of})"
+        rows.append(
+            (
+                str(j.id),
+                Path(j.path).name,
+                state,
+                f"{j.progress * 100:.0f}%",
+                f"{_duration(v.elapsed)}/{_duration(v.eta)}",
+                (j.error or "")[:80],
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+
+def _options(profile: str | None, language: str | None) -> dict[str, Any]:
+    return {k: v for k, v in {"profile": profile, "language": language}.items() if v}
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--profile", type=click.Choice(PROFILE_NAMES), help="Force a processing profile.")
+@click.option("--language", help="Force the language (ISO code), skip detection.")
+@click.pass_context
+@handled
+def add(
+    ctx: click.Context, paths: tuple[Path, ...], profile: str | None, language: str | None
+) -> None:
+    """Enqueue files (or folders) now."""
+    for path, res in app.add(_config(ctx), list(paths), _options(profile, language)):
+        if not res.created:
+            click.echo(f"#{res.job_id} already known: {path}")
+        elif res.duplicate_of is not None:
+            click.echo(f"#{res.job_id} queued: {path} (duplicate of #{res.duplicate_of})")
+        else:
+            click.echo(f"#{res.job_id} queued: {path}")
+
+
+@cli.command()
+@click.argument("jobs", nargs=-1, type=int)
+@click.option("--failed", is_flag=True, help="Requeue every failed job.")
+@click.pass_context
+@handled
+def requeue(ctx: click.Context, jobs: tuple[int, ...], failed: bool) -> None:
+    """Put done or failed jobs back in the queue."""
+    if not jobs and not failed:
+        raise UsageError("give job ids or --failed")
+    res = app.requeue(_config(ctx), list(jobs), failed)
+    if res.requeued:
+        click.echo("requeued " + ", ".join(f"#{j}" for j in res.requeued))
+    elif not res.skipped:
+        click.echo("nothing to requeue")
+    for job_id, why in res.skipped.items():
+        click.echo(f"skipped #{job_id}: {why}", err=True)
+    if res.skipped and not res.requeued:
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--output-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where to write the transcripts (default: output.dir).",
+)
+@click.option("--profile", type=click.Choice(PROFILE_NAMES), help="Force a processing profile.")
+@click.option("--language", help="Force the language (ISO code), skip detection.")
+@click.pass_context
+@handled
+def transcribe(
+    ctx: click.Context,
+    path: Path,
+    output_dir: Path | None,
+    profile: str | None,
+    language: str | None,
+) -> None:
+    """Transcribe one file now, without the daemon (same pipeline and cache)."""
+    for written in app.transcribe(_config(ctx), path, output_dir, _options(profile, language)):
+        click.echo(written)
+
+
+@cli.group("db")
+def db_group() -> None:
+    """Database maintenance."""
+
+
+@db_group.command("upgrade")
+@click.pass_context
+@handled
+def db_upgrade(ctx: click.Context) -> None:
+    """Apply schema migrations up to the newest."""
+    rev = app.db_upgrade(_config(ctx))
+    click.echo(f"database at revision {rev}")
+
+
+def main() -> None:
+    cli(prog_name="transcribd")

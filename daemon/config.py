@@ -1,0 +1,268 @@
+"""TOML configuration -> frozen, validated dataclasses.
+
+Every key has a default, so the daemon runs with no file at all.  Unknown keys and bad values raise
+:class:`ConfigError` with one line naming the key; the CLI turns it into exit code 2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV_CONFIG = "TRANSCRIBD_CONFIG"
+
+AUDIO_EXTENSIONS = (
+    "wav",
+    "flac",
+    "mp3",
+    "m4a",
+    "aac",
+    "ogg",
+    "opus",
+    "wma",
+    "webm",
+    "mp4",
+    "mkv",
+    "mov",
+    "avi",
+)
+OUTPUT_FORMATS = ("txt", "srt", "vtt", "json")
+PROFILE_NAMES = ("fast", "balanced", "quality")
+
+
+class ConfigError(ValueError):
+    """A configuration problem, described in one line."""
+
+
+def data_home() -> Path:
+    """Where state lives: systemd's StateDirectory, else XDG_DATA_HOME, else ~/.local/share."""
+    state = os.environ.get("STATE_DIRECTORY")
+    if state:
+        return Path(state.split(":")[0])
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "transcribd"
+
+
+def cache_home() -> Path:
+    """Where derived files (the joined model) live: CacheDirectory, XDG_CACHE_HOME, ~/.cache."""
+    cache = os.environ.get("CACHE_DIRECTORY")
+    if cache:
+        return Path(cache.split(":")[0])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "transcribd"
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    url: str = ""
+
+
+@dataclass(frozen=True)
+class WatchConfig:
+    folders: tuple[Path, ...] = ()
+    recursive: bool = True
+    extensions: tuple[str, ...] = AUDIO_EXTENSIONS
+    stable_seconds: float = 2.0
+    """A file is enqueued once its size and mtime have not changed for this long."""
+    ignore_hidden: bool = True
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    dir: Path = Path()
+    formats: tuple[str, ...] = OUTPUT_FORMATS
+    timestamps_in_txt: bool = False
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    profile: str = "balanced"
+    language: str = "auto"
+    """An ISO code such as "en" forces the language; "auto" detects it once per file."""
+
+
+@dataclass(frozen=True)
+class ModelsConfig:
+    cache_dir: Path = Path()
+    allow_download: bool = False
+    """Let faster-whisper fetch a hub model named in a profile. Off: everything is offline."""
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    tick_seconds: float = 2.0
+    lease_seconds: float = 120.0
+    max_attempts: int = 3
+    work_dir: Path = Path()
+
+
+@dataclass(frozen=True)
+class ProfileOverride:
+    """Per-profile overrides; unset (None) keys keep the built-in bundle's value."""
+
+    model: str | None = None
+    compute_type: str | None = None
+    beam_size: int | None = None
+    max_chunk_seconds: float | None = None
+    vad_threshold: float | None = None
+    min_silence_ms: int | None = None
+    speech_pad_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    database: DatabaseConfig
+    watch: WatchConfig
+    output: OutputConfig
+    pipeline: PipelineConfig
+    models: ModelsConfig
+    daemon: DaemonConfig
+    profiles: Mapping[str, ProfileOverride] = field(default_factory=dict)
+    source: Path | None = None
+
+
+def defaults_for(home: Path, cache: Path) -> dict[str, dict[str, Any]]:
+    """The embedded defaults, as TOML-shaped data (also used to render config.example.toml)."""
+    return {
+        "database": {"url": f"sqlite:///{home / 'jobs.db'}"},
+        "watch": {"folders": [str(home / "inbox")]},
+        "output": {"dir": str(home / "transcripts")},
+        "models": {"cache_dir": str(cache / "models")},
+        "daemon": {"work_dir": str(home / "work")},
+    }
+
+
+def load(path: Path | None = None) -> Config:
+    """Load the config from ``path``, else ``$TRANSCRIBD_CONFIG``, else embedded defaults."""
+    if path is None and os.environ.get(ENV_CONFIG):
+        path = Path(os.environ[ENV_CONFIG])
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {path}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    return from_mapping(raw, source=path)
+
+
+def from_mapping(raw: Mapping[str, Any], source: Path | None = None) -> Config:
+    base = source.parent if source is not None else Path.cwd()
+    merged: dict[str, dict[str, Any]] = defaults_for(data_home(), cache_home())
+    sections: dict[str, type[Any]] = {
+        "database": DatabaseConfig,
+        "watch": WatchConfig,
+        "output": OutputConfig,
+        "pipeline": PipelineConfig,
+        "models": ModelsConfig,
+        "daemon": DaemonConfig,
+    }
+    for key, value in raw.items():
+        if key not in (*sections, "profiles"):
+            raise ConfigError(f"unknown config section '{key}'")
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"'{key}' must be a table")
+        if key != "profiles":
+            merged.setdefault(key, {}).update(value)
+    built = {name: _build(cls, merged.get(name, {}), name, base) for name, cls in sections.items()}
+    profiles: dict[str, ProfileOverride] = {}
+    for name, table in dict(raw.get("profiles", {})).items():
+        if name not in PROFILE_NAMES:
+            raise ConfigError(
+                f"unknown profile 'profiles.{name}' (known: {', '.join(PROFILE_NAMES)})"
+            )
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"'profiles.{name}' must be a table")
+        profiles[name] = _build(ProfileOverride, table, f"profiles.{name}", base)
+    config = Config(**built, profiles=profiles, source=source)
+    _check(config)
+    return config
+
+
+def _check(config: Config) -> None:
+    for fmt in config.output.formats:
+        if fmt not in OUTPUT_FORMATS:
+            raise ConfigError(
+                f"output.formats: unknown format '{fmt}' (known: {', '.join(OUTPUT_FORMATS)})"
+            )
+    if config.pipeline.profile not in PROFILE_NAMES:
+        raise ConfigError(
+            f"pipeline.profile: unknown profile '{config.pipeline.profile}' "
+            f"(known: {', '.join(PROFILE_NAMES)})"
+        )
+    if not config.watch.folders:
+        raise ConfigError("watch.folders: at least one folder is needed")
+    positive = {
+        "watch.stable_seconds": config.watch.stable_seconds,
+        "daemon.tick_seconds": config.daemon.tick_seconds,
+        "daemon.lease_seconds": config.daemon.lease_seconds,
+        "daemon.max_attempts": config.daemon.max_attempts,
+    }
+    for key, number in positive.items():
+        if number <= 0:
+            raise ConfigError(f"{key}: must be greater than 0, got {number}")
+    for name, override in config.profiles.items():
+        if override.max_chunk_seconds is not None and override.max_chunk_seconds < 5:
+            raise ConfigError(f"profiles.{name}.max_chunk_seconds: must be at least 5")
+        if override.beam_size is not None and override.beam_size < 1:
+            raise ConfigError(f"profiles.{name}.beam_size: must be at least 1")
+
+
+def _build(cls: type[Any], table: Mapping[str, Any], section: str, base: Path) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in known:
+            raise ConfigError(f"unknown config key '{section}.{key}'")
+        values[key] = _convert(hints[key], value, f"{section}.{key}", base)
+    return cls(**values)
+
+
+def _convert(hint: Any, value: Any, key: str, base: Path) -> Any:
+    """Check ``value`` against the field type ``hint`` and convert it (lists -> tuples, paths)."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):  # X | None
+        inner = [a for a in args if a is not type(None)]
+        return _convert(inner[0], value, key, base)
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list, got {_kind(value)}")
+        return tuple(_convert(args[0], item, key, base) for item in value)
+    if hint is Path:
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{key}: expected a path string, got {_kind(value)}")
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else (base / path)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {_kind(value)}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{key}: expected a number, got {_kind(value)}")
+        return float(value)
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected a whole number, got {_kind(value)}")
+        return value
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {_kind(value)}")
+        return value.lower().lstrip(".") if key.endswith("extensions") else value
+    raise ConfigError(f"{key}: unsupported type")  # pragma: no cover - schema bug
+
+
+def _kind(value: Any) -> str:
+    return f"{type(value).__name__} {value!r}"

@@ -1,0 +1,213 @@
+"""Watched folders -> stable files -> content hash -> ``store.enqueue``.
+
+A watchdog observer notices files; :meth:`Intake.poll` (called from the scheduler tick, with the
+time passed in) enqueues each one once its size and mtime have not changed for
+``watch.stable_seconds``.  A startup :meth:`Intake.rescan` finds files that arrived while the daemon
+was down.  Outputs, work files, hidden and partial files never come back in as input.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from watchdog.events import FileSystemEventHandler
+
+from daemon.config import Config
+from daemon.store import Enqueued, Store, utcnow
+
+log = logging.getLogger(__name__)
+
+PARTIAL_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", ".download", "~")
+
+
+def hash_file(path: Path) -> tuple[str, int]:
+    """sha256 and size of a file's content, read in blocks."""
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+            size += len(block)
+    return digest.hexdigest(), size
+
+
+@dataclass
+class _Candidate:
+    size: int
+    mtime_ns: int
+    stable_since: datetime
+
+
+class Intake:
+    def __init__(self, config: Config, store: Store) -> None:
+        self.config = config
+        self.store = store
+        self.folders = [Path(f).expanduser() for f in config.watch.folders]
+        self.extensions = {e.lower().lstrip(".") for e in config.watch.extensions}
+        self.excluded = [
+            _real(p) for p in (config.output.dir, config.daemon.work_dir, config.models.cache_dir)
+        ]
+        self._pending: dict[Path, _Candidate] = {}
+        self._lock = threading.Lock()
+        self._observer: Any = None
+
+    # ------------------------------------------------------------------ filters
+    def accepts(self, path: Path) -> bool:
+        name = path.name
+        if self.config.watch.ignore_hidden and name.startswith("."):
+            return False
+        if name.lower().endswith(PARTIAL_SUFFIXES):
+            return False
+        if path.suffix.lower().lstrip(".") not in self.extensions:
+            return False
+        real = _real(path.parent)
+        return not any(real == ex or ex in real.parents for ex in self.excluded)
+
+    # ------------------------------------------------------------------ noticing
+    def notice(self, path: Path, now: datetime) -> None:
+        """Remember a file that may be new or still growing."""
+        if not self.accepts(path):
+            return
+        try:
+            st = path.stat()
+        except OSError:
+            return
+        if not _is_regular(st.st_mode):
+            return
+        mtime = datetime.fromtimestamp(st.st_mtime_ns / 1e9, UTC).replace(tzinfo=None)
+        with self._lock:
+            known = self._pending.get(path)
+            if known is None:
+                self._pending[path] = _Candidate(st.st_size, st.st_mtime_ns, min(now, mtime))
+            elif (known.size, known.mtime_ns) != (st.st_size, st.st_mtime_ns):
+                self._pending[path] = _Candidate(st.st_size, st.st_mtime_ns, now)
+
+    def rescan(self, now: datetime) -> int:
+        """Notice every file already in the watched folders; returns how many were seen."""
+        seen = 0
+        for folder in self.folders:
+            for path in self._walk(folder):
+                self.notice(path, now)
+                seen += 1
+        return seen
+
+    def _walk(self, folder: Path) -> Iterable[Path]:
+        if not folder.is_dir():
+            return
+        if not self.config.watch.recursive:
+            yield from (p for p in folder.iterdir() if p.is_file())
+            return
+        for root, dirs, files in os.walk(folder):
+            root_path = Path(root)
+            dirs[:] = [
+                d
+                for d in dirs
+                if not (self.config.watch.ignore_hidden and d.startswith("."))
+                and _real(root_path / d) not in self.excluded
+            ]
+            yield from (root_path / f for f in files)
+
+    @property
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._pending)
+
+    # ------------------------------------------------------------------ enqueueing
+    def poll(self, now: datetime) -> list[Enqueued]:
+        """Enqueue the files that have been stable long enough."""
+        stable_for = timedelta(seconds=self.config.watch.stable_seconds)
+        with self._lock:
+            items = list(self._pending.items())
+        ready: list[Path] = []
+        for path, cand in items:
+            try:
+                st = path.stat()
+            except OSError:
+                self._forget(path, cand)
+                continue
+            if (st.st_size, st.st_mtime_ns) != (cand.size, cand.mtime_ns):
+                self.notice(path, now)
+            elif now - cand.stable_since >= stable_for:
+                ready.append(path)
+        results = []
+        for path in ready:
+            with self._lock:
+                if path not in self._pending:
+                    continue
+                cand = self._pending.pop(path)
+            try:
+                sha, size = hash_file(path)
+            except OSError as exc:
+                log.warning("cannot read %s: %s", path, exc, extra={"path": str(path)})
+                continue
+            if size != cand.size:  # changed while hashing: look again later
+                self.notice(path, now)
+                continue
+            results.append(self.store.enqueue(str(path.absolute()), sha, size, now))
+        return results
+
+    def _forget(self, path: Path, cand: _Candidate) -> None:
+        with self._lock:
+            if self._pending.get(path) is cand:
+                del self._pending[path]
+
+    # ------------------------------------------------------------------ watchdog
+    def start(self) -> None:
+        from watchdog.observers import Observer
+
+        handler = _Handler(self)
+        observer = Observer()
+        for folder in self.folders:
+            folder.mkdir(parents=True, exist_ok=True)
+            observer.schedule(handler, str(folder), recursive=self.config.watch.recursive)
+        observer.daemon = True
+        observer.start()
+        self._observer = observer
+        log.info(
+            "watching %s",
+            ", ".join(map(str, self.folders)),
+            extra={"folders": [str(f) for f in self.folders]},
+        )
+
+    def stop(self) -> None:
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(timeout=5)
+            self._observer = None
+
+
+class _Handler(FileSystemEventHandler):
+    def __init__(self, intake: Intake) -> None:
+        super().__init__()
+        self.intake = intake
+
+    def on_any_event(self, event: Any) -> None:
+        if event.event_type in ("deleted", "opened", "closed_no_write"):
+            return
+        raw = event.dest_path if event.event_type == "moved" else event.src_path
+        path = Path(os.fsdecode(raw))
+        now = utcnow()
+        if event.is_directory:
+            if event.event_type in ("created", "moved") and self.intake.config.watch.recursive:
+                for child in self.intake._walk(path):
+                    self.intake.notice(child, now)
+            return
+        self.intake.notice(path, now)
+
+
+def _real(path: Path) -> Path:
+    return Path(os.path.realpath(Path(path).expanduser()))
+
+
+def _is_regular(mode: int) -> bool:
+    import stat
+
+    return stat.S_ISREG(mode)

@@ -1,0 +1,97 @@
+"""SQLAlchemy tables. Only :mod:`daemon.store` reads or writes rows of :class:`Job`."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class JobStatus(enum.StrEnum):
+    QUEUED = "queued"
+    """Waiting to be claimed (new, requeued, retrying after backoff, or recovered from a lease)."""
+    RUNNING = "running"
+    """Claimed by a worker that holds a lease and renews it with heartbeats."""
+    DONE = "done"
+    """Outputs written; terminal until requeued."""
+    FAILED = "failed"
+    """Permanent error or attempts exhausted; terminal until requeued."""
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[str] = mapped_column(Text, nullable=False)
+    sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    size: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    status: Mapped[JobStatus] = mapped_column(
+        Enum(
+            JobStatus,
+            name="job_status",
+            values_callable=lambda e: [m.value for m in e],
+            native_enum=False,
+            length=16,
+        ),
+        nullable=False,
+        default=JobStatus.QUEUED,
+    )
+    duplicate_of: Mapped[int | None] = mapped_column(
+        ForeignKey("jobs.id", ondelete="SET NULL"), nullable=True
+    )
+    profile: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    progress: Mapped[float] = mapped_column(Float, nullable=False, default=0.0)
+    outputs: Mapped[list[str]] = mapped_column(JSON, nullable=False, default=list)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    run_after: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    lease_owner: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+    __table_args__ = (
+        Index("ix_jobs_status", "status"),
+        Index("ix_jobs_sha256", "sha256"),
+        Index("ix_jobs_path", "path"),
+    )
+
+
+class StepResult(Base):
+    """Cached output of one pipeline step for one content hash and one set of parameters."""
+
+    __tablename__ = "step_results"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    step: Mapped[str] = mapped_column(String(64), nullable=False)
+    params_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    payload: Mapped[Any] = mapped_column(JSON, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+
+    __table_args__ = (
+        UniqueConstraint("sha256", "step", "params_hash", name="uq_step_results_key"),
+    )

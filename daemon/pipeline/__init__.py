@@ -1,0 +1,1 @@
+"""The transcription pipeline: audio, VAD and chunking, ASR, outputs, and the step runner."""

@@ -1,0 +1,96 @@
+"""Thin faster-whisper adapter: loads a resolved model once, returns plain dataclasses."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from daemon.modelstore import ResolvedModel
+from daemon.pipeline.audio import SAMPLE_RATE, Audio
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Word:
+    start: float
+    end: float
+    word: str
+    probability: float
+
+
+@dataclass(frozen=True)
+class Segment:
+    start: float
+    end: float
+    text: str
+    words: tuple[Word, ...]
+    speaker: str | None = None
+
+
+@dataclass(frozen=True)
+class AsrOptions:
+    beam_size: int = 1
+    compute_type: str = "int8"
+
+
+class AsrModel:
+    """One loaded Whisper model. ``calls`` counts model invocations (tests and metrics)."""
+
+    def __init__(self, resolved: ResolvedModel, compute_type: str, cpu_threads: int) -> None:
+        from faster_whisper import WhisperModel
+
+        self.resolved = resolved
+        self.compute_type = compute_type
+        # A folder, never a size name: faster-whisper would otherwise go to the hub.
+        self._model = WhisperModel(
+            str(resolved.path),
+            device="cpu",
+            compute_type=compute_type,
+            cpu_threads=cpu_threads,
+            num_workers=1,
+            local_files_only=True,
+        )
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    def detect_language(self, audio: Audio) -> tuple[str, float]:
+        if not self.resolved.multilingual:
+            return "en", 1.0
+        with self._lock:
+            self.calls += 1
+            language, probability, _ = self._model.detect_language(
+                audio=audio, language_detection_segments=3
+            )
+        return str(language), float(probability)
+
+    def transcribe(self, audio: Audio, language: str, options: AsrOptions) -> list[Segment]:
+        """Segments with word timestamps, relative to the start of ``audio``."""
+        if audio.size < SAMPLE_RATE // 10:
+            return []
+        with self._lock:
+            self.calls += 1
+            segments, _info = self._model.transcribe(
+                audio,
+                language=language if self.resolved.multilingual else "en",
+                beam_size=options.beam_size,
+                word_timestamps=True,
+                vad_filter=False,
+                condition_on_previous_text=False,
+            )
+            return [_segment(s) for s in segments]
+
+
+def _segment(s: Any) -> Segment:
+    words = tuple(
+        Word(
+            start=float(w.start),
+            end=float(w.end),
+            word=str(w.word),
+            probability=float(w.probability),
+        )
+        for w in (s.words or [])
+    )
+    return Segment(start=float(s.start), end=float(s.end), text=str(s.text).strip(), words=words)

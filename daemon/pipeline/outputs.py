@@ -1,0 +1,172 @@
+"""Transcript writers (txt, srt, vtt, json) and atomic, non-clobbering output files."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from daemon.pipeline.asr import Segment
+
+
+@dataclass(frozen=True)
+class Transcript:
+    source: str
+    sha256: str
+    duration: float
+    language: str
+    profile: str
+    model: str
+    segments: tuple[Segment, ...]
+    speakers: tuple[str, ...] = ()
+
+
+def to_json(t: Transcript) -> dict[str, Any]:
+    """The JSON contract: source, sha256, duration, language, profile, model, speakers, segments."""
+    return {
+        "source": t.source,
+        "sha256": t.sha256,
+        "duration": round(t.duration, 3),
+        "language": t.language,
+        "profile": t.profile,
+        "model": t.model,
+        "speakers": list(t.speakers),
+        "segments": [
+            {
+                "start": round(s.start, 3),
+                "end": round(s.end, 3),
+                "speaker": s.speaker,
+                "text": s.text,
+                "words": [
+                    {
+                        "start": round(w.start, 3),
+                        "end": round(w.end, 3),
+                        "word": w.word,
+                        "probability": round(w.probability, 4),
+                    }
+                    for w in s.words
+                ],
+            }
+            for s in t.segments
+        ],
+    }
+
+
+def clock(seconds: float, sep: str = ".") -> str:
+    ms = max(0, round(seconds * 1000))
+    h, rest = divmod(ms, 3_600_000)
+    m, rest = divmod(rest, 60_000)
+    s, ms = divmod(rest, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
+
+
+def render_txt(t: Transcript, timestamps: bool = False) -> str:
+    lines = []
+    for s in t.segments:
+        prefix = f"[{clock(s.start)} --> {clock(s.end)}] " if timestamps else ""
+        speaker = f"{s.speaker}: " if s.speaker else ""
+        lines.append(f"{prefix}{speaker}{s.text}")
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def render_srt(t: Transcript) -> str:
+    blocks = []
+    for i, s in enumerate(t.segments, start=1):
+        speaker = f"{s.speaker}: " if s.speaker else ""
+        blocks.append(f"{i}\n{clock(s.start, ',')} --> {clock(s.end, ',')}\n{speaker}{s.text}\n")
+    return "\n".join(blocks)
+
+
+def render_vtt(t: Transcript) -> str:
+    blocks = ["WEBVTT\n"]
+    for s in t.segments:
+        text = f"<v {s.speaker}>{s.text}" if s.speaker else s.text
+        blocks.append(f"{clock(s.start)} --> {clock(s.end)}\n{text}\n")
+    return "\n".join(blocks)
+
+
+def render(t: Transcript, fmt: str, timestamps_in_txt: bool = False) -> str:
+    if fmt == "txt":
+        return render_txt(t, timestamps_in_txt)
+    if fmt == "srt":
+        return render_srt(t)
+    if fmt == "vtt":
+        return render_vtt(t)
+    if fmt == "json":
+        return json.dumps(to_json(t), ensure_ascii=False, indent=2) + "\n"
+    raise ValueError(f"unknown output format {fmt!r}")
+
+
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\]+")
+
+
+def safe_stem(name: str) -> str:
+    """A file stem that is one plain name: no separators, control characters or leading dots."""
+    stem = _UNSAFE.sub("_", name).strip().lstrip(".")
+    stem = stem.encode("utf-8", "replace").decode("utf-8")
+    return stem[:200] or "transcript"
+
+
+def choose_stem(
+    out_dir: Path,
+    stem: str,
+    formats: Sequence[str],
+    own: Collection[str],
+    others: Collection[str],
+) -> str:
+    """The first of ``stem``, ``stem-1``, ... whose files are free or already this job's own.
+
+    ``own``: paths this job wrote before (may be replaced).  ``others``: paths recorded by other
+    jobs (never replaced, even if a user deleted them meanwhile).
+    """
+    n = 0
+    while True:
+        candidate = stem if n == 0 else f"{stem}-{n}"
+        paths = [str(out_dir / f"{candidate}.{fmt}") for fmt in formats]
+        if all((p in own or not os.path.lexists(p)) and p not in others for p in paths):
+            return candidate
+        n += 1
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write via a temp file in the same folder, fsync, then ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def write_outputs(
+    t: Transcript,
+    out_dir: Path,
+    stem: str,
+    formats: Sequence[str],
+    own: Collection[str] = (),
+    others: Collection[str] = (),
+    timestamps_in_txt: bool = False,
+) -> list[str]:
+    chosen = choose_stem(out_dir, safe_stem(stem), formats, own, others)
+    written = []
+    for fmt in formats:
+        path = out_dir / f"{chosen}.{fmt}"
+        write_atomic(path, render(t, fmt, timestamps_in_txt))
+        written.append(str(path))
+    return written

@@ -1,0 +1,75 @@
+"""Processing profiles: named bundles of model and pipeline parameters (pure).
+
+``fast`` / ``balanced`` / ``quality`` trade speed for accuracy; the config may override any field
+of a bundle (``[profiles.<name>]``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from daemon.config import ProfileOverride
+from daemon.pipeline.vad import VadParams
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    model: str
+    compute_type: str
+    beam_size: int
+    max_chunk_seconds: float
+    vad: VadParams
+
+
+BUILTIN: dict[str, Profile] = {
+    "fast": Profile(
+        "fast",
+        model="base",
+        compute_type="int8",
+        beam_size=1,
+        max_chunk_seconds=30.0,
+        vad=VadParams(max_speech_seconds=30.0),
+    ),
+    "balanced": Profile(
+        "balanced",
+        model="base",
+        compute_type="int8",
+        beam_size=2,
+        max_chunk_seconds=60.0,
+        vad=VadParams(max_speech_seconds=60.0),
+    ),
+    "quality": Profile(
+        "quality",
+        model="base",
+        compute_type="int8",
+        beam_size=5,
+        max_chunk_seconds=90.0,
+        vad=VadParams(max_speech_seconds=90.0),
+    ),
+}
+
+
+def resolve(name: str, overrides: Mapping[str, ProfileOverride]) -> Profile:
+    """The built-in bundle ``name`` with the config's overrides applied."""
+    base = BUILTIN[name]
+    override = overrides.get(name)
+    if override is None:
+        return base
+    vad_changes: dict[str, Any] = {
+        "threshold": override.vad_threshold,
+        "min_silence_ms": override.min_silence_ms,
+        "speech_pad_ms": override.speech_pad_ms,
+        "max_speech_seconds": override.max_chunk_seconds,
+    }
+    top: dict[str, Any] = {
+        "model": override.model,
+        "compute_type": override.compute_type,
+        "beam_size": override.beam_size,
+        "max_chunk_seconds": override.max_chunk_seconds,
+    }
+    vad = dataclasses.replace(base.vad, **{k: v for k, v in vad_changes.items() if v is not None})
+    return dataclasses.replace(base, vad=vad, **{k: v for k, v in top.items() if v is not None})

@@ -1,0 +1,401 @@
+"""The only code that reads or writes job rows, and the step-result cache.
+
+Every state change is a single guarded UPDATE (``... WHERE id = ? AND status = ?`` and, for a
+running job, ``AND lease_owner = ?``); a call that loses the race returns False and changes nothing.
+Times are passed in (``now``) so that callers and tests control the clock.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, and_, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
+
+from daemon.models import Job, JobStatus, StepResult
+
+log = logging.getLogger(__name__)
+
+TERMINAL = (JobStatus.DONE, JobStatus.FAILED)
+JOBS = Job.__table__
+
+
+def utcnow() -> datetime:
+    """The store's clock: naive UTC, as stored in the database."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """A detached, read-only copy of a job row."""
+
+    id: int
+    path: str
+    sha256: str
+    size: int
+    status: JobStatus
+    duplicate_of: int | None
+    profile: str | None
+    options: dict[str, Any]
+    attempts: int
+    error: str | None
+    progress: float
+    outputs: list[str]
+    metrics: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    run_after: datetime | None
+    lease_owner: str | None
+    lease_expires_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Enqueued:
+    job_id: int
+    created: bool
+    """False when the same path with the same content is already known (nothing new to do)."""
+    duplicate_of: int | None = None
+
+
+@dataclass(frozen=True)
+class Requeued:
+    requeued: list[int] = field(default_factory=list)
+    skipped: dict[int, str] = field(default_factory=dict)
+    """Job id -> why it was not requeued."""
+
+
+def _from_row(row: Any) -> JobRecord:
+    m = row._mapping
+    values = {f: m[f] for f in JobRecord.__dataclass_fields__}
+    values["status"] = JobStatus(values["status"])
+    values["options"] = dict(values["options"] or {})
+    values["outputs"] = list(values["outputs"] or [])
+    values["metrics"] = dict(values["metrics"] or {})
+    return JobRecord(**values)
+
+
+class Store:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # ------------------------------------------------------------------ reads
+    def get(self, job_id: int) -> JobRecord | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(JOBS).where(Job.id == job_id)).first()
+        return _from_row(row) if row else None
+
+    def jobs(self, statuses: Iterable[JobStatus] | None = None) -> list[JobRecord]:
+        stmt = select(JOBS).order_by(Job.id)
+        if statuses is not None:
+            stmt = stmt.where(Job.status.in_(list(statuses)))
+        with self.engine.connect() as conn:
+            return [_from_row(r) for r in conn.execute(stmt)]
+
+    def counts(self) -> dict[JobStatus, int]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(Job.status, func.count()).group_by(Job.status)).all()
+        return {JobStatus(s): int(n) for s, n in rows}
+
+    def outputs_in_use(self) -> set[str]:
+        """Every output path recorded by any job (so writers never clobber another job's file)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(Job.outputs)).scalars().all()
+        return {p for outs in rows for p in (outs or [])}
+
+    # ------------------------------------------------------------------ intake
+    def enqueue(
+        self,
+        path: str,
+        sha256: str,
+        size: int,
+        now: datetime,
+        options: dict[str, Any] | None = None,
+    ) -> Enqueued:
+        """Register a file; same path and content: no-op; same content elsewhere: duplicate."""
+        with self.engine.begin() as conn:
+            same = conn.execute(
+                select(Job.id).where(Job.path == path, Job.sha256 == sha256).order_by(Job.id)
+            ).first()
+            if same is not None:
+                return Enqueued(job_id=same[0], created=False)
+            original = conn.execute(
+                select(Job.id)
+                .where(Job.sha256 == sha256, Job.duplicate_of.is_(None))
+                .order_by(Job.id)
+            ).first()
+            dup = original[0] if original else None
+            result = conn.execute(
+                insert(Job).values(
+                    path=path,
+                    sha256=sha256,
+                    size=size,
+                    status=JobStatus.QUEUED,
+                    duplicate_of=dup,
+                    options=options or {},
+                    attempts=0,
+                    progress=0.0,
+                    outputs=[],
+                    metrics={},
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            job_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+        log.info(
+            "enqueued job %s", job_id, extra={"job": job_id, "path": path, "duplicate_of": dup}
+        )
+        return Enqueued(job_id=job_id, created=True, duplicate_of=dup)
+
+    # ------------------------------------------------------------------ workers
+    def claim(
+        self,
+        owner: str,
+        limit: int,
+        now: datetime,
+        lease_seconds: float,
+        profile: str | None = None,
+    ) -> list[JobRecord]:
+        """Move up to ``limit`` ready jobs from queued to running under ``owner``'s lease.
+
+        A duplicate waits until its original is done or failed, so that it is served from the
+        cache instead of computing the same content twice.
+        """
+        original = aliased(Job)
+        ready = (
+            select(Job.id)
+            .outerjoin(original, Job.duplicate_of == original.id)
+            .where(
+                Job.status == JobStatus.QUEUED,
+                or_(Job.run_after.is_(None), Job.run_after <= now),
+                or_(Job.duplicate_of.is_(None), original.status.in_(TERMINAL)),
+            )
+            .order_by(Job.id)
+            .limit(max(limit * 4, limit))
+        )
+        claimed: list[JobRecord] = []
+        expires = now + timedelta(seconds=lease_seconds)
+        with self.engine.begin() as conn:
+            for (job_id,) in conn.execute(ready).all():
+                if len(claimed) >= limit:
+                    break
+                values: dict[str, Any] = {
+                    "status": JobStatus.RUNNING,
+                    "lease_owner": owner,
+                    "lease_expires_at": expires,
+                    "attempts": Job.attempts + 1,
+                    "started_at": now,
+                    "updated_at": now,
+                    "error": None,
+                }
+                if profile is not None:
+                    values["profile"] = profile
+                res = conn.execute(
+                    update(Job)
+                    .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
+                    .values(**values)
+                )
+                if res.rowcount == 1:
+                    row = conn.execute(select(JOBS).where(Job.id == job_id)).one()
+                    claimed.append(_from_row(row))
+        return claimed
+
+    def _running(self, job_id: int, owner: str) -> Any:
+        return and_(Job.id == job_id, Job.status == JobStatus.RUNNING, Job.lease_owner == owner)
+
+    def heartbeat(
+        self,
+        job_id: int,
+        owner: str,
+        now: datetime,
+        lease_seconds: float,
+        progress: float | None = None,
+        metrics: dict[str, Any] | None = None,
+    ) -> bool:
+        """Renew the lease (and record progress); False if the job is no longer ours."""
+        values: dict[str, Any] = {
+            "lease_expires_at": now + timedelta(seconds=lease_seconds),
+            "updated_at": now,
+        }
+        if progress is not None:
+            values["progress"] = max(0.0, min(1.0, progress))
+        if metrics is not None:
+            values["metrics"] = metrics
+        return self._update(self._running(job_id, owner), values)
+
+    def finish(
+        self,
+        job_id: int,
+        owner: str,
+        now: datetime,
+        outputs: Sequence[str],
+        metrics: dict[str, Any] | None = None,
+    ) -> bool:
+        values: dict[str, Any] = {
+            "status": JobStatus.DONE,
+            "progress": 1.0,
+            "outputs": list(outputs),
+            "finished_at": now,
+            "updated_at": now,
+            "error": None,
+            "lease_owner": None,
+            "lease_expires_at": None,
+            "run_after": None,
+        }
+        if metrics is not None:
+            values["metrics"] = metrics
+        return self._update(self._running(job_id, owner), values)
+
+    def fail(self, job_id: int, owner: str, now: datetime, error: str) -> bool:
+        """Running -> failed, with the error kept for ``status``."""
+        return self._update(
+            self._running(job_id, owner),
+            {
+                "status": JobStatus.FAILED,
+                "error": error,
+                "finished_at": now,
+                "updated_at": now,
+                "lease_owner": None,
+                "lease_expires_at": None,
+            },
+        )
+
+    def retry(
+        self, job_id: int, owner: str, now: datetime, error: str, run_after: datetime
+    ) -> bool:
+        """Running -> queued, not before ``run_after``, keeping the error for ``status``."""
+        return self._update(
+            self._running(job_id, owner),
+            {
+                "status": JobStatus.QUEUED,
+                "error": error,
+                "run_after": run_after,
+                "updated_at": now,
+                "lease_owner": None,
+                "lease_expires_at": None,
+            },
+        )
+
+    def release(self, job_id: int, owner: str, now: datetime) -> bool:
+        """Running -> queued without counting the attempt (graceful stop)."""
+        return self._update(
+            self._running(job_id, owner),
+            {
+                "status": JobStatus.QUEUED,
+                "attempts": Job.attempts - 1,
+                "updated_at": now,
+                "lease_owner": None,
+                "lease_expires_at": None,
+            },
+        )
+
+    def recover_expired(self, now: datetime) -> list[int]:
+        """Running jobs whose lease expired (their worker died) go back to queued."""
+        with self.engine.begin() as conn:
+            ids = (
+                conn.execute(
+                    select(Job.id).where(
+                        Job.status == JobStatus.RUNNING, Job.lease_expires_at < now
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            recovered = []
+            for job_id in ids:
+                res = conn.execute(
+                    update(Job)
+                    .where(
+                        Job.id == job_id,
+                        Job.status == JobStatus.RUNNING,
+                        Job.lease_expires_at < now,
+                    )
+                    .values(
+                        status=JobStatus.QUEUED,
+                        lease_owner=None,
+                        lease_expires_at=None,
+                        updated_at=now,
+                    )
+                )
+                if res.rowcount == 1:
+                    recovered.append(job_id)
+        if recovered:
+            log.warning(
+                "recovered %d job(s) with expired leases", len(recovered), extra={"jobs": recovered}
+            )
+        return recovered
+
+    # ------------------------------------------------------------------ users
+    def requeue(
+        self, job_ids: Iterable[int] = (), *, failed: bool = False, now: datetime
+    ) -> Requeued:
+        """Done or failed jobs go back to queued with a fresh attempt count."""
+        out = Requeued()
+        ids = list(job_ids)
+        if failed:
+            ids += [j.id for j in self.jobs([JobStatus.FAILED])]
+        for job_id in dict.fromkeys(ids):
+            job = self.get(job_id)
+            if job is None:
+                out.skipped[job_id] = "no such job"
+                continue
+            if job.status not in TERMINAL:
+                out.skipped[job_id] = f"job is {job.status.value}"
+                continue
+            ok = self._update(
+                and_(Job.id == job_id, Job.status == job.status),
+                {
+                    "status": JobStatus.QUEUED,
+                    "attempts": 0,
+                    "error": None,
+                    "progress": 0.0,
+                    "run_after": None,
+                    "finished_at": None,
+                    "updated_at": now,
+                },
+            )
+            if ok:
+                out.requeued.append(job_id)
+            else:
+                out.skipped[job_id] = "job changed state meanwhile"
+        return out
+
+    def _update(self, where: Any, values: dict[str, Any]) -> bool:
+        with self.engine.begin() as conn:
+            res = conn.execute(update(Job).where(where).values(**values))
+        return res.rowcount == 1
+
+    # ------------------------------------------------------------------ step cache
+    def cache_get(self, sha256: str, step: str, params_hash: str) -> Any | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(StepResult.payload).where(
+                    StepResult.sha256 == sha256,
+                    StepResult.step == step,
+                    StepResult.params_hash == params_hash,
+                )
+            ).first()
+        return None if row is None else row[0]
+
+    def cache_put(
+        self, sha256: str, step: str, params_hash: str, payload: Any, now: datetime
+    ) -> None:
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    insert(StepResult).values(
+                        sha256=sha256,
+                        step=step,
+                        params_hash=params_hash,
+                        payload=payload,
+                        created_at=now,
+                    )
+                )
+        except IntegrityError:
+            pass  # another worker stored the same result first; both are equal

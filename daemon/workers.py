@@ -1,0 +1,199 @@
+"""Running claimed jobs: warm models, the lease heartbeat, outputs, and the job's final state."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from daemon import modelstore, retry
+from daemon.config import Config
+from daemon.modelstore import ResolvedModel
+from daemon.pipeline.asr import AsrModel
+from daemon.pipeline.outputs import write_outputs
+from daemon.pipeline.run import JobInput, PipelineResult, StepCache, transcribe_file
+from daemon.profiles import Profile
+from daemon.profiles import resolve as resolve_profile
+from daemon.store import JobRecord, Store, utcnow
+
+log = logging.getLogger(__name__)
+
+
+def owner_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+
+
+@dataclass
+class WarmModels:
+    """Models of one process, loaded on first use and kept for later jobs."""
+
+    cache_dir: Path
+    allow_download: bool = False
+    cpu_threads: int = 0
+    loads: int = 0
+    _resolved: dict[str, ResolvedModel] = field(default_factory=dict)
+    _asr: dict[tuple[str, str], AsrModel] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def resolve(self, name: str) -> ResolvedModel:
+        with self._lock:
+            if name not in self._resolved:
+                self._resolved[name] = modelstore.resolve(name, self.cache_dir, self.allow_download)
+            return self._resolved[name]
+
+    def asr(self, resolved: ResolvedModel, compute_type: str) -> AsrModel:
+        key = (resolved.identity, compute_type)
+        with self._lock:
+            if key not in self._asr:
+                started = time.perf_counter()
+                self._asr[key] = AsrModel(resolved, compute_type, self.cpu_threads)
+                self.loads += 1
+                log.info(
+                    "loaded model %s",
+                    resolved.name,
+                    extra={
+                        "model": resolved.name,
+                        "compute_type": compute_type,
+                        "seconds": round(time.perf_counter() - started, 2),
+                    },
+                )
+            return self._asr[key]
+
+    @property
+    def calls(self) -> int:
+        return sum(m.calls for m in self._asr.values())
+
+
+@contextmanager
+def lease_keeper(store: Store, job_id: int, owner: str, lease_seconds: float) -> Any:
+    """Renew the job's lease in the background while the body runs."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(lease_seconds / 3):
+            if not store.heartbeat(job_id, owner, utcnow(), lease_seconds):
+                log.warning("lost the lease of job %s", job_id, extra={"job": job_id})
+                return
+
+    thread = threading.Thread(target=beat, name=f"lease-{job_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+@dataclass
+class Executor:
+    """Processes one claimed job from start to its final state; never raises."""
+
+    config: Config
+    store: Store
+    models: WarmModels
+    owner: str
+    clock: Callable[[], datetime] = utcnow
+
+    def profile_for(self, job: JobRecord) -> Profile:
+        name = str(job.options.get("profile") or job.profile or self.config.pipeline.profile)
+        return resolve_profile(name, self.config.profiles)
+
+    def execute(self, job: JobRecord) -> bool:
+        """True when the job ended done."""
+        started, cpu_started = time.perf_counter(), time.process_time()
+        lease = self.config.daemon.lease_seconds
+        last_beat = [0.0]
+
+        def on_progress(p: float) -> None:
+            t = time.perf_counter()
+            if t - last_beat[0] >= 1.0 or p >= 1.0:
+                last_beat[0] = t
+                self.store.heartbeat(job.id, self.owner, self.clock(), lease, progress=p)
+
+        log.info("job %s started", job.id, extra={"job": job.id, "path": job.path})
+        try:
+            with lease_keeper(self.store, job.id, self.owner, lease):
+                result = self._run(job, on_progress)
+                outputs = self._write(job, result)
+        except Exception as exc:  # a bad job must never stop the daemon
+            decision = retry.decide(
+                exc, job.attempts, self.config.daemon.max_attempts, self.clock()
+            )
+            if decision.retry and decision.run_after is not None:
+                self.store.retry(
+                    job.id, self.owner, self.clock(), decision.message, decision.run_after
+                )
+                log.warning(
+                    "job %s will retry: %s",
+                    job.id,
+                    decision.message,
+                    extra={"job": job.id, "error": decision.message},
+                )
+            else:
+                self.store.fail(job.id, self.owner, self.clock(), decision.message)
+                self._drop_spool(job)
+                log.error(
+                    "job %s failed: %s",
+                    job.id,
+                    decision.message,
+                    extra={"job": job.id, "error": decision.message},
+                )
+            return False
+        wall = time.perf_counter() - started
+        metrics = {
+            "wall_seconds": round(wall, 3),
+            "cpu_seconds": round(time.process_time() - cpu_started, 3),
+            "audio_seconds": round(result.audio_seconds, 3),
+            "rtf": round(wall / result.audio_seconds, 4) if result.audio_seconds else None,
+            "steps": result.stats.as_dict(),
+            "model_loads": self.models.loads,
+        }
+        self.store.finish(job.id, self.owner, self.clock(), outputs, metrics)
+        self._drop_spool(job)
+        log.info("job %s done", job.id, extra={"job": job.id, **metrics})
+        return True
+
+    def _run(self, job: JobRecord, on_progress: Callable[[float], None]) -> PipelineResult:
+        profile = self.profile_for(job)
+        resolved = self.models.resolve(profile.model)
+        language = str(job.options.get("language") or self.config.pipeline.language)
+        cache = StepCache(store=self.store, sha256=job.sha256, clock=self.clock)
+        return transcribe_file(
+            JobInput(
+                path=Path(job.path),
+                sha256=job.sha256,
+                profile=profile,
+                language=language,
+                model=resolved,
+            ),
+            cache,
+            lambda: self.models.asr(resolved, profile.compute_type),
+            self.config.daemon.work_dir,
+            on_progress,
+        )
+
+    def _write(self, job: JobRecord, result: PipelineResult) -> list[str]:
+        out_dir = Path(job.options.get("output_dir") or self.config.output.dir)
+        own = set(job.outputs)
+        others = self.store.outputs_in_use() - own
+        return write_outputs(
+            result.transcript,
+            out_dir,
+            Path(job.path).stem,
+            self.config.output.formats,
+            own=own,
+            others=others,
+            timestamps_in_txt=self.config.output.timestamps_in_txt,
+        )
+
+    def _drop_spool(self, job: JobRecord) -> None:
+        with suppress(OSError):
+            (self.config.daemon.work_dir / f"{job.sha256}.pcm").unlink()
