@@ -34,6 +34,8 @@ def handled(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
+        except (click.ClickException, click.exceptions.Exit):
+            raise
         except (app.UserError, DecodeError, ModelError) as exc:
             click.echo(f"transcribd: {exc}", err=True)
             sys.exit(1)

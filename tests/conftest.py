@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+import math
+import os
+import struct
+import wave
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from daemon import config as config_mod
+from daemon.app import open_store
+from daemon.config import Config
+from daemon.store import Store
+
+REPO = Path(__file__).resolve().parents[1]
+EVAL = Path(os.environ.get("TRANSCRIBD_EVAL", REPO.parent / "shared" / "eval"))
+
+
+def need_eval(*parts: str) -> Path:
+    """A file under ../shared/eval, or skip the test saying why."""
+    path = EVAL.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"evaluation data not found: {path} (expected ../shared/eval beside the repo)")
+    return path
+
+
+def write_wav(path: Path, seconds: float, rate: int = 16000, channels: int = 1,
+              freq: float = 440.0, amplitude: float = 0.3) -> Path:
+    """A tone as 16-bit PCM WAV."""
+    n = int(seconds * rate)
+    frames = bytearray()
+    for i in range(n):
+        v = int(amplitude * 32767 * math.sin(2 * math.pi * freq * i / rate))
+        frames += struct.pack("<h", v) * channels
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(bytes(frames))
+    return path
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One joined-model cache for the whole session (joining base takes a second)."""
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture
+def make_config(tmp_path: Path, model_cache: Path) -> Callable[..., Config]:
+    def make(**sections: dict[str, Any]) -> Config:
+        raw: dict[str, dict[str, Any]] = {
+            "database": {"url": f"sqlite:///{tmp_path / 'jobs.db'}"},
+            "watch": {"folders": [str(tmp_path / "inbox")], "stable_seconds": 0.3},
+            "output": {"dir": str(tmp_path / "out")},
+            "models": {"cache_dir": str(model_cache)},
+            "daemon": {"work_dir": str(tmp_path / "work"), "tick_seconds": 0.2},
+        }
+        for name, values in sections.items():
+            raw.setdefault(name, {}).update(values)
+        return config_mod.from_mapping(raw)
+
+    return make
+
+
+@pytest.fixture
+def config(make_config: Callable[..., Config]) -> Config:
+    return make_config()
+
+
+@pytest.fixture
+def store(config: Config) -> Store:
+    return open_store(config)
+
+
+def make_video(src: Path, dst: Path, fps: int = 5) -> Path:
+    """Mux ``src``'s audio (as AAC) with a small synthetic video stream into ``dst`` (mp4/mkv)."""
+    import av
+    import numpy as np
+
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        a = out.add_stream("aac", rate=16000, layout="mono")
+        v = out.add_stream("mpeg4", rate=fps)
+        v.width, v.height, v.pix_fmt = 64, 64, "yuv420p"
+        for frame in inp.decode(audio=0):
+            frame.pts = None
+            for packet in a.encode(frame):
+                out.mux(packet)
+        seconds = inp.duration / 1e6 if inp.duration else 5.0
+        for i in range(int(seconds * fps)):
+            img = av.VideoFrame.from_ndarray(np.full((64, 64, 3), i * 10 % 255, np.uint8),
+                                             format="rgb24")
+            img.pts = i
+            for packet in v.encode(img):
+                out.mux(packet)
+        for packet in a.encode(None):
+            out.mux(packet)
+        for packet in v.encode(None):
+            out.mux(packet)
+    return dst

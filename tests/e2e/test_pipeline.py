@@ -1,0 +1,132 @@
+"""End to end with the real bundled Whisper model on real recordings from ../shared/eval."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from bench.metrics import normalize, wer
+from daemon.cli import cli
+from tests.conftest import make_video, need_eval
+
+pytestmark = [pytest.mark.model, pytest.mark.eval]
+
+FORMATS = ("txt", "srt", "vtt", "json")
+
+
+@pytest.fixture
+def config_file(tmp_path: Path, model_cache: Path) -> Path:
+    f = tmp_path / "config.toml"
+    f.write_text(
+        f'[database]\nurl = "sqlite:///{tmp_path / "jobs.db"}"\n'
+        f'[watch]\nfolders = ["{tmp_path / "inbox"}"]\nstable_seconds = 0.2\n'
+        f'[output]\ndir = "{tmp_path / "out"}"\n'
+        f'[models]\ncache_dir = "{model_cache}"\n'
+        f'[daemon]\nwork_dir = "{tmp_path / "work"}"\n'
+    )
+    return f
+
+
+@pytest.fixture
+def invoke(config_file: Path) -> Callable[..., Result]:
+    def run(*args: str) -> Result:
+        res = CliRunner().invoke(cli, ["--config", str(config_file), *args])
+        assert res.exit_code == 0, res.output
+        return res
+
+    return run
+
+
+def jobs(invoke: Callable[..., Result]) -> list[dict[str, object]]:
+    data: list[dict[str, object]] = json.loads(invoke("status", "--json").output)
+    return data
+
+
+CLIPS = ("jfk.flac", "librispeech-1995-1837-0001.wav")
+
+
+def test_run_once_transcribes_reuses_cache_and_serves_duplicates(
+    invoke: Callable[..., Result], tmp_path: Path
+) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for name in CLIPS:
+        shutil.copy(need_eval("asr_en", name), inbox / name)
+
+    res = invoke("run", "--once")
+    assert "2 done, 0 failed" in res.output
+
+    out = tmp_path / "out"
+    for name in CLIPS:
+        stem = Path(name).stem
+        for fmt in FORMATS:
+            assert (out / f"{stem}.{fmt}").stat().st_size > 0, f"{stem}.{fmt} missing"
+        data = json.loads((out / f"{stem}.json").read_text())
+        assert data["language"] == "en" and data["model"] == "base"
+        assert data["sha256"] and data["duration"] > 5
+        text = " ".join(s["text"] for s in data["segments"])
+        ref = need_eval("asr_en", f"{stem}.txt").read_text()
+        assert wer(ref, text) <= 0.15, (ref, text)
+        # word timestamps are on the file's timeline and inside the segment
+        for seg in data["segments"]:
+            assert 0 <= seg["start"] <= seg["end"] <= data["duration"] + 0.05
+            for w in seg["words"]:
+                assert seg["start"] - 0.01 <= w["start"] <= w["end"] <= seg["end"] + 0.01
+        assert (out / f"{stem}.srt").read_text().startswith("1\n00:00:")
+        assert (out / f"{stem}.vtt").read_text().startswith("WEBVTT")
+
+    first = {j["path"]: j for j in jobs(invoke)}
+    for j in first.values():
+        steps = j["metrics"]["steps"]  # type: ignore[index]
+        assert steps["computed"]["asr"] >= 1 and steps["computed"]["vad"] == 1
+
+    # requeue everything: every step comes from the cache, no model is even loaded
+    before = {p: Path(p).read_text() for j in first.values() for p in j["outputs"]}  # type: ignore[attr-defined]
+    invoke("requeue", "1", "2")
+    invoke("run", "--once")
+    for j in jobs(invoke):
+        assert j["status"] == "done"
+        assert j["metrics"]["steps"]["computed"] == {}  # type: ignore[index]
+        assert j["metrics"]["steps"]["cached"]["asr"] >= 1  # type: ignore[index]
+        assert j["metrics"]["model_loads"] == 0  # type: ignore[index]
+    assert {p: Path(p).read_text() for p in before} == before  # same files, rewritten in place
+
+    # a second copy under another name: a duplicate, served from the cache, own outputs
+    shutil.copy(inbox / "jfk.flac", inbox / "jfk copy.flac")
+    invoke("run", "--once")
+    dup = jobs(invoke)[-1]
+    jfk_id = next(j["id"] for j in first.values() if str(j["path"]).endswith("jfk.flac"))
+    assert dup["duplicate_of"] == jfk_id and dup["status"] == "done"
+    assert dup["metrics"]["steps"]["computed"] == {}  # type: ignore[index]
+    assert sorted(Path(p).name for p in dup["outputs"]) == sorted(  # type: ignore[attr-defined]
+        f"jfk copy.{f}" for f in FORMATS
+    )
+    assert f"duplicate of #{jfk_id}" in invoke("status").output
+
+
+def test_transcribe_one_shot(invoke: Callable[..., Result], tmp_path: Path) -> None:
+    res = invoke("transcribe", str(need_eval("asr_en", "jfk.flac")), "-o", str(tmp_path / "o"))
+    written = res.output.split()
+    assert sorted(Path(p).name for p in written) == sorted(f"jfk.{f}" for f in FORMATS)
+    text = (tmp_path / "o" / "jfk.txt").read_text()
+    assert wer(need_eval("asr_en", "jfk.txt").read_text(), text) <= 0.15
+    # a second time the user's earlier files are kept and new ones get a suffix
+    again = invoke("transcribe", str(need_eval("asr_en", "jfk.flac")), "-o", str(tmp_path / "o"))
+    assert "jfk-1.txt" in again.output
+
+
+def test_forced_language_and_video_container(invoke: Callable[..., Result], tmp_path: Path) -> None:
+    """A Russian clip with the language forced, inside a video container with a video stream."""
+    src = need_eval("asr_ru", "golos-001ce26c.wav")
+    video = make_video(src, tmp_path / "clip.mp4")
+    invoke("transcribe", str(video), "-o", str(tmp_path / "o"), "--language", "ru")
+    data = json.loads((tmp_path / "o" / "clip.json").read_text())
+    assert data["language"] == "ru"
+    text = normalize(" ".join(s["text"] for s in data["segments"]))
+    # Whisper base writes the numbers as digits; the words around them must be there
+    assert "сколько будет" in text and "тысяч" in text, text

@@ -1,0 +1,128 @@
+"""The CLI through click's CliRunner, on a real SQLite file."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from daemon.cli import cli
+from daemon.config import Config
+from tests.conftest import write_wav
+
+
+@pytest.fixture
+def config_file(tmp_path: Path, model_cache: Path) -> Path:
+    f = tmp_path / "config.toml"
+    f.write_text(
+        f'[database]\nurl = "sqlite:///{tmp_path / "jobs.db"}"\n'
+        f'[watch]\nfolders = ["{tmp_path / "inbox"}"]\nstable_seconds = 0.2\n'
+        f'[output]\ndir = "{tmp_path / "out"}"\n'
+        f'[models]\ncache_dir = "{model_cache}"\n'
+        f'[daemon]\nwork_dir = "{tmp_path / "work"}"\n'
+    )
+    return f
+
+
+@pytest.fixture
+def invoke(config_file: Path) -> Callable[..., Result]:
+    def run(*args: str) -> Result:
+        return CliRunner().invoke(cli, ["--config", str(config_file), *args])
+
+    return run
+
+
+def test_status_empty(invoke: Callable[..., Result]) -> None:
+    res = invoke("status")
+    assert res.exit_code == 0 and "no jobs yet" in res.output
+    res = invoke("status", "--json")
+    assert res.exit_code == 0 and json.loads(res.output) == []
+
+
+def test_add_then_status_json(invoke: Callable[..., Result], tmp_path: Path) -> None:
+    a = write_wav(tmp_path / "a.wav", 0.5)
+    b = tmp_path / "b.wav"
+    b.write_bytes(a.read_bytes())
+    res = invoke("add", str(a), str(b), "--profile", "fast")
+    assert res.exit_code == 0, res.output
+    assert "#1 queued" in res.output and "#2 queued" in res.output
+    assert "duplicate of #1" in res.output
+    assert "#1 already known" in invoke("add", str(a)).output
+    jobs = json.loads(invoke("status", "--json").output)
+    assert [j["id"] for j in jobs] == [1, 2]
+    for key in ("id", "path", "status", "progress", "error", "outputs"):
+        assert key in jobs[0]
+    assert jobs[0]["status"] == "queued" and jobs[0]["options"] == {"profile": "fast"}
+    table = invoke("status").output
+    assert "duplicate of #1" in table and "a.wav" in table
+
+
+def test_bad_config_exits_2_with_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[watch]\nfolderz = ["/x"]\n')
+    res = CliRunner().invoke(cli, ["--config", str(bad), "status"])
+    assert res.exit_code == 2
+    assert res.output.strip() == "transcribd: config: unknown config key 'watch.folderz'"
+
+
+def test_missing_config_exits_2(tmp_path: Path) -> None:
+    res = CliRunner().invoke(cli, ["--config", str(tmp_path / "nope.toml"), "status"])
+    assert res.exit_code == 2 and "config file not found" in res.output
+
+
+def test_usage_errors_exit_2(invoke: Callable[..., Result]) -> None:
+    assert invoke("requeue").exit_code == 2
+    assert invoke("status", "notanumber").exit_code == 2
+    assert invoke("frobnicate").exit_code == 2
+
+
+def test_unknown_job_exits_1(invoke: Callable[..., Result]) -> None:
+    res = invoke("status", "42")
+    assert res.exit_code == 1 and res.output.strip() == "transcribd: no job #42"
+
+
+def test_requeue_reports_what_it_did(invoke: Callable[..., Result], tmp_path: Path) -> None:
+    write_wav(tmp_path / "a.wav", 0.3)
+    invoke("add", str(tmp_path / "a.wav"))
+    res = invoke("requeue", "1")
+    assert res.exit_code == 1 and "skipped #1: job is queued" in res.output
+
+
+def test_bad_input_fails_job_with_clear_error_and_requeue_failed(
+    invoke: Callable[..., Result], tmp_path: Path
+) -> None:
+    fake = tmp_path / "inbox" / "notes.mp3"
+    fake.parent.mkdir(parents=True)
+    fake.write_text("this is not audio\n" * 100)
+    res = invoke("run", "--once")
+    assert res.exit_code == 0, res.output
+    assert "1 failed" in res.output
+    [job] = json.loads(invoke("status", "--json").output)
+    assert job["status"] == "failed"
+    assert job["error"].startswith("not decodable audio")
+    assert "Traceback" not in res.output
+    res = invoke("requeue", "--failed")
+    assert res.exit_code == 0 and "requeued #1" in res.output
+    assert json.loads(invoke("status", "--json").output)[0]["status"] == "queued"
+
+
+def test_db_upgrade(invoke: Callable[..., Result]) -> None:
+    res = invoke("db", "upgrade")
+    assert res.exit_code == 0 and "database at revision 0001" in res.output
+
+
+def test_transcribe_missing_file_exits_1(invoke: Callable[..., Result], tmp_path: Path) -> None:
+    res = invoke("transcribe", str(tmp_path / "nope.wav"))
+    assert res.exit_code == 1 and res.output.startswith("transcribd: not a file")
+
+
+def test_python_dash_m_is_the_same_cli(config: Config) -> None:
+    out = subprocess.run([sys.executable, "-m", "daemon", "--help"], capture_output=True,
+                         text=True, check=True)
+    for command in ("run", "status", "add", "requeue", "transcribe", "db"):
+        assert command in out.stdout

@@ -1,0 +1,127 @@
+"""Intake with real watchdog events on temporary folders and a real SQLite file."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from daemon.config import Config
+from daemon.intake import Intake
+from daemon.store import Enqueued, Store, utcnow
+from tests.conftest import write_wav
+
+
+@pytest.fixture
+def intake(config: Config, store: Store) -> Iterator[Intake]:
+    it = Intake(config, store)
+    it.start()
+    yield it
+    it.stop()
+
+
+def poll_until(intake: Intake, done: Callable[[list[Enqueued]], bool],
+               timeout: float = 10.0) -> list[Enqueued]:
+    """Drive the intake like the scheduler tick does, until ``done`` or the deadline."""
+    got: list[Enqueued] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got += intake.poll(utcnow())
+        if done(got):
+            return got
+        time.sleep(0.05)
+    return got
+
+
+def test_slowly_written_file_enqueued_once_after_it_stops_growing(
+    config: Config, store: Store, intake: Intake, tmp_path: Path
+) -> None:
+    src = write_wav(tmp_path / "src.wav", 2.0)
+    data = src.read_bytes()
+    target = config.watch.folders[0] / "slow.wav"
+    pieces = 6
+    step = len(data) // pieces + 1
+    with target.open("wb") as f:
+        for i in range(pieces):
+            f.write(data[i * step:(i + 1) * step])
+            f.flush()
+            os.fsync(f.fileno())
+            # the file is growing: nothing may be enqueued yet
+            assert intake.poll(utcnow()) == []
+            time.sleep(config.watch.stable_seconds / 2)
+    finished = time.monotonic()
+    got = poll_until(intake, lambda g: len(g) >= 1)
+    assert time.monotonic() - finished >= config.watch.stable_seconds * 0.5
+    assert len(got) == 1 and got[0].created
+    # more polling does not enqueue it again
+    assert poll_until(intake, lambda g: False, timeout=1.0) == []
+    [job] = store.jobs()
+    assert job.size == len(data) and job.path == str(target)
+
+
+def test_renamed_copy_is_a_duplicate_and_touch_is_nothing_new(
+    config: Config, store: Store, intake: Intake, tmp_path: Path
+) -> None:
+    inbox = config.watch.folders[0]
+    src = write_wav(tmp_path / "src.wav", 1.0)
+    shutil.copy(src, inbox / "a.wav")
+    [first] = poll_until(intake, lambda g: len(g) >= 1)
+    shutil.copy(src, tmp_path / "tmpcopy.wav")
+    os.rename(tmp_path / "tmpcopy.wav", inbox / "b.wav")  # a move into the folder
+    [dup] = poll_until(intake, lambda g: len(g) >= 1)
+    assert dup.created and dup.duplicate_of == first.job_id
+    (inbox / "a.wav").touch()
+    again = poll_until(intake, lambda g: len(g) >= 1)
+    assert [(e.job_id, e.created) for e in again] == [(first.job_id, False)]
+    assert len(store.jobs()) == 2
+
+
+def test_files_present_at_start_are_found(config: Config, store: Store) -> None:
+    inbox = config.watch.folders[0]
+    write_wav(inbox / "early.wav", 0.5)
+    write_wav(inbox / "sub" / "deeper.flac.wav", 0.5, freq=300)
+    old = time.time() - 60
+    for p in inbox.rglob("*.wav"):
+        os.utime(p, (old, old))
+    intake = Intake(config, store)
+    assert intake.rescan(utcnow()) == 2
+    got = intake.poll(utcnow())  # old enough to be stable at once
+    assert sorted(Path(store.get(e.job_id).path).name for e in got) == [  # type: ignore[union-attr]
+        "deeper.flac.wav", "early.wav"
+    ]
+
+
+def test_outputs_hidden_partial_and_foreign_files_are_ignored(
+    make_config: Callable[..., Config], tmp_path: Path
+) -> None:
+    inbox = tmp_path / "inbox"
+    config = make_config(output={"dir": str(inbox / "transcripts")},
+                         daemon={"work_dir": str(inbox / ".work")})
+    from daemon.app import open_store
+
+    store = open_store(config)
+    intake = Intake(config, store)
+    for name in ("transcripts/a.wav", ".hidden.wav", "x.wav.part", "notes.txt", "a.mp3.tmp",
+                 ".work/abc.wav"):
+        write_wav(inbox / name, 0.2)
+    write_wav(inbox / "real.wav", 0.2)
+    old = time.time() - 60
+    for p in inbox.rglob("*"):
+        os.utime(p, (old, old))
+    intake.rescan(utcnow())
+    got = intake.poll(utcnow())
+    assert [Path(store.get(e.job_id).path).name for e in got] == ["real.wav"]  # type: ignore[union-attr]
+
+
+def test_non_recursive_ignores_subfolders(make_config: Callable[..., Config]) -> None:
+    config = make_config(watch={"recursive": False})
+    from daemon.app import open_store
+
+    intake = Intake(config, open_store(config))
+    write_wav(config.watch.folders[0] / "top.wav", 0.2)
+    write_wav(config.watch.folders[0] / "sub" / "deep.wav", 0.2)
+    assert intake.rescan(utcnow()) == 1

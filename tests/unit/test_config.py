@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from daemon import config as cfg
+from daemon.config import ConfigError, from_mapping, load
+
+
+def test_defaults_without_any_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("TRANSCRIBD_CONFIG", raising=False)
+    monkeypatch.delenv("STATE_DIRECTORY", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    c = load(None)
+    home = tmp_path / "data" / "transcribd"
+    assert c.database.url == f"sqlite:///{home / 'jobs.db'}"
+    assert c.watch.folders == (home / "inbox",)
+    assert c.output.dir == home / "transcripts"
+    assert c.output.formats == ("txt", "srt", "vtt", "json")
+    assert c.pipeline.profile == "balanced"
+    assert "mkv" in c.watch.extensions and "opus" in c.watch.extensions
+
+
+def test_systemd_state_directory_wins(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "state"))
+    assert load(None).output.dir == tmp_path / "state" / "transcripts"
+
+
+def test_env_var_names_the_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    f = tmp_path / "c.toml"
+    f.write_text('[output]\ndir = "outs"\nformats = ["json"]\n')
+    monkeypatch.setenv("TRANSCRIBD_CONFIG", str(f))
+    c = load(None)
+    assert c.output.dir == tmp_path / "outs"  # relative to the config file
+    assert c.output.formats == ("json",)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"watch": {"folder": ["/x"]}}, "unknown config key 'watch.folder'"),
+        ({"nope": {}}, "unknown config section 'nope'"),
+        ({"watch": {"recursive": "yes"}}, "watch.recursive: expected true or false"),
+        ({"watch": {"stable_seconds": -1}}, "watch.stable_seconds: must be greater than 0"),
+        ({"watch": {"folders": "/x"}}, "watch.folders: expected a list"),
+        ({"output": {"formats": ["txt", "doc"]}}, "output.formats: unknown format 'doc'"),
+        ({"pipeline": {"profile": "turbo"}}, "pipeline.profile: unknown profile 'turbo'"),
+        ({"daemon": {"max_attempts": 1.5}}, "daemon.max_attempts: expected a whole number"),
+        ({"profiles": {"fast": {"beam": 3}}}, "unknown config key 'profiles.fast.beam'"),
+        ({"profiles": {"turbo": {}}}, "unknown profile 'profiles.turbo'"),
+        ({"database": "sqlite://"}, "'database' must be a table"),
+    ],
+)
+def test_bad_config_names_the_key(raw: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        from_mapping(raw)
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_invalid_toml_is_one_line(tmp_path: Path) -> None:
+    f = tmp_path / "c.toml"
+    f.write_text("[watch\n")
+    with pytest.raises(ConfigError, match="invalid TOML"):
+        load(f)
+
+
+def test_example_config_documents_every_key() -> None:
+    """config.example.toml loads, and names every key of every section with its default."""
+    example = Path(__file__).resolve().parents[2] / "config.example.toml"
+    text = example.read_text()
+    loaded = load(example)
+    assert loaded.pipeline.profile == "balanced"
+    for section in (cfg.DatabaseConfig, cfg.WatchConfig, cfg.OutputConfig, cfg.PipelineConfig,
+                    cfg.ModelsConfig, cfg.DaemonConfig, cfg.ProfileOverride):
+        for name in section.__dataclass_fields__:
+            assert f"{name} =" in text, f"{section.__name__}.{name} missing from example"

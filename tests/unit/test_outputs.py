@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from daemon.pipeline.asr import Segment, Word
+from daemon.pipeline.outputs import (
+    Transcript, choose_stem, clock, render_srt, render_txt, render_vtt, safe_stem, to_json,
+    write_outputs,
+)
+
+
+def transcript(speaker: str | None = None) -> Transcript:
+    w = (Word(0.5, 0.9, " Hello", 0.9), Word(1.0, 1.4, " world.", 0.8))
+    return Transcript(
+        source="/in/a.wav", sha256="a" * 64, duration=3725.5, language="en", profile="balanced",
+        model="base",
+        segments=(Segment(0.5, 1.4, "Hello world.", w, speaker),
+                  Segment(3661.25, 3662.0, "Bye.", (), speaker)),
+        speakers=(speaker,) if speaker else (),
+    )
+
+
+def test_clock() -> None:
+    assert clock(3661.25) == "01:01:01.250"
+    assert clock(0.0005, ",") == "00:00:00,000" or clock(0.0005, ",") == "00:00:00,001"
+    assert clock(-1) == "00:00:00.000"
+
+
+def test_txt() -> None:
+    assert render_txt(transcript()) == "Hello world.\nBye.\n"
+    assert render_txt(transcript(), timestamps=True).startswith(
+        "[00:00:00.500 --> 00:00:01.400] Hello world."
+    )
+
+
+def test_srt() -> None:
+    assert render_srt(transcript()) == (
+        "1\n00:00:00,500 --> 00:00:01,400\nHello world.\n\n"
+        "2\n01:01:01,250 --> 01:01:02,000\nBye.\n"
+    )
+
+
+def test_vtt() -> None:
+    assert render_vtt(transcript()).startswith("WEBVTT\n\n00:00:00.500 --> 00:00:01.400\nHello")
+
+
+def test_json_contract() -> None:
+    data = to_json(transcript())
+    assert set(data) == {"source", "sha256", "duration", "language", "profile", "model",
+                         "speakers", "segments"}
+    seg = data["segments"][0]
+    assert set(seg) == {"start", "end", "speaker", "text", "words"}
+    assert seg["speaker"] is None
+    assert seg["words"][0] == {"start": 0.5, "end": 0.9, "word": " Hello", "probability": 0.9}
+
+
+def test_safe_stem() -> None:
+    assert safe_stem("a/b\\c\nd") == "a_b_c_d"
+    assert safe_stem("..hidden") == "hidden"
+    assert safe_stem("интервью $(rm -rf) ; 'x'") == "интервью $(rm -rf) ; 'x'"
+    assert safe_stem("") == "transcript"
+
+
+def test_choose_stem_never_clobbers(tmp_path: Path) -> None:
+    fmts = ["txt", "json"]
+    assert choose_stem(tmp_path, "a", fmts, (), ()) == "a"
+    (tmp_path / "a.json").write_text("user's own file")
+    assert choose_stem(tmp_path, "a", fmts, (), ()) == "a-1"
+    # this job's own earlier output may be replaced
+    assert choose_stem(tmp_path, "a", fmts, {str(tmp_path / "a.json")}, ()) == "a"
+    # another job's output is never taken, even if deleted meanwhile
+    assert choose_stem(tmp_path, "b", fmts, (), {str(tmp_path / "b.txt")}) == "b-1"
+
+
+def test_write_outputs_atomic_and_complete(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("keep me")
+    written = write_outputs(transcript(), tmp_path, "a", ["txt", "srt", "vtt", "json"])
+    assert [Path(p).name for p in written] == ["a-1.txt", "a-1.srt", "a-1.vtt", "a-1.json"]
+    assert (tmp_path / "a.txt").read_text() == "keep me"
+    assert json.loads((tmp_path / "a-1.json").read_text())["duration"] == 3725.5
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from daemon.modelstore import ModelError
+from daemon.pipeline.audio import DecodeError
+from daemon.retry import decide, describe
+
+NOW = datetime(2026, 1, 1)
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [DecodeError("no audio stream in file"), FileNotFoundError("file no longer exists: /x"),
+     ModelError("model 'x' is neither bundled nor a local folder")],
+)
+def test_permanent_errors_fail_at_once(exc: Exception) -> None:
+    d = decide(exc, attempts=1, max_attempts=5, now=NOW)
+    assert not d.retry and d.message == str(exc)
+
+
+@pytest.mark.parametrize(("attempts", "delay"), [(1, 5), (2, 10), (3, 20), (4, 40)])
+def test_transient_errors_back_off(attempts: int, delay: int) -> None:
+    d = decide(RuntimeError("database is locked"), attempts, max_attempts=10, now=NOW)
+    assert d.retry and d.run_after == NOW + timedelta(seconds=delay)
+
+
+def test_backoff_is_capped() -> None:
+    d = decide(RuntimeError("x"), 30, max_attempts=99, now=NOW)
+    assert d.run_after == NOW + timedelta(seconds=600)
+
+
+def test_last_attempt_fails() -> None:
+    assert not decide(RuntimeError("x"), 3, max_attempts=3, now=NOW).retry
+
+
+def test_describe_is_one_line() -> None:
+    assert describe(RuntimeError("a\nb")) == "RuntimeError: a b"
+    assert describe(PermissionError(13, "Permission denied", "/x")) == "Permission denied: /x"

@@ -1,0 +1,203 @@
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from daemon.models import JobStatus
+from daemon.store import Store
+
+T0 = datetime(2026, 1, 1, 12, 0, 0)
+LEASE = 60.0
+
+
+def new_job(store: Store, path: str = "/in/a.wav", sha: str = "a" * 64) -> int:
+    res = store.enqueue(path, sha, 10, T0)
+    assert res.created
+    return res.job_id
+
+
+def running(store: Store, owner: str = "w1") -> int:
+    job_id = new_job(store)
+    [job] = store.claim(owner, 1, T0, LEASE)
+    assert job.id == job_id and job.status is JobStatus.RUNNING
+    return job_id
+
+
+def status(store: Store, job_id: int) -> JobStatus:
+    job = store.get(job_id)
+    assert job is not None
+    return job.status
+
+
+def test_enqueue_creates_queued_job(store: Store) -> None:
+    job_id = new_job(store)
+    job = store.get(job_id)
+    assert job is not None
+    assert job.status is JobStatus.QUEUED and job.attempts == 0 and job.progress == 0.0
+
+
+def test_same_path_same_content_is_not_new_work(store: Store) -> None:
+    first = new_job(store)
+    again = store.enqueue("/in/a.wav", "a" * 64, 10, T0)
+    assert not again.created and again.job_id == first
+    assert len(store.jobs()) == 1
+
+
+def test_same_content_other_name_is_duplicate_of_first(store: Store) -> None:
+    first = new_job(store)
+    dup = store.enqueue("/in/b.wav", "a" * 64, 10, T0)
+    dup2 = store.enqueue("/in/c.wav", "a" * 64, 10, T0)
+    assert dup.created and dup.duplicate_of == first
+    assert dup2.duplicate_of == first
+
+
+def test_duplicate_waits_for_its_original(store: Store) -> None:
+    first = new_job(store)
+    dup = store.enqueue("/in/b.wav", "a" * 64, 10, T0).job_id
+    claimed = store.claim("w1", 5, T0, LEASE)
+    assert [j.id for j in claimed] == [first]
+    assert store.claim("w2", 5, T0, LEASE) == []
+    assert store.finish(first, "w1", T0, ["/out/a.txt"])
+    assert [j.id for j in store.claim("w2", 5, T0, LEASE)] == [dup]
+
+
+def test_claim_sets_lease_and_counts_attempt(store: Store) -> None:
+    job_id = running(store)
+    job = store.get(job_id)
+    assert job is not None
+    assert job.lease_owner == "w1" and job.attempts == 1
+    assert job.lease_expires_at == T0 + timedelta(seconds=LEASE)
+
+
+def test_claim_is_exclusive(store: Store) -> None:
+    new_job(store)
+    assert len(store.claim("w1", 1, T0, LEASE)) == 1
+    assert store.claim("w2", 1, T0, LEASE) == []
+
+
+def test_claim_respects_limit_and_order(store: Store) -> None:
+    ids = [new_job(store, f"/in/{i}.wav", str(i) * 64) for i in range(4)]
+    got = store.claim("w1", 2, T0, LEASE)
+    assert [j.id for j in got] == ids[:2]
+
+
+def test_heartbeat_renews_lease_and_progress(store: Store) -> None:
+    job_id = running(store)
+    later = T0 + timedelta(seconds=30)
+    assert store.heartbeat(job_id, "w1", later, LEASE, progress=0.5)
+    job = store.get(job_id)
+    assert job is not None and job.progress == 0.5
+    assert job.lease_expires_at == later + timedelta(seconds=LEASE)
+
+
+def test_heartbeat_by_other_owner_refused(store: Store) -> None:
+    job_id = running(store)
+    assert not store.heartbeat(job_id, "w2", T0, LEASE)
+
+
+def test_finish(store: Store) -> None:
+    job_id = running(store)
+    assert store.finish(job_id, "w1", T0, ["/out/a.txt"], {"wall_seconds": 1.0})
+    job = store.get(job_id)
+    assert job is not None
+    assert job.status is JobStatus.DONE and job.outputs == ["/out/a.txt"]
+    assert job.progress == 1.0 and job.lease_owner is None
+    assert job.metrics == {"wall_seconds": 1.0}
+
+
+def test_fail_keeps_error(store: Store) -> None:
+    job_id = running(store)
+    assert store.fail(job_id, "w1", T0, "not decodable audio")
+    job = store.get(job_id)
+    assert job is not None and job.status is JobStatus.FAILED and job.error == "not decodable audio"
+
+
+def test_retry_waits_for_run_after(store: Store) -> None:
+    job_id = running(store)
+    assert store.retry(job_id, "w1", T0, "database is locked", T0 + timedelta(seconds=10))
+    assert status(store, job_id) is JobStatus.QUEUED
+    assert store.claim("w1", 1, T0 + timedelta(seconds=5), LEASE) == []
+    [again] = store.claim("w1", 1, T0 + timedelta(seconds=10), LEASE)
+    assert again.id == job_id and again.attempts == 2
+
+
+def test_release_does_not_count_attempt(store: Store) -> None:
+    job_id = running(store)
+    assert store.release(job_id, "w1", T0)
+    job = store.get(job_id)
+    assert job is not None and job.status is JobStatus.QUEUED and job.attempts == 0
+
+
+def test_recover_expired_leases(store: Store) -> None:
+    job_id = running(store)
+    assert store.recover_expired(T0 + timedelta(seconds=LEASE - 1)) == []
+    assert store.recover_expired(T0 + timedelta(seconds=LEASE + 1)) == [job_id]
+    assert status(store, job_id) is JobStatus.QUEUED
+    # the dead worker can no longer finish it
+    assert not store.finish(job_id, "w1", T0, [])
+
+
+@pytest.mark.parametrize("end", ["finish", "fail"])
+def test_requeue_terminal_jobs(store: Store, end: str) -> None:
+    job_id = running(store)
+    if end == "finish":
+        store.finish(job_id, "w1", T0, [])
+    else:
+        store.fail(job_id, "w1", T0, "boom")
+    res = store.requeue([job_id], now=T0)
+    assert res.requeued == [job_id]
+    job = store.get(job_id)
+    assert job is not None
+    assert job.status is JobStatus.QUEUED and job.attempts == 0 and job.error is None
+
+
+def test_requeue_failed_flag(store: Store) -> None:
+    a = running(store)
+    store.fail(a, "w1", T0, "boom")
+    b = new_job(store, "/in/b.wav", "b" * 64)
+    res = store.requeue(failed=True, now=T0)
+    assert res.requeued == [a]
+    assert status(store, b) is JobStatus.QUEUED
+
+
+def test_requeue_refuses_queued_running_and_unknown(store: Store) -> None:
+    run = running(store)
+    queued = new_job(store, "/in/q.wav", "q" * 64)
+    res = store.requeue([queued, run, 999], now=T0)
+    assert res.requeued == []
+    assert res.skipped == {queued: "job is queued", run: "job is running", 999: "no such job"}
+
+
+# Illegal transitions: each guarded UPDATE matches no row and changes nothing.
+def test_illegal_transitions_refused(store: Store) -> None:
+    done = running(store)
+    queued = new_job(store, "/in/q.wav", "q" * 64)
+    assert not store.finish(queued, "w1", T0, [])
+    assert not store.fail(queued, "w1", T0, "x")
+    assert not store.retry(queued, "w1", T0, "x", T0)
+    assert not store.release(queued, "w1", T0)
+    assert not store.heartbeat(queued, "w1", T0, LEASE)
+    assert status(store, queued) is JobStatus.QUEUED
+
+    assert store.finish(done, "w1", T0, [])
+    assert not store.fail(done, "w1", T0, "x")
+    assert not store.finish(done, "w1", T0, [])
+    assert not store.retry(done, "w1", T0, "x", T0)
+    assert status(store, done) is JobStatus.DONE
+    assert [j.id for j in store.claim("w1", 5, T0, LEASE)] == [queued]  # done is not claimable
+
+
+def test_other_owner_cannot_finish(store: Store) -> None:
+    job_id = running(store)
+    assert not store.finish(job_id, "w2", T0, [])
+    assert not store.fail(job_id, "w2", T0, "x")
+    assert status(store, job_id) is JobStatus.RUNNING
+
+
+def test_step_cache_roundtrip(store: Store) -> None:
+    assert store.cache_get("a" * 64, "asr", "p1") is None
+    store.cache_put("a" * 64, "asr", "p1", {"x": [1, 2]}, T0)
+    store.cache_put("a" * 64, "asr", "p1", {"x": [1, 2]}, T0)  # a second put is harmless
+    assert store.cache_get("a" * 64, "asr", "p1") == {"x": [1, 2]}
+    assert store.cache_get("a" * 64, "asr", "p2") is None
