@@ -27,8 +27,14 @@ def need_eval(*parts: str) -> Path:
     return path
 
 
-def write_wav(path: Path, seconds: float, rate: int = 16000, channels: int = 1,
-              freq: float = 440.0, amplitude: float = 0.3) -> Path:
+def write_wav(
+    path: Path,
+    seconds: float,
+    rate: int = 16000,
+    channels: int = 1,
+    freq: float = 440.0,
+    amplitude: float = 0.3,
+) -> Path:
     """A tone as 16-bit PCM WAV."""
     n = int(seconds * rate)
     frames = bytearray()
@@ -92,8 +98,9 @@ def make_video(src: Path, dst: Path, fps: int = 5) -> Path:
                 out.mux(packet)
         seconds = inp.duration / 1e6 if inp.duration else 5.0
         for i in range(int(seconds * fps)):
-            img = av.VideoFrame.from_ndarray(np.full((64, 64, 3), i * 10 % 255, np.uint8),
-                                             format="rgb24")
+            img = av.VideoFrame.from_ndarray(
+                np.full((64, 64, 3), i * 10 % 255, np.uint8), format="rgb24"
+            )
             img.pts = i
             for packet in v.encode(img):
                 out.mux(packet)

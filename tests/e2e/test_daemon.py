@@ -41,8 +41,9 @@ def test_drop_file_into_running_daemon(tmp_path: Path, model_cache: Path) -> Non
         job: dict[str, object] = {}
         seen = set()
         while time.monotonic() < deadline:
-            out = subprocess.run([*cmd, "status", "--json"], capture_output=True, text=True,
-                                 check=True)
+            out = subprocess.run(
+                [*cmd, "status", "--json"], capture_output=True, text=True, check=True
+            )
             jobs = json.loads(out.stdout)
             if jobs:
                 job = jobs[0]

@@ -122,7 +122,8 @@ def test_transcribe_missing_file_exits_1(invoke: Callable[..., Result], tmp_path
 
 
 def test_python_dash_m_is_the_same_cli(config: Config) -> None:
-    out = subprocess.run([sys.executable, "-m", "daemon", "--help"], capture_output=True,
-                         text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "daemon", "--help"], capture_output=True, text=True, check=True
+    )
     for command in ("run", "status", "add", "requeue", "transcribe", "db"):
         assert command in out.stdout

@@ -24,8 +24,9 @@ def intake(config: Config, store: Store) -> Iterator[Intake]:
     it.stop()
 
 
-def poll_until(intake: Intake, done: Callable[[list[Enqueued]], bool],
-               timeout: float = 10.0) -> list[Enqueued]:
+def poll_until(
+    intake: Intake, done: Callable[[list[Enqueued]], bool], timeout: float = 10.0
+) -> list[Enqueued]:
     """Drive the intake like the scheduler tick does, until ``done`` or the deadline."""
     got: list[Enqueued] = []
     deadline = time.monotonic() + timeout
@@ -47,7 +48,7 @@ def test_slowly_written_file_enqueued_once_after_it_stops_growing(
     step = len(data) // pieces + 1
     with target.open("wb") as f:
         for i in range(pieces):
-            f.write(data[i * step:(i + 1) * step])
+            f.write(data[i * step : (i + 1) * step])
             f.flush()
             os.fsync(f.fileno())
             # the file is growing: nothing may be enqueued yet
@@ -91,7 +92,8 @@ def test_files_present_at_start_are_found(config: Config, store: Store) -> None:
     assert intake.rescan(utcnow()) == 2
     got = intake.poll(utcnow())  # old enough to be stable at once
     assert sorted(Path(store.get(e.job_id).path).name for e in got) == [  # type: ignore[union-attr]
-        "deeper.flac.wav", "early.wav"
+        "deeper.flac.wav",
+        "early.wav",
     ]
 
 
@@ -99,14 +101,21 @@ def test_outputs_hidden_partial_and_foreign_files_are_ignored(
     make_config: Callable[..., Config], tmp_path: Path
 ) -> None:
     inbox = tmp_path / "inbox"
-    config = make_config(output={"dir": str(inbox / "transcripts")},
-                         daemon={"work_dir": str(inbox / ".work")})
+    config = make_config(
+        output={"dir": str(inbox / "transcripts")}, daemon={"work_dir": str(inbox / ".work")}
+    )
     from daemon.app import open_store
 
     store = open_store(config)
     intake = Intake(config, store)
-    for name in ("transcripts/a.wav", ".hidden.wav", "x.wav.part", "notes.txt", "a.mp3.tmp",
-                 ".work/abc.wav"):
+    for name in (
+        "transcripts/a.wav",
+        ".hidden.wav",
+        "x.wav.part",
+        "notes.txt",
+        "a.mp3.tmp",
+        ".work/abc.wav",
+    ):
         write_wav(inbox / name, 0.2)
     write_wav(inbox / "real.wav", 0.2)
     old = time.time() - 60

@@ -72,7 +72,14 @@ def test_example_config_documents_every_key() -> None:
     text = example.read_text()
     loaded = load(example)
     assert loaded.pipeline.profile == "balanced"
-    for section in (cfg.DatabaseConfig, cfg.WatchConfig, cfg.OutputConfig, cfg.PipelineConfig,
-                    cfg.ModelsConfig, cfg.DaemonConfig, cfg.ProfileOverride):
+    for section in (
+        cfg.DatabaseConfig,
+        cfg.WatchConfig,
+        cfg.OutputConfig,
+        cfg.PipelineConfig,
+        cfg.ModelsConfig,
+        cfg.DaemonConfig,
+        cfg.ProfileOverride,
+    ):
         for name in section.__dataclass_fields__:
             assert f"{name} =" in text, f"{section.__name__}.{name} missing from example"

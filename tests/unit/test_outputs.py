@@ -5,7 +5,14 @@ from pathlib import Path
 
 from daemon.pipeline.asr import Segment, Word
 from daemon.pipeline.outputs import (
-    Transcript, choose_stem, clock, render_srt, render_txt, render_vtt, safe_stem, to_json,
+    Transcript,
+    choose_stem,
+    clock,
+    render_srt,
+    render_txt,
+    render_vtt,
+    safe_stem,
+    to_json,
     write_outputs,
 )
 
@@ -13,10 +20,16 @@ from daemon.pipeline.outputs import (
 def transcript(speaker: str | None = None) -> Transcript:
     w = (Word(0.5, 0.9, " Hello", 0.9), Word(1.0, 1.4, " world.", 0.8))
     return Transcript(
-        source="/in/a.wav", sha256="a" * 64, duration=3725.5, language="en", profile="balanced",
+        source="/in/a.wav",
+        sha256="a" * 64,
+        duration=3725.5,
+        language="en",
+        profile="balanced",
         model="base",
-        segments=(Segment(0.5, 1.4, "Hello world.", w, speaker),
-                  Segment(3661.25, 3662.0, "Bye.", (), speaker)),
+        segments=(
+            Segment(0.5, 1.4, "Hello world.", w, speaker),
+            Segment(3661.25, 3662.0, "Bye.", (), speaker),
+        ),
         speakers=(speaker,) if speaker else (),
     )
 
@@ -36,8 +49,7 @@ def test_txt() -> None:
 
 def test_srt() -> None:
     assert render_srt(transcript()) == (
-        "1\n00:00:00,500 --> 00:00:01,400\nHello world.\n\n"
-        "2\n01:01:01,250 --> 01:01:02,000\nBye.\n"
+        "1\n00:00:00,500 --> 00:00:01,400\nHello world.\n\n2\n01:01:01,250 --> 01:01:02,000\nBye.\n"
     )
 
 
@@ -47,8 +59,16 @@ def test_vtt() -> None:
 
 def test_json_contract() -> None:
     data = to_json(transcript())
-    assert set(data) == {"source", "sha256", "duration", "language", "profile", "model",
-                         "speakers", "segments"}
+    assert set(data) == {
+        "source",
+        "sha256",
+        "duration",
+        "language",
+        "profile",
+        "model",
+        "speakers",
+        "segments",
+    }
     seg = data["segments"][0]
     assert set(seg) == {"start", "end", "speaker", "text", "words"}
     assert seg["speaker"] is None

@@ -13,8 +13,11 @@ NOW = datetime(2026, 1, 1)
 
 @pytest.mark.parametrize(
     "exc",
-    [DecodeError("no audio stream in file"), FileNotFoundError("file no longer exists: /x"),
-     ModelError("model 'x' is neither bundled nor a local folder")],
+    [
+        DecodeError("no audio stream in file"),
+        FileNotFoundError("file no longer exists: /x"),
+        ModelError("model 'x' is neither bundled nor a local folder"),
+    ],
 )
 def test_permanent_errors_fail_at_once(exc: Exception) -> None:
     d = decide(exc, attempts=1, max_attempts=5, now=NOW)
