@@ -17,11 +17,9 @@ from daemon.config import Config
 from daemon.intake import Intake, hash_file
 from daemon.models import JobStatus
 from daemon.pipeline.outputs import write_outputs
-from daemon.pipeline.run import JobInput, PipelineResult, StepCache, transcribe_file
-from daemon.profiles import resolve as resolve_profile
 from daemon.scheduler import Scheduler, Summary
 from daemon.store import Enqueued, JobRecord, Requeued, Store, utcnow
-from daemon.workers import Executor, WarmModels, owner_id
+from daemon.workers import Executor, WarmModels, owner_id, run_pipeline
 
 log = logging.getLogger(__name__)
 
@@ -185,24 +183,8 @@ def transcribe(
     if not path.is_file():
         raise UserError(f"not a file: {path}")
     store = open_store(config)
-    models = warm_models(config)
-    profile = resolve_profile(
-        str(options.get("profile") or config.pipeline.profile), config.profiles
-    )
-    resolved = models.resolve(profile.model)
     sha, _size = hash_file(path)
-    result: PipelineResult = transcribe_file(
-        JobInput(
-            path=path,
-            sha256=sha,
-            profile=profile,
-            language=str(options.get("language") or config.pipeline.language),
-            model=resolved,
-        ),
-        StepCache(store=store, sha256=sha, clock=utcnow),
-        lambda: models.asr(resolved, profile.compute_type),
-        config.daemon.work_dir,
-    )
+    result = run_pipeline(config, warm_models(config), store, path, sha, options)
     (config.daemon.work_dir / f"{sha}.pcm").unlink(missing_ok=True)
     return write_outputs(
         result.transcript,

@@ -145,21 +145,37 @@ def status(ctx: click.Context, job: int | None, as_json: bool) -> None:
         click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
 
 
-def _options(profile: str | None, language: str | None) -> dict[str, Any]:
-    return {k: v for k, v in {"profile": profile, "language": language}.items() if v}
+def job_options(fn: F) -> F:
+    """The per-job options shared by ``add`` and ``transcribe``, gathered into ``options``."""
+    decorators = [
+        click.option(
+            "--profile", type=click.Choice(PROFILE_NAMES), help="Force a processing profile."
+        ),
+        click.option("--language", help="Force the language (ISO code), skip detection."),
+        click.option("--num-speakers", type=click.IntRange(min=1), help="Exact speaker count."),
+        click.option("--min-speakers", type=click.IntRange(min=1), help="At least this many."),
+        click.option("--max-speakers", type=click.IntRange(min=1), help="At most this many."),
+    ]
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        keys = ("profile", "language", "num_speakers", "min_speakers", "max_speakers")
+        kwargs["options"] = {k: v for k in keys if (v := kwargs.pop(k)) is not None}
+        return fn(*args, **kwargs)
+
+    for decorate in reversed(decorators):
+        wrapper = decorate(wrapper)
+    return wrapper  # type: ignore[return-value]
 
 
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--profile", type=click.Choice(PROFILE_NAMES), help="Force a processing profile.")
-@click.option("--language", help="Force the language (ISO code), skip detection.")
+@job_options
 @click.pass_context
 @handled
-def add(
-    ctx: click.Context, paths: tuple[Path, ...], profile: str | None, language: str | None
-) -> None:
+def add(ctx: click.Context, paths: tuple[Path, ...], options: dict[str, Any]) -> None:
     """Enqueue files (or folders) now."""
-    for path, res in app.add(_config(ctx), list(paths), _options(profile, language)):
+    for path, res in app.add(_config(ctx), list(paths), options):
         if not res.created:
             click.echo(f"#{res.job_id} already known: {path}")
         elif res.duplicate_of is not None:
@@ -197,19 +213,14 @@ def requeue(ctx: click.Context, jobs: tuple[int, ...], failed: bool) -> None:
     default=None,
     help="Where to write the transcripts (default: output.dir).",
 )
-@click.option("--profile", type=click.Choice(PROFILE_NAMES), help="Force a processing profile.")
-@click.option("--language", help="Force the language (ISO code), skip detection.")
+@job_options
 @click.pass_context
 @handled
 def transcribe(
-    ctx: click.Context,
-    path: Path,
-    output_dir: Path | None,
-    profile: str | None,
-    language: str | None,
+    ctx: click.Context, path: Path, output_dir: Path | None, options: dict[str, Any]
 ) -> None:
     """Transcribe one file now, without the daemon (same pipeline and cache)."""
-    for written in app.transcribe(_config(ctx), path, output_dir, _options(profile, language)):
+    for written in app.transcribe(_config(ctx), path, output_dir, options):
         click.echo(written)
 
 

@@ -33,7 +33,7 @@ AUDIO_EXTENSIONS = (
     "mov",
     "avi",
 )
-OUTPUT_FORMATS = ("txt", "srt", "vtt", "json")
+OUTPUT_FORMATS = ("txt", "srt", "vtt", "json", "rttm")
 PROFILE_NAMES = ("fast", "balanced", "quality")
 
 
@@ -114,6 +114,32 @@ class ProfileOverride:
     vad_threshold: float | None = None
     min_silence_ms: int | None = None
     speech_pad_ms: int | None = None
+    diarization_threshold: float | None = None
+    segmentation_step: float | None = None
+
+
+@dataclass(frozen=True)
+class SpeakerHints:
+    """Speaker-count hints for diarization; unset means unknown."""
+
+    num_speakers: int | None = None
+    min_speakers: int | None = None
+    max_speakers: int | None = None
+
+
+@dataclass(frozen=True)
+class DiarizationConfig(SpeakerHints):
+    enabled: bool = True
+    window_seconds: float = 600.0
+    """Long files are diarized in windows of about this much speech, linked by voice."""
+
+
+@dataclass(frozen=True)
+class FolderOptions(SpeakerHints):
+    """Per watched folder: overrides for the files that arrive there."""
+
+    profile: str | None = None
+    language: str | None = None
 
 
 @dataclass(frozen=True)
@@ -124,7 +150,9 @@ class Config:
     pipeline: PipelineConfig
     models: ModelsConfig
     daemon: DaemonConfig
+    diarization: DiarizationConfig = field(default_factory=DiarizationConfig)
     profiles: Mapping[str, ProfileOverride] = field(default_factory=dict)
+    folders: Mapping[Path, FolderOptions] = field(default_factory=dict)
     source: Path | None = None
 
 
@@ -166,13 +194,14 @@ def from_mapping(raw: Mapping[str, Any], source: Path | None = None) -> Config:
         "pipeline": PipelineConfig,
         "models": ModelsConfig,
         "daemon": DaemonConfig,
+        "diarization": DiarizationConfig,
     }
     for key, value in raw.items():
-        if key not in (*sections, "profiles"):
+        if key not in (*sections, "profiles", "folders"):
             raise ConfigError(f"unknown config section '{key}'")
         if not isinstance(value, Mapping):
             raise ConfigError(f"'{key}' must be a table")
-        if key != "profiles":
+        if key not in ("profiles", "folders"):
             merged.setdefault(key, {}).update(value)
     built = {name: _build(cls, merged.get(name, {}), name, base) for name, cls in sections.items()}
     profiles: dict[str, ProfileOverride] = {}
@@ -184,7 +213,13 @@ def from_mapping(raw: Mapping[str, Any], source: Path | None = None) -> Config:
         if not isinstance(table, Mapping):
             raise ConfigError(f"'profiles.{name}' must be a table")
         profiles[name] = _build(ProfileOverride, table, f"profiles.{name}", base)
-    config = Config(**built, profiles=profiles, source=source)
+    folders: dict[Path, FolderOptions] = {}
+    for name, table in dict(raw.get("folders", {})).items():
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"'folders.\"{name}\"' must be a table")
+        folder = _convert(Path, name, f'folders."{name}"', base)
+        folders[folder] = _build(FolderOptions, table, f'folders."{name}"', base)
+    config = Config(**built, profiles=profiles, folders=folders, source=source)
     _check(config)
     return config
 
@@ -211,15 +246,33 @@ def _check(config: Config) -> None:
     for key, number in positive.items():
         if number <= 0:
             raise ConfigError(f"{key}: must be greater than 0, got {number}")
+    hinted: list[tuple[str, SpeakerHints]] = [("diarization", config.diarization)]
+    hinted += [(f'folders."{p}"', o) for p, o in config.folders.items()]
+    for where, hints in hinted:
+        for key in ("num_speakers", "min_speakers", "max_speakers"):
+            value = getattr(hints, key)
+            if value is not None and value < 1:
+                raise ConfigError(f"{where}.{key}: must be at least 1, got {value}")
+        if hints.min_speakers and hints.max_speakers and hints.min_speakers > hints.max_speakers:
+            raise ConfigError(f"{where}: min_speakers is greater than max_speakers")
+    for where, opts in hinted[1:]:
+        assert isinstance(opts, FolderOptions)
+        if opts.profile is not None and opts.profile not in PROFILE_NAMES:
+            raise ConfigError(f"{where}.profile: unknown profile '{opts.profile}'")
     for name, override in config.profiles.items():
         if override.max_chunk_seconds is not None and override.max_chunk_seconds < 5:
             raise ConfigError(f"profiles.{name}.max_chunk_seconds: must be at least 5")
         if override.beam_size is not None and override.beam_size < 1:
             raise ConfigError(f"profiles.{name}.beam_size: must be at least 1")
+        step = override.segmentation_step
+        if step is not None and not 0.05 <= step <= 1.0:
+            raise ConfigError(f"profiles.{name}.segmentation_step: must be in [0.05, 1]")
 
 
 def _build(cls: type[Any], table: Mapping[str, Any], section: str, base: Path) -> Any:
     hints = typing.get_type_hints(cls)
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"'{section}' must be a table")
     known = {f.name for f in dataclasses.fields(cls)}
     values: dict[str, Any] = {}
     for key, value in table.items():

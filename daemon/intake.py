@@ -71,6 +71,19 @@ class Intake:
         real = _real(path.parent)
         return not any(real == ex or ex in real.parents for ex in self.excluded)
 
+    def options_for(self, path: Path) -> dict[str, Any]:
+        """The ``[folders."..."]`` options of the innermost configured folder holding ``path``."""
+        real = _real(path)
+        best: tuple[int, dict[str, Any]] = (-1, {})
+        for folder, opts in self.config.folders.items():
+            root = _real(folder)
+            if root == real.parent or root in real.parents:
+                depth = len(root.parts)
+                if depth > best[0]:
+                    values = {k: v for k, v in vars(opts).items() if v is not None}
+                    best = (depth, values)
+        return best[1]
+
     # ------------------------------------------------------------------ noticing
     def notice(self, path: Path, now: datetime) -> None:
         """Remember a file that may be new or still growing."""
@@ -151,7 +164,9 @@ class Intake:
             if size != cand.size:  # changed while hashing: look again later
                 self.notice(path, now)
                 continue
-            results.append(self.store.enqueue(str(path.absolute()), sha, size, now))
+            results.append(
+                self.store.enqueue(str(path.absolute()), sha, size, now, self.options_for(path))
+            )
         return results
 
     def _forget(self, path: Path, cand: _Candidate) -> None:

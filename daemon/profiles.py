@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from daemon.config import ProfileOverride
+from daemon.pipeline.diarize import DiarizeParams
 from daemon.pipeline.vad import VadParams
 
 
@@ -23,6 +24,8 @@ class Profile:
     beam_size: int
     max_chunk_seconds: float
     vad: VadParams
+    diarization: DiarizeParams
+    """segmentation_step 0.1 without chunked embeddings is pyannote's stock pipeline."""
 
 
 BUILTIN: dict[str, Profile] = {
@@ -33,6 +36,7 @@ BUILTIN: dict[str, Profile] = {
         beam_size=1,
         max_chunk_seconds=30.0,
         vad=VadParams(max_speech_seconds=30.0),
+        diarization=DiarizeParams(segmentation_step=0.5, chunked_embeddings=True),
     ),
     "balanced": Profile(
         "balanced",
@@ -41,6 +45,7 @@ BUILTIN: dict[str, Profile] = {
         beam_size=2,
         max_chunk_seconds=60.0,
         vad=VadParams(max_speech_seconds=60.0),
+        diarization=DiarizeParams(segmentation_step=0.3, chunked_embeddings=True),
     ),
     "quality": Profile(
         "quality",
@@ -49,6 +54,7 @@ BUILTIN: dict[str, Profile] = {
         beam_size=5,
         max_chunk_seconds=90.0,
         vad=VadParams(max_speech_seconds=90.0),
+        diarization=DiarizeParams(segmentation_step=0.1, chunked_embeddings=False),
     ),
 }
 
@@ -71,5 +77,17 @@ def resolve(name: str, overrides: Mapping[str, ProfileOverride]) -> Profile:
         "beam_size": override.beam_size,
         "max_chunk_seconds": override.max_chunk_seconds,
     }
+    diarization_changes: dict[str, Any] = {
+        "threshold": override.diarization_threshold,
+        "segmentation_step": override.segmentation_step,
+    }
     vad = dataclasses.replace(base.vad, **{k: v for k, v in vad_changes.items() if v is not None})
-    return dataclasses.replace(base, vad=vad, **{k: v for k, v in top.items() if v is not None})
+    diarization = dataclasses.replace(
+        base.diarization, **{k: v for k, v in diarization_changes.items() if v is not None}
+    )
+    return dataclasses.replace(
+        base,
+        vad=vad,
+        diarization=diarization,
+        **{k: v for k, v in top.items() if v is not None},
+    )

@@ -12,17 +12,20 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from daemon import modelstore, retry
-from daemon.config import Config
+from daemon.config import Config, SpeakerHints
 from daemon.modelstore import ResolvedModel
 from daemon.pipeline.asr import AsrModel
+from daemon.pipeline.diarize import DiarizeParams
 from daemon.pipeline.outputs import write_outputs
 from daemon.pipeline.run import JobInput, PipelineResult, StepCache, transcribe_file
-from daemon.profiles import Profile
 from daemon.profiles import resolve as resolve_profile
 from daemon.store import JobRecord, Store, utcnow
+
+if TYPE_CHECKING:
+    from daemon.pipeline.diarize import Diarizer
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +44,7 @@ class WarmModels:
     loads: int = 0
     _resolved: dict[str, ResolvedModel] = field(default_factory=dict)
     _asr: dict[tuple[str, str], AsrModel] = field(default_factory=dict)
+    _diarizers: dict[DiarizeParams, Diarizer] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def resolve(self, name: str) -> ResolvedModel:
@@ -67,9 +71,28 @@ class WarmModels:
                 )
             return self._asr[key]
 
+    def diarizer(self, params: DiarizeParams) -> Diarizer:
+        from daemon.pipeline.diarize import Diarizer
+
+        with self._lock:
+            if params not in self._diarizers:
+                started = time.perf_counter()
+                self._diarizers[params] = Diarizer(params, threads=self.cpu_threads or 1)
+                self.loads += 1
+                log.info(
+                    "loaded diarization pipeline",
+                    extra={
+                        "step": params.segmentation_step,
+                        "seconds": round(time.perf_counter() - started, 2),
+                    },
+                )
+            return self._diarizers[params]
+
     @property
     def calls(self) -> int:
-        return sum(m.calls for m in self._asr.values())
+        return sum(m.calls for m in self._asr.values()) + sum(
+            d.calls for d in self._diarizers.values()
+        )
 
 
 @contextmanager
@@ -92,6 +115,54 @@ def lease_keeper(store: Store, job_id: int, owner: str, lease_seconds: float) ->
         thread.join()
 
 
+HINT_KEYS = ("num_speakers", "min_speakers", "max_speakers")
+
+
+def hints_for(config: Config, options: dict[str, Any]) -> SpeakerHints:
+    """Speaker hints of a job: its own options (CLI or folder) first, then the global config."""
+    return SpeakerHints(
+        **{
+            k: options.get(k) if options.get(k) is not None else getattr(config.diarization, k)
+            for k in HINT_KEYS
+        }
+    )
+
+
+def run_pipeline(
+    config: Config,
+    models: WarmModels,
+    store: Store,
+    path: Path,
+    sha256: str,
+    options: dict[str, Any],
+    on_progress: Callable[[float], None] = lambda _p: None,
+    clock: Callable[[], datetime] = utcnow,
+) -> PipelineResult:
+    """One file through the cached pipeline with the profile, language and hints it asks for."""
+    profile = resolve_profile(
+        str(options.get("profile") or config.pipeline.profile), config.profiles
+    )
+    resolved = models.resolve(profile.model)
+    job = JobInput(
+        path=path,
+        sha256=sha256,
+        profile=profile,
+        language=str(options.get("language") or config.pipeline.language),
+        model=resolved,
+        hints=hints_for(config, options),
+        diarize=config.diarization.enabled,
+        window_seconds=config.diarization.window_seconds,
+    )
+    return transcribe_file(
+        job,
+        StepCache(store=store, sha256=sha256, clock=clock),
+        lambda: models.asr(resolved, profile.compute_type),
+        config.daemon.work_dir,
+        on_progress,
+        lambda: models.diarizer(profile.diarization),
+    )
+
+
 @dataclass
 class Executor:
     """Processes one claimed job from start to its final state; never raises."""
@@ -101,10 +172,6 @@ class Executor:
     models: WarmModels
     owner: str
     clock: Callable[[], datetime] = utcnow
-
-    def profile_for(self, job: JobRecord) -> Profile:
-        name = str(job.options.get("profile") or job.profile or self.config.pipeline.profile)
-        return resolve_profile(name, self.config.profiles)
 
     def execute(self, job: JobRecord) -> bool:
         """True when the job ended done."""
@@ -162,22 +229,18 @@ class Executor:
         return True
 
     def _run(self, job: JobRecord, on_progress: Callable[[float], None]) -> PipelineResult:
-        profile = self.profile_for(job)
-        resolved = self.models.resolve(profile.model)
-        language = str(job.options.get("language") or self.config.pipeline.language)
-        cache = StepCache(store=self.store, sha256=job.sha256, clock=self.clock)
-        return transcribe_file(
-            JobInput(
-                path=Path(job.path),
-                sha256=job.sha256,
-                profile=profile,
-                language=language,
-                model=resolved,
-            ),
-            cache,
-            lambda: self.models.asr(resolved, profile.compute_type),
-            self.config.daemon.work_dir,
+        options = dict(job.options)
+        if job.profile and not options.get("profile"):
+            options["profile"] = job.profile
+        return run_pipeline(
+            self.config,
+            self.models,
+            self.store,
+            Path(job.path),
+            job.sha256,
+            options,
             on_progress,
+            self.clock,
         )
 
     def _write(self, job: JobRecord, result: PipelineResult) -> list[str]:

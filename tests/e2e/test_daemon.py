@@ -54,7 +54,7 @@ def test_drop_file_into_running_daemon(tmp_path: Path, model_cache: Path) -> Non
         assert job.get("status") == "done", job
         assert {"queued", "running"} & seen or job["status"] == "done"
         names = sorted(Path(p).name for p in job["outputs"])  # type: ignore[attr-defined]
-        assert names == ["talk.json", "talk.srt", "talk.txt", "talk.vtt"]
+        assert names == ["talk.json", "talk.rttm", "talk.srt", "talk.txt", "talk.vtt"]
         assert "ask not what your country" in (tmp_path / "out" / "talk.txt").read_text()
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -16,7 +16,7 @@ from tests.conftest import make_video, need_eval
 
 pytestmark = [pytest.mark.model, pytest.mark.eval]
 
-FORMATS = ("txt", "srt", "vtt", "json")
+FORMATS = ("txt", "srt", "vtt", "json", "rttm")
 
 
 @pytest.fixture
@@ -113,7 +113,9 @@ def test_transcribe_one_shot(invoke: Callable[..., Result], tmp_path: Path) -> N
     res = invoke("transcribe", str(need_eval("asr_en", "jfk.flac")), "-o", str(tmp_path / "o"))
     written = res.output.split()
     assert sorted(Path(p).name for p in written) == sorted(f"jfk.{f}" for f in FORMATS)
-    text = (tmp_path / "o" / "jfk.txt").read_text()
+    lines = (tmp_path / "o" / "jfk.txt").read_text().splitlines()
+    assert all(line.startswith("SPEAKER_00: ") for line in lines)  # one voice
+    text = " ".join(line.removeprefix("SPEAKER_00: ") for line in lines)
     assert wer(need_eval("asr_en", "jfk.txt").read_text(), text) <= 0.15
     # a second time the user's earlier files are kept and new ones get a suffix
     again = invoke("transcribe", str(need_eval("asr_en", "jfk.flac")), "-o", str(tmp_path / "o"))

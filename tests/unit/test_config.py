@@ -17,7 +17,7 @@ def test_defaults_without_any_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     assert c.database.url == f"sqlite:///{home / 'jobs.db'}"
     assert c.watch.folders == (home / "inbox",)
     assert c.output.dir == home / "transcripts"
-    assert c.output.formats == ("txt", "srt", "vtt", "json")
+    assert c.output.formats == ("txt", "srt", "vtt", "json", "rttm")
     assert c.pipeline.profile == "balanced"
     assert "mkv" in c.watch.extensions and "opus" in c.watch.extensions
 
@@ -50,6 +50,11 @@ def test_env_var_names_the_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
         ({"profiles": {"fast": {"beam": 3}}}, "unknown config key 'profiles.fast.beam'"),
         ({"profiles": {"turbo": {}}}, "unknown profile 'profiles.turbo'"),
         ({"database": "sqlite://"}, "'database' must be a table"),
+        ({"diarization": {"num_speakers": 0}}, "diarization.num_speakers: must be at least 1"),
+        ({"diarization": {"min_speakers": 3, "max_speakers": 2}}, "min_speakers is greater"),
+        ({"folders": {"/in": {"profile": "x"}}}, 'folders."/in".profile: unknown profile'),
+        ({"folders": {"/in": {"speakers": 2}}}, 'unknown config key \'folders."/in".speakers\''),
+        ({"profiles": {"fast": {"segmentation_step": 2.0}}}, "segmentation_step: must be in"),
     ],
 )
 def test_bad_config_names_the_key(raw: dict[str, object], message: str) -> None:
@@ -83,3 +88,11 @@ def test_example_config_documents_every_key() -> None:
     ):
         for name in section.__dataclass_fields__:
             assert f"{name} =" in text, f"{section.__name__}.{name} missing from example"
+
+
+def test_folder_options_and_hints() -> None:
+    c = from_mapping({"folders": {"/in/calls": {"num_speakers": 2, "profile": "fast"}},
+                      "diarization": {"max_speakers": 5}})
+    assert c.folders[Path("/in/calls")].num_speakers == 2
+    assert c.folders[Path("/in/calls")].profile == "fast"
+    assert c.diarization.max_speakers == 5 and c.diarization.num_speakers is None

