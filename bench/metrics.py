@@ -62,6 +62,10 @@ def der(
         return ann
 
     ref, hyp = annotation(reference), annotation(hypothesis)
-    region = Timeline([Segment(s, e) for s, e in uem]) if uem else None
+    if not uem:  # score the union of both extents, as pyannote would, without its warning
+        ends = [e for _, e, _ in reference + hypothesis] or [0.0]
+        starts = [s for s, _, _ in reference + hypothesis] or [0.0]
+        uem = [(min(starts), max(ends))]
+    region = Timeline([Segment(s, e) for s, e in uem])
     metric = DiarizationErrorRate(collar=0.0, skip_overlap=False)
     return float(metric(ref, hyp, uem=region))

@@ -17,9 +17,10 @@ from daemon.config import Config
 from daemon.intake import Intake, hash_file
 from daemon.models import JobStatus
 from daemon.pipeline.outputs import write_outputs
+from daemon.pipeline.run import CacheMiss
 from daemon.scheduler import Scheduler, Summary
 from daemon.store import Enqueued, JobRecord, Requeued, Store, utcnow
-from daemon.workers import Executor, WarmModels, owner_id, run_pipeline
+from daemon.workers import Executor, WarmModels, owner_id, run_pipeline, write_job_outputs
 
 log = logging.getLogger(__name__)
 
@@ -194,6 +195,51 @@ def transcribe(
         others=store.outputs_in_use(),
         timestamps_in_txt=config.output.timestamps_in_txt,
     )
+
+
+def rename_speakers(config: Config, job_id: int, renames: dict[str, str]) -> list[str]:
+    """Rename speakers of a done job and rewrite its outputs from the cache (no model runs)."""
+    store = open_store(config)
+    job = store.get(job_id)
+    if job is None:
+        raise UserError(f"no job #{job_id}")
+    if job.status is not JobStatus.DONE:
+        raise UserError(f"job #{job_id} is {job.status.value}; only done jobs can be renamed")
+    names: dict[str, str] = dict(job.options.get("speaker_names", {}))
+    current = {names.get(label, label): label for label in _labels(job)}
+    for old, new in renames.items():
+        if old not in current:
+            known = ", ".join(sorted(current)) or "none"
+            raise UserError(f"job #{job_id} has no speaker '{old}' (speakers: {known})")
+        names[current[old]] = new
+    options = dict(job.options)
+    if job.profile and not options.get("profile"):
+        options["profile"] = job.profile
+    try:
+        result = run_pipeline(
+            config, warm_models(config), store, Path(job.path), job.sha256, options, cache_only=True
+        )
+    except CacheMiss as exc:
+        raise UserError(f"job #{job_id}: {exc}; requeue it instead") from None
+    written = write_job_outputs(config, store, job, result.transcript, speaker_names=names)
+    store.rewrite_done(job_id, utcnow(), {**job.options, "speaker_names": names}, written)
+    return written
+
+
+def _labels(job: JobRecord) -> list[str]:
+    """The diarized labels of a done job, read from its JSON output."""
+    import json
+
+    for out in job.outputs:
+        if out.endswith(".json"):
+            try:
+                data = json.loads(Path(out).read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                break
+            names = job.options.get("speaker_names", {})
+            back = {v: k for k, v in names.items()}
+            return [back.get(s, s) for s in data.get("speakers", [])]
+    return [f"SPEAKER_{i:02d}" for i in range(100)]
 
 
 def _iso(t: datetime | None) -> str | None:

@@ -224,6 +224,30 @@ def transcribe(
         click.echo(written)
 
 
+@cli.command()
+@click.argument("job", type=int)
+@click.option(
+    "--rename",
+    "renames",
+    multiple=True,
+    required=True,
+    metavar="OLD=NEW",
+    help="Rename a speaker, e.g. SPEAKER_00=Alice (repeatable).",
+)
+@click.pass_context
+@handled
+def speakers(ctx: click.Context, job: int, renames: tuple[str, ...]) -> None:
+    """Rename a done job's speakers; its outputs are rewritten from the cache."""
+    mapping: dict[str, str] = {}
+    for item in renames:
+        old, sep, new = item.partition("=")
+        if not sep or not old.strip() or not new.strip():
+            raise UsageError(f"--rename takes OLD=NEW, got {item!r}")
+        mapping[old.strip()] = new.strip()
+    for written in app.rename_speakers(_config(ctx), job, mapping):
+        click.echo(written)
+
+
 @cli.group("db")
 def db_group() -> None:
     """Database maintenance."""

@@ -366,6 +366,15 @@ class Store:
                 out.skipped[job_id] = "job changed state meanwhile"
         return out
 
+    def rewrite_done(
+        self, job_id: int, now: datetime, options: dict[str, Any], outputs: Sequence[str]
+    ) -> bool:
+        """A done job's options and outputs after its files were re-rendered (e.g. renames)."""
+        return self._update(
+            and_(Job.id == job_id, Job.status == JobStatus.DONE),
+            {"options": options, "outputs": list(outputs), "updated_at": now},
+        )
+
     def _update(self, where: Any, values: dict[str, Any]) -> bool:
         with self.engine.begin() as conn:
             res = conn.execute(update(Job).where(where).values(**values))

@@ -19,7 +19,7 @@ from daemon.config import Config, SpeakerHints
 from daemon.modelstore import ResolvedModel
 from daemon.pipeline.asr import AsrModel
 from daemon.pipeline.diarize import DiarizeParams
-from daemon.pipeline.outputs import write_outputs
+from daemon.pipeline.outputs import Transcript, rename_speakers, write_outputs
 from daemon.pipeline.run import JobInput, PipelineResult, StepCache, transcribe_file
 from daemon.profiles import resolve as resolve_profile
 from daemon.store import JobRecord, Store, utcnow
@@ -137,6 +137,7 @@ def run_pipeline(
     options: dict[str, Any],
     on_progress: Callable[[float], None] = lambda _p: None,
     clock: Callable[[], datetime] = utcnow,
+    cache_only: bool = False,
 ) -> PipelineResult:
     """One file through the cached pipeline with the profile, language and hints it asks for."""
     profile = resolve_profile(
@@ -155,11 +156,32 @@ def run_pipeline(
     )
     return transcribe_file(
         job,
-        StepCache(store=store, sha256=sha256, clock=clock),
+        StepCache(store=store, sha256=sha256, clock=clock, cache_only=cache_only),
         lambda: models.asr(resolved, profile.compute_type),
         config.daemon.work_dir,
         on_progress,
         lambda: models.diarizer(profile.diarization),
+    )
+
+
+def write_job_outputs(
+    config: Config,
+    store: Store,
+    job: JobRecord,
+    transcript: Transcript,
+    speaker_names: dict[str, str] | None = None,
+) -> list[str]:
+    """Write a job's transcript files, replacing its own earlier ones, never another's."""
+    names = speaker_names if speaker_names is not None else job.options.get("speaker_names", {})
+    own = set(job.outputs)
+    return write_outputs(
+        rename_speakers(transcript, dict(names)),
+        Path(job.options.get("output_dir") or config.output.dir),
+        Path(job.path).stem,
+        config.output.formats,
+        own=own,
+        others=store.outputs_in_use() - own,
+        timestamps_in_txt=config.output.timestamps_in_txt,
     )
 
 
@@ -244,18 +266,7 @@ class Executor:
         )
 
     def _write(self, job: JobRecord, result: PipelineResult) -> list[str]:
-        out_dir = Path(job.options.get("output_dir") or self.config.output.dir)
-        own = set(job.outputs)
-        others = self.store.outputs_in_use() - own
-        return write_outputs(
-            result.transcript,
-            out_dir,
-            Path(job.path).stem,
-            self.config.output.formats,
-            own=own,
-            others=others,
-            timestamps_in_txt=self.config.output.timestamps_in_txt,
-        )
+        return write_job_outputs(self.config, self.store, job, result.transcript)
 
     def _drop_spool(self, job: JobRecord) -> None:
         with suppress(OSError):

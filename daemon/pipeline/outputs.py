@@ -51,6 +51,7 @@ def to_json(t: Transcript) -> dict[str, Any]:
                         "end": round(w.end, 3),
                         "word": w.word,
                         "probability": round(w.probability, 4),
+                        "speaker": s.speaker,
                     }
                     for w in s.words
                 ],

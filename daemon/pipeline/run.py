@@ -63,12 +63,17 @@ class StepStats:
         return {"computed": dict(self.computed), "cached": dict(self.cached)}
 
 
+class CacheMiss(LookupError):
+    """A step was needed that the cache does not hold (in cache-only mode)."""
+
+
 @dataclass
 class StepCache:
     store: CacheStore
     sha256: str
     clock: Callable[[], Any]
     stats: StepStats = field(default_factory=StepStats)
+    cache_only: bool = False
 
     def run(self, step: str, params: dict[str, Any], compute: Callable[[], Any]) -> Any:
         key = params_hash(params)
@@ -76,6 +81,8 @@ class StepCache:
         if hit is not None:
             self.stats.cached[step] += 1
             return hit
+        if self.cache_only:
+            raise CacheMiss(f"step '{step}' is not in the cache")
         payload = compute()
         self.store.cache_put(self.sha256, step, key, payload, self.clock())
         self.stats.computed[step] += 1

@@ -53,7 +53,7 @@ def test_env_var_names_the_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
         ({"diarization": {"num_speakers": 0}}, "diarization.num_speakers: must be at least 1"),
         ({"diarization": {"min_speakers": 3, "max_speakers": 2}}, "min_speakers is greater"),
         ({"folders": {"/in": {"profile": "x"}}}, 'folders."/in".profile: unknown profile'),
-        ({"folders": {"/in": {"speakers": 2}}}, 'unknown config key \'folders."/in".speakers\''),
+        ({"folders": {"/in": {"speakers": 2}}}, "unknown config key 'folders.\"/in\".speakers'"),
         ({"profiles": {"fast": {"segmentation_step": 2.0}}}, "segmentation_step: must be in"),
     ],
 )
@@ -91,8 +91,12 @@ def test_example_config_documents_every_key() -> None:
 
 
 def test_folder_options_and_hints() -> None:
-    c = from_mapping({"folders": {"/in/calls": {"num_speakers": 2, "profile": "fast"}},
-                      "diarization": {"max_speakers": 5}})
+    c = from_mapping(
+        {
+            "folders": {"/in/calls": {"num_speakers": 2, "profile": "fast"}},
+            "diarization": {"max_speakers": 5},
+        }
+    )
     assert c.folders[Path("/in/calls")].num_speakers == 2
     assert c.folders[Path("/in/calls")].profile == "fast"
     assert c.diarization.max_speakers == 5 and c.diarization.num_speakers is None

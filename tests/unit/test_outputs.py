@@ -72,7 +72,13 @@ def test_json_contract() -> None:
     seg = data["segments"][0]
     assert set(seg) == {"start", "end", "speaker", "text", "words"}
     assert seg["speaker"] is None
-    assert seg["words"][0] == {"start": 0.5, "end": 0.9, "word": " Hello", "probability": 0.9}
+    assert seg["words"][0] == {
+        "start": 0.5,
+        "end": 0.9,
+        "word": " Hello",
+        "probability": 0.9,
+        "speaker": None,
+    }
 
 
 def test_safe_stem() -> None:
@@ -100,3 +106,32 @@ def test_write_outputs_atomic_and_complete(tmp_path: Path) -> None:
     assert (tmp_path / "a.txt").read_text() == "keep me"
     assert json.loads((tmp_path / "a-1.json").read_text())["duration"] == 3725.5
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_speaker_writers() -> None:
+    from daemon.pipeline.merge import Turn
+    from daemon.pipeline.outputs import rename_speakers, render_rttm
+
+    t = transcript("SPEAKER_00")
+    t = Transcript(
+        **{
+            **t.__dict__,
+            "source": "/in/my talk.wav",
+            "turns": (Turn(0.5, 1.4, "SPEAKER_00"), Turn(3661.0, 3662.5, "SPEAKER_01")),
+        }
+    )
+    assert render_txt(t).startswith("SPEAKER_00: Hello world.\n")
+    assert "\nSPEAKER_00: Hello world.\n" in render_srt(t)
+    assert "<v SPEAKER_00>Hello world." in render_vtt(t)
+    assert render_rttm(t) == (
+        "SPEAKER my_talk 1 0.500 0.900 <NA> <NA> SPEAKER_00 <NA> <NA>\n"
+        "SPEAKER my_talk 1 3661.000 1.500 <NA> <NA> SPEAKER_01 <NA> <NA>\n"
+    )
+    data = to_json(t)
+    assert data["speakers"] == ["SPEAKER_00"]
+    assert data["segments"][0]["speaker"] == "SPEAKER_00"
+    assert data["segments"][0]["words"][0]["speaker"] == "SPEAKER_00"
+    renamed = rename_speakers(t, {"SPEAKER_00": "Alice"})
+    assert renamed.speakers == ("Alice",)
+    assert render_txt(renamed).startswith("Alice: Hello")
+    assert [x.speaker for x in renamed.turns] == ["Alice", "SPEAKER_01"]
