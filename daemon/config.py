@@ -35,6 +35,7 @@ AUDIO_EXTENSIONS = (
 )
 OUTPUT_FORMATS = ("txt", "srt", "vtt", "json", "rttm")
 PROFILE_NAMES = ("fast", "balanced", "quality")
+PROFILE_CHOICES = ("auto", *PROFILE_NAMES)
 
 
 class ConfigError(ValueError):
@@ -83,7 +84,8 @@ class OutputConfig:
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    profile: str = "balanced"
+    profile: str = "auto"
+    """"auto": chosen per file from load, queue and file length; or fast, balanced, quality."""
     language: str = "auto"
     """An ISO code such as "en" forces the language; "auto" detects it once per file."""
 
@@ -101,6 +103,12 @@ class DaemonConfig:
     lease_seconds: float = 120.0
     max_attempts: int = 3
     work_dir: Path = Path()
+    max_workers: int = 0
+    """Worker processes at most; 0: as many as the planner grants (never more than cores)."""
+    overlap_diarization: bool = True
+    """Run diarization beside ASR, splitting a worker's threads, instead of after it."""
+    model_idle_seconds: float = 600.0
+    """A worker unloads models it has not used for this long."""
 
 
 @dataclass(frozen=True)
@@ -230,10 +238,10 @@ def _check(config: Config) -> None:
             raise ConfigError(
                 f"output.formats: unknown format '{fmt}' (known: {', '.join(OUTPUT_FORMATS)})"
             )
-    if config.pipeline.profile not in PROFILE_NAMES:
+    if config.pipeline.profile not in PROFILE_CHOICES:
         raise ConfigError(
             f"pipeline.profile: unknown profile '{config.pipeline.profile}' "
-            f"(known: {', '.join(PROFILE_NAMES)})"
+            f"(known: {', '.join(PROFILE_CHOICES)})"
         )
     if not config.watch.folders:
         raise ConfigError("watch.folders: at least one folder is needed")

@@ -23,6 +23,7 @@ from daemon.pipeline.outputs import Transcript, rename_speakers, write_outputs
 from daemon.pipeline.run import JobInput, PipelineResult, StepCache, transcribe_file
 from daemon.profiles import resolve as resolve_profile
 from daemon.store import JobRecord, Store, utcnow
+from daemon.sysload import usable_cores
 
 if TYPE_CHECKING:
     from daemon.pipeline.diarize import Diarizer
@@ -43,7 +44,7 @@ class WarmModels:
     cpu_threads: int = 0
     loads: int = 0
     _resolved: dict[str, ResolvedModel] = field(default_factory=dict)
-    _asr: dict[tuple[str, str], AsrModel] = field(default_factory=dict)
+    _asr: dict[tuple[str, str, int], AsrModel] = field(default_factory=dict)
     _diarizers: dict[DiarizeParams, Diarizer] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -53,12 +54,14 @@ class WarmModels:
                 self._resolved[name] = modelstore.resolve(name, self.cache_dir, self.allow_download)
             return self._resolved[name]
 
-    def asr(self, resolved: ResolvedModel, compute_type: str) -> AsrModel:
-        key = (resolved.identity, compute_type)
+    def asr(self, resolved: ResolvedModel, compute_type: str, threads: int = 0) -> AsrModel:
+        """The warm Whisper model; CTranslate2 fixes its thread count when it loads."""
+        threads = threads or self.cpu_threads
+        key = (resolved.identity, compute_type, threads)
         with self._lock:
             if key not in self._asr:
                 started = time.perf_counter()
-                self._asr[key] = AsrModel(resolved, compute_type, self.cpu_threads)
+                self._asr[key] = AsrModel(resolved, compute_type, threads)
                 self.loads += 1
                 log.info(
                     "loaded model %s",
@@ -71,13 +74,14 @@ class WarmModels:
                 )
             return self._asr[key]
 
-    def diarizer(self, params: DiarizeParams) -> Diarizer:
+    def diarizer(self, params: DiarizeParams, threads: int = 0) -> Diarizer:
+        """The warm diarization pipeline, set to use ``threads`` torch threads."""
         from daemon.pipeline.diarize import Diarizer
 
         with self._lock:
             if params not in self._diarizers:
                 started = time.perf_counter()
-                self._diarizers[params] = Diarizer(params, threads=self.cpu_threads or 1)
+                self._diarizers[params] = Diarizer(params)
                 self.loads += 1
                 log.info(
                     "loaded diarization pipeline",
@@ -86,7 +90,9 @@ class WarmModels:
                         "seconds": round(time.perf_counter() - started, 2),
                     },
                 )
-            return self._diarizers[params]
+            diarizer = self._diarizers[params]
+        diarizer.threads = max(1, threads or self.cpu_threads or 1)
+        return diarizer
 
     @property
     def calls(self) -> int:
@@ -138,11 +144,20 @@ def run_pipeline(
     on_progress: Callable[[float], None] = lambda _p: None,
     clock: Callable[[], datetime] = utcnow,
     cache_only: bool = False,
+    threads: int = 0,
 ) -> PipelineResult:
-    """One file through the cached pipeline with the profile, language and hints it asks for."""
-    profile = resolve_profile(
-        str(options.get("profile") or config.pipeline.profile), config.profiles
-    )
+    """One file through the cached pipeline with the profile, language and hints it asks for.
+
+    ``threads`` is the worker's share of the cores (0: all usable ones).  With overlap on,
+    ASR and diarization run side by side and split them; otherwise each uses all of them in
+    turn.  Never more threads than granted.
+    """
+    threads = threads or usable_cores()
+    overlap = config.daemon.overlap_diarization and threads >= 2 and config.diarization.enabled
+    asr_threads = threads - threads // 2 if overlap else threads
+    diarize_threads = threads // 2 if overlap else threads
+    name = str(options.get("profile") or config.pipeline.profile)
+    profile = resolve_profile("balanced" if name == "auto" else name, config.profiles)
     resolved = models.resolve(profile.model)
     job = JobInput(
         path=path,
@@ -153,14 +168,15 @@ def run_pipeline(
         hints=hints_for(config, options),
         diarize=config.diarization.enabled,
         window_seconds=config.diarization.window_seconds,
+        overlap=overlap,
     )
     return transcribe_file(
         job,
         StepCache(store=store, sha256=sha256, clock=clock, cache_only=cache_only),
-        lambda: models.asr(resolved, profile.compute_type),
+        lambda: models.asr(resolved, profile.compute_type, asr_threads),
         config.daemon.work_dir,
         on_progress,
-        lambda: models.diarizer(profile.diarization),
+        lambda: models.diarizer(profile.diarization, diarize_threads),
     )
 
 

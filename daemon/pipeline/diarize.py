@@ -184,7 +184,6 @@ class Diarizer:
     """A loaded pyannote SpeakerDiarization pipeline; ``calls`` counts invocations."""
 
     def __init__(self, params: DiarizeParams, threads: int = 1) -> None:
-        import torch
 
         _import_pyannote()
         from pyannote.audio import Model
@@ -199,7 +198,7 @@ class Diarizer:
 
         from daemon.pipeline.campplus_model import CamPlusPlusEmbedding
 
-        torch.set_num_threads(max(1, threads))
+        self.threads = max(1, threads)
         self.params = params
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -242,6 +241,7 @@ class Diarizer:
         import torch
 
         self.calls += 1
+        torch.set_num_threads(self.threads)  # process-wide; torch runs only here
         if audio.size < SAMPLE_RATE // 2:
             return WindowDiarization(turns=(), centroids={})
         waveform = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))[None]

@@ -9,9 +9,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -24,7 +26,14 @@ from daemon.pipeline import audio as audio_mod
 from daemon.pipeline.asr import AsrModel, AsrOptions, Segment, Word
 from daemon.pipeline.merge import Turn, WindowDiarization, attribute, link_windows, speakers_of
 from daemon.pipeline.outputs import Transcript
-from daemon.pipeline.vad import Chunk, Region, SpeechDetector, chunk_samples, plan_chunks
+from daemon.pipeline.vad import (
+    Chunk,
+    Region,
+    SpeechDetector,
+    chunk_samples,
+    plan_chunks,
+    plan_windows,
+)
 from daemon.pipeline.vad import to_original_time as map_time
 from daemon.profiles import Profile
 
@@ -58,9 +67,15 @@ def params_hash(params: dict[str, Any]) -> str:
 class StepStats:
     computed: Counter[str] = field(default_factory=Counter)
     cached: Counter[str] = field(default_factory=Counter)
+    seconds: dict[str, float] = field(default_factory=dict)
+    """Wall seconds spent computing each step (summed over chunks)."""
 
-    def as_dict(self) -> dict[str, dict[str, int]]:
-        return {"computed": dict(self.computed), "cached": dict(self.cached)}
+    def as_dict(self) -> dict[str, dict[str, Any]]:
+        return {
+            "computed": dict(self.computed),
+            "cached": dict(self.cached),
+            "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+        }
 
 
 class CacheMiss(LookupError):
@@ -74,18 +89,24 @@ class StepCache:
     clock: Callable[[], Any]
     stats: StepStats = field(default_factory=StepStats)
     cache_only: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def run(self, step: str, params: dict[str, Any], compute: Callable[[], Any]) -> Any:
         key = params_hash(params)
         hit = self.store.cache_get(self.sha256, step, key)
         if hit is not None:
-            self.stats.cached[step] += 1
+            with self._lock:
+                self.stats.cached[step] += 1
             return hit
         if self.cache_only:
             raise CacheMiss(f"step '{step}' is not in the cache")
+        started = time.perf_counter()
         payload = compute()
+        elapsed = time.perf_counter() - started
         self.store.cache_put(self.sha256, step, key, payload, self.clock())
-        self.stats.computed[step] += 1
+        with self._lock:  # steps may run in two threads (ASR beside diarization)
+            self.stats.seconds[step] = self.stats.seconds.get(step, 0.0) + elapsed
+            self.stats.computed[step] += 1
         return payload
 
 
@@ -100,6 +121,8 @@ class JobInput:
     hints: SpeakerHints = field(default_factory=SpeakerHints)
     diarize: bool = True
     window_seconds: float = 600.0
+    overlap: bool = False
+    """Run diarization beside ASR (each with half the threads) rather than after it."""
 
 
 @dataclass(frozen=True)
@@ -160,9 +183,12 @@ def transcribe_file(
     chunks = plan_chunks(regions, job.profile.max_chunk_seconds)
     on_progress(DECODE_SHARE)
 
+    spool_lock = threading.Lock()
+
     def ensure_spool() -> None:
-        if not spool.exists() or audio_mod.spool_samples(spool) != vad["samples"]:
-            audio_mod.decode_to_spool(path, spool)
+        with spool_lock:  # ASR and diarization may both ask
+            if not spool.exists() or audio_mod.spool_samples(spool) != vad["samples"]:
+                audio_mod.decode_to_spool(path, spool)
 
     def chunk_audio(chunk: Chunk) -> audio_mod.Audio:
         ensure_spool()
@@ -187,47 +213,16 @@ def transcribe_file(
         language = str(detected["language"])
     language = language or "en"
 
-    options = AsrOptions(beam_size=job.profile.beam_size, compute_type=job.profile.compute_type)
-    total_speech = sum(c.speech for c in chunks) or 1.0
-    done_speech = 0.0
-    segments: list[Segment] = []
-    for chunk in chunks:
-        params = {
-            "model": identity,
-            "language": language,
-            "options": asdict(options),
-            "regions": [[r.start, r.end] for r in chunk.regions],
-        }
+    progress = _Progress(on_progress, job.diarize)
 
-        def run_chunk(chunk: Chunk = chunk) -> list[dict[str, Any]]:
-            started = time.perf_counter()
-            found = load_model().transcribe(chunk_audio(chunk), language, options)
-            mapped = [_map_segment(s, chunk.regions) for s in found]
-            log.debug(
-                "chunk %d transcribed",
-                chunk.index,
-                extra={
-                    "chunk": chunk.index,
-                    "speech": chunk.speech,
-                    "seconds": time.perf_counter() - started,
-                },
-            )
-            return [_segment_dict(s) for s in mapped]
-
-        payload = cache.run("asr", params, run_chunk)
-        segments.extend(_segment_from_dict(d) for d in payload)
-        done_speech += chunk.speech
-        asr_share = 1 - DECODE_SHARE - (DIARIZE_SHARE if job.diarize else 0.0)
-        on_progress(DECODE_SHARE + asr_share * done_speech / total_speech)
-
-    turns: list[Turn] = []
-    if job.diarize and regions:
-        windows = plan_chunks(regions, job.window_seconds)
+    def diarize_step() -> list[Turn]:
+        # the whole file, not only the VAD's speech: pyannote finds quiet speech Silero misses
+        windows = plan_windows(duration, regions, job.window_seconds)
         hints = job.hints
         params = {
             "diarization": asdict(job.profile.diarization),
             "hints": asdict(hints),
-            "windows": [[w.start, w.end] for w in windows],
+            "windows": windows,
             "weights": DIARIZATION_WEIGHTS,
         }
 
@@ -235,14 +230,14 @@ def transcribe_file(
             diarizer = load_diarizer()
             single = len(windows) == 1
             results = []
-            for i, window in enumerate(windows):
+            for i, (w_start, w_end) in enumerate(windows):
                 ensure_spool()
-                start = round(window.start * audio_mod.SAMPLE_RATE)
-                end = round(window.end * audio_mod.SAMPLE_RATE)
+                start = round(w_start * audio_mod.SAMPLE_RATE)
+                end = round(w_end * audio_mod.SAMPLE_RATE)
                 results.append(
                     diarizer(
                         audio_mod.read_spool(spool, start, end),
-                        offset=window.start,
+                        offset=w_start,
                         num_speakers=hints.num_speakers if single else None,
                         min_speakers=hints.min_speakers if single else None,
                         max_speakers=hints.max_speakers
@@ -250,7 +245,7 @@ def transcribe_file(
                         else (hints.num_speakers or hints.max_speakers),
                     )
                 )
-                on_progress(1 - DIARIZE_SHARE + DIARIZE_SHARE * (i + 1) / len(windows))
+                progress.set("diarize", (i + 1) / len(windows))
             linked = link_windows(
                 results,
                 job.profile.diarization.threshold,
@@ -258,9 +253,30 @@ def transcribe_file(
             )
             return [[t.start, t.end, t.speaker] for t in linked]
 
-        turns = [
-            Turn(float(a), float(b), str(w)) for a, b, w in cache.run("diarize", params, diarize)
-        ]
+        payload = cache.run("diarize", params, diarize)
+        progress.set("diarize", 1.0)
+        return [Turn(float(a), float(b), str(w)) for a, b, w in payload]
+
+    # Diarization needs only the spool and the speech regions, so it may run beside ASR
+    # (each with its own share of the granted threads) instead of after it.
+    pending: Future[list[Turn]] | None = None
+    pool: ThreadPoolExecutor | None = None
+    if job.diarize and job.overlap:
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="diarize")
+        pending = pool.submit(diarize_step)
+    try:
+        segments = _transcribe_chunks(
+            chunks, cache, identity, language, job, load_model, chunk_audio, progress
+        )
+        turns: list[Turn] = []
+        if pending is not None:
+            turns = pending.result()
+        elif job.diarize:
+            turns = diarize_step()
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
+    if turns:
         segments = attribute(segments, turns)
 
     transcript = Transcript(
@@ -275,6 +291,59 @@ def transcribe_file(
         turns=tuple(turns),
     )
     return PipelineResult(transcript=transcript, stats=cache.stats, audio_seconds=duration)
+
+
+class _Progress:
+    """Combines ASR and diarization progress (which may advance from two threads)."""
+
+    def __init__(self, report: Callable[[float], None], diarize: bool) -> None:
+        self.report = report
+        self.weights = {
+            "asr": 1 - DECODE_SHARE - (DIARIZE_SHARE if diarize else 0.0),
+            "diarize": DIARIZE_SHARE if diarize else 0.0,
+        }
+        self.done = {"asr": 0.0, "diarize": 0.0}
+        self.lock = threading.Lock()
+
+    def set(self, part: str, fraction: float) -> None:
+        with self.lock:
+            self.done[part] = fraction
+            value = DECODE_SHARE + sum(self.weights[k] * self.done[k] for k in self.done)
+        self.report(value)
+
+
+def _transcribe_chunks(
+    chunks: list[Chunk],
+    cache: StepCache,
+    identity: str,
+    language: str,
+    job: JobInput,
+    load_model: ModelLoader,
+    chunk_audio: Callable[[Chunk], audio_mod.Audio],
+    progress: _Progress,
+) -> list[Segment]:
+    """ASR of every chunk (each a cached step), segments on the file's timeline."""
+    options = AsrOptions(beam_size=job.profile.beam_size, compute_type=job.profile.compute_type)
+    total_speech = sum(c.speech for c in chunks) or 1.0
+    done_speech = 0.0
+    segments: list[Segment] = []
+    for chunk in chunks:
+        params = {
+            "model": identity,
+            "language": language,
+            "options": asdict(options),
+            "regions": [[r.start, r.end] for r in chunk.regions],
+        }
+
+        def run_chunk(chunk: Chunk = chunk) -> list[dict[str, Any]]:
+            found = load_model().transcribe(chunk_audio(chunk), language, options)
+            return [_segment_dict(_map_segment(s, chunk.regions)) for s in found]
+
+        payload = cache.run("asr", params, run_chunk)
+        segments.extend(_segment_from_dict(d) for d in payload)
+        done_speech += chunk.speech
+        progress.set("asr", done_speech / total_speech)
+    return segments
 
 
 def _leading(chunks: list[Chunk], seconds: float) -> list[Chunk]:

@@ -8,6 +8,7 @@ regions that touch across a block boundary are joined.  :func:`plan_chunks` is p
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 from daemon.pipeline.audio import SAMPLE_RATE, Audio
 
@@ -16,7 +17,7 @@ from daemon.pipeline.audio import SAMPLE_RATE, Audio
 class VadParams:
     threshold: float = 0.5
     min_silence_ms: int = 1000
-    speech_pad_ms: int = 300
+    speech_pad_ms: int = 400
     max_speech_seconds: float = 60.0
     """A longer region is split at its last short silence (faster-whisper's rule)."""
 
@@ -119,3 +120,31 @@ def to_original_time(t: float, regions: tuple[Region, ...]) -> float:
 def chunk_samples(chunk: Chunk) -> list[tuple[int, int]]:
     """Sample ranges ``[start, end)`` of a chunk's regions."""
     return [(round(r.start * SAMPLE_RATE), round(r.end * SAMPLE_RATE)) for r in chunk.regions]
+
+
+def plan_windows(
+    duration: float, regions: list[Region], window_seconds: float
+) -> list[tuple[float, float]]:
+    """Diarization windows covering the whole file, cut near every ``window_seconds`` (pure).
+
+    Each cut is placed in the middle of the silence (a gap between speech regions) nearest to
+    its target, when one lies within a quarter window of it; otherwise at the target.  A file
+    up to one and a half windows long is one window.
+    """
+    if duration <= window_seconds * 1.5:
+        return [(0.0, duration)]
+    gaps = [(a.end + b.start) / 2 for a, b in pairwise(regions) if b.start > a.end]
+    cuts: list[float] = []
+    target = window_seconds
+    while target < duration - window_seconds / 2:
+        near = [
+            g
+            for g in gaps
+            if abs(g - target) <= window_seconds / 4
+            and (not cuts or g > cuts[-1] + window_seconds / 2)
+        ]
+        cut = min(near, key=lambda g: abs(g - target)) if near else target
+        cuts.append(cut)
+        target = cut + window_seconds
+    bounds = [0.0, *cuts, duration]
+    return list(pairwise(bounds))

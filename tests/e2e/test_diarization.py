@@ -50,14 +50,14 @@ def test_sample_through_the_daemon_two_speakers_low_der(tmp_path: Path, model_ca
     hyp = turns_of(tmp_path / "out" / "sample.rttm")
     error = der(load_rttm(str(need_eval("diarization", "sample.rttm"))), hyp)
     assert error <= 0.10, error
-    txt = (tmp_path / "out" / "sample.txt").read_text()
-    assert txt.startswith("SPEAKER_00: ") and "\nSPEAKER_01: " in txt
+    lines = (tmp_path / "out" / "sample.txt").read_text().splitlines()
+    assert {line.split(": ", 1)[0] for line in lines} == {"SPEAKER_00", "SPEAKER_01"}
 
     # rename without recomputing: outputs rewritten from the cache
     res = invoke("speakers", "1", "--rename", "SPEAKER_00=Diane", "--rename", "SPEAKER_01=Sheila")
     assert "sample.txt" in res.output
     txt = (tmp_path / "out" / "sample.txt").read_text()
-    assert txt.startswith("Diane: ") and "\nSheila: " in txt and "SPEAKER_0" not in txt
+    assert {line.split(": ", 1)[0] for line in txt.splitlines()} == {"Diane", "Sheila"}
     assert json.loads((tmp_path / "out" / "sample.json").read_text())["speakers"] == [
         "Diane",
         "Sheila",
@@ -66,13 +66,13 @@ def test_sample_through_the_daemon_two_speakers_low_der(tmp_path: Path, model_ca
     # names stick across a requeue (served from the cache)
     invoke("requeue", "1")
     invoke("run", "--once")
-    assert (tmp_path / "out" / "sample.txt").read_text().startswith("Diane: ")
+    assert "Diane: " in (tmp_path / "out" / "sample.txt").read_text()
     [job] = json.loads(invoke("status", "--json").output)
     assert job["metrics"]["steps"]["computed"] == {}
 
 
 def test_doubled_file_keeps_labels_across_windows(tmp_path: Path, model_cache: Path) -> None:
-    """sample.wav twice in a row, diarized in windows of ~20 s of speech and linked by voice."""
+    """sample.wav twice in a row, diarized in two windows (25 s and 35 s) linked by voice."""
     src = need_eval("diarization", "sample.wav")
     with wave.open(str(src)) as w:
         params, frames = w.getparams(), w.readframes(w.getnframes())
@@ -81,7 +81,7 @@ def test_doubled_file_keeps_labels_across_windows(tmp_path: Path, model_cache: P
         w.setparams(params)
         w.writeframes(frames + frames)
     half = params.nframes / params.framerate
-    invoke = make_invoke(tmp_path, model_cache, "[diarization]\nwindow_seconds = 20.0\n")
+    invoke = make_invoke(tmp_path, model_cache, "[diarization]\nwindow_seconds = 25.0\n")
     invoke("transcribe", str(doubled), "-o", str(tmp_path / "o"))
     hyp = turns_of(tmp_path / "o" / "doubled.rttm")
     assert sorted({s for _, _, s in hyp}) == ["SPEAKER_00", "SPEAKER_01"]

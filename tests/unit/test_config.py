@@ -18,7 +18,7 @@ def test_defaults_without_any_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     assert c.watch.folders == (home / "inbox",)
     assert c.output.dir == home / "transcripts"
     assert c.output.formats == ("txt", "srt", "vtt", "json", "rttm")
-    assert c.pipeline.profile == "balanced"
+    assert c.pipeline.profile == "auto"
     assert "mkv" in c.watch.extensions and "opus" in c.watch.extensions
 
 
@@ -76,7 +76,7 @@ def test_example_config_documents_every_key() -> None:
     example = Path(__file__).resolve().parents[2] / "config.example.toml"
     text = example.read_text()
     loaded = load(example)
-    assert loaded.pipeline.profile == "balanced"
+    assert loaded.pipeline.profile == "auto"
     for section in (
         cfg.DatabaseConfig,
         cfg.WatchConfig,

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 
-from daemon.pipeline.vad import Region, chunk_samples, plan_chunks, to_original_time
+from daemon.pipeline.vad import Region, chunk_samples, plan_chunks, plan_windows, to_original_time
 
 
 def regions(*pairs: tuple[float, float]) -> list[Region]:
@@ -51,3 +53,21 @@ def test_time_mapping_through_joined_regions(t: float, expected: float) -> None:
 def test_chunk_samples() -> None:
     [c] = plan_chunks(regions((0.5, 1.0), (2.0, 2.25)), 30)
     assert chunk_samples(c) == [(8000, 16000), (32000, 36000)]
+
+
+def test_windows_short_file_is_one_window() -> None:
+    assert plan_windows(100.0, regions((1, 50)), 80) == [(0.0, 100.0)]
+
+
+def test_windows_cover_the_file_and_cut_in_silences() -> None:
+    rs = regions(*[(i * 10.0, i * 10.0 + 8.0) for i in range(60)])  # gaps at 8-10, 18-20, ...
+    win = plan_windows(600.0, rs, 100)
+    assert win[0][0] == 0.0 and win[-1][1] == 600.0
+    assert all(a[1] == b[0] for a, b in pairwise(win))
+    for _, end in win[:-1]:
+        assert end % 10 == 9.0  # the middle of a silence
+    assert all(60 <= e - s <= 150 for s, e in win)
+
+
+def test_windows_without_silence_cut_at_targets() -> None:
+    assert plan_windows(250.0, regions((0, 250)), 100) == [(0.0, 100.0), (100.0, 250.0)]

@@ -1,0 +1,112 @@
+"""The only module that calls psutil: what the machine is doing, as a plain LoadSnapshot."""
+
+from __future__ import annotations
+
+import os
+import resource
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import psutil
+
+
+@dataclass(frozen=True)
+class LoadSnapshot:
+    taken_at: datetime
+    cores: int
+    """Cores this process may run on (affinity), not the machine's total."""
+    other_cores: float
+    """Cores' worth of CPU used by other programs since the previous snapshot."""
+    load_average: float
+    available_ram: int
+    total_ram: int
+    daemon_rss: int
+    """Resident memory of this daemon and its worker processes, bytes."""
+    accelerators: tuple[str, ...] = ()
+
+
+def usable_cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def tree_rss(pid: int | None = None) -> int:
+    """Resident memory of a process and its children, bytes."""
+    try:
+        proc = psutil.Process(pid)
+        total = proc.memory_info().rss
+        for child in proc.children(recursive=True):
+            try:
+                total += child.memory_info().rss
+            except psutil.Error:
+                continue
+        return int(total)
+    except psutil.Error:
+        return 0
+
+
+def peak_rss() -> int:
+    """Peak resident memory of this process so far, bytes (Linux reports KiB)."""
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+def _accelerators() -> tuple[str, ...]:
+    found = sorted(p.name for p in Path("/dev").glob("nvidia[0-9]*"))
+    return tuple(f"cuda:{name.removeprefix('nvidia')}" for name in found)
+
+
+class LoadSampler:
+    """Takes snapshots; "other programs' CPU" is measured between consecutive snapshots."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last: tuple[float, float, float] | None = None  # (wall, busy, ours) seconds
+
+    def _ours(self) -> float:
+        try:
+            proc = psutil.Process()
+            t = proc.cpu_times()
+            total = t.user + t.system + t.children_user + t.children_system
+            for child in proc.children(recursive=True):
+                try:
+                    c = child.cpu_times()
+                    total += c.user + c.system
+                except psutil.Error:
+                    continue
+            return float(total)
+        except psutil.Error:
+            return 0.0
+
+    def snapshot(self, now: datetime) -> LoadSnapshot:
+        times = psutil.cpu_times()
+        busy = float(
+            times.user
+            + times.system
+            + getattr(times, "nice", 0.0)
+            + getattr(times, "irq", 0.0)
+            + getattr(times, "softirq", 0.0)
+        )
+        wall = time.monotonic()
+        ours = self._ours()
+        with self._lock:
+            last, self._last = self._last, (wall, busy, ours)
+        if last is not None and wall > last[0]:
+            other = max(0.0, ((busy - last[1]) - (ours - last[2])) / (wall - last[0]))
+        else:  # first look: the load average stands in (it counts this daemon too)
+            other = min(os.getloadavg()[0], float(usable_cores()))
+        mem = psutil.virtual_memory()
+        return LoadSnapshot(
+            taken_at=now,
+            cores=usable_cores(),
+            other_cores=round(other, 2),
+            load_average=os.getloadavg()[0],
+            available_ram=int(mem.available),
+            total_ram=int(mem.total),
+            daemon_rss=tree_rss(),
+            accelerators=_accelerators(),
+        )
