@@ -14,13 +14,14 @@ from typing import Any
 
 from daemon import db
 from daemon.config import Config
-from daemon.intake import Intake, hash_file
+from daemon.intake import Intake, hash_file, probe_duration
 from daemon.models import JobStatus
 from daemon.pipeline.outputs import write_outputs
 from daemon.pipeline.run import CacheMiss
-from daemon.scheduler import Scheduler, Summary
+from daemon.pool import WorkerPool
+from daemon.scheduler import PLAN_KEY, Scheduler, Summary
 from daemon.store import Enqueued, JobRecord, Requeued, Store, utcnow
-from daemon.workers import Executor, WarmModels, owner_id, run_pipeline, write_job_outputs
+from daemon.workers import WarmModels, owner_id, run_pipeline, write_job_outputs
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +52,18 @@ def warm_models(config: Config) -> WarmModels:
 def _scheduler(config: Config, store: Store) -> Scheduler:
     for folder in (*config.watch.folders, config.output.dir, config.daemon.work_dir):
         Path(folder).mkdir(parents=True, exist_ok=True)
-    executor = Executor(config=config, store=store, models=warm_models(config), owner=owner_id())
-    return Scheduler(config, store, Intake(config, store), executor)
+    pool = WorkerPool(config=config, owner_prefix=owner_id())
+    return Scheduler(config, store, Intake(config, store), pool)
 
 
 def run_once(config: Config) -> Summary:
     """Burst mode: rescan the watched folders, process everything pending, return."""
     store = open_store(config)
-    return _scheduler(config, store).run_once()
+    sched = _scheduler(config, store)
+    try:
+        return sched.run_once()
+    finally:
+        sched.pool.stop(timeout=60)
 
 
 def run_forever(config: Config, stop_timeout: float = 30.0) -> None:
@@ -143,15 +148,25 @@ def view(job: JobRecord, now: datetime) -> JobView:
     return JobView(job, round(elapsed, 1), None if eta is None else round(eta, 1))
 
 
-def status(config: Config, job_id: int | None = None) -> list[JobView]:
+@dataclass(frozen=True)
+class StatusReport:
+    jobs: list[JobView]
+    plan: dict[str, Any] | None
+    """The plan the daemon last published (profile, workers, threads, reason)."""
+    plan_at: datetime | None
+
+
+def status(config: Config, job_id: int | None = None) -> StatusReport:
     store = open_store(config)
     now = utcnow()
+    state = store.get_state(PLAN_KEY)
+    plan, plan_at = (state[0], state[1]) if state else (None, None)
     if job_id is not None:
         job = store.get(job_id)
         if job is None:
             raise UserError(f"no job #{job_id}")
-        return [view(job, now)]
-    return [view(j, now) for j in store.jobs()]
+        return StatusReport([view(job, now)], plan, plan_at)
+    return StatusReport([view(j, now) for j in store.jobs()], plan, plan_at)
 
 
 def add(config: Config, paths: list[Path], options: dict[str, Any]) -> list[tuple[Path, Enqueued]]:
@@ -169,7 +184,19 @@ def add(config: Config, paths: list[Path], options: dict[str, Any]) -> list[tupl
     out = []
     for f in files:
         sha, size = hash_file(f)
-        out.append((f, store.enqueue(str(f.absolute()), sha, size, utcnow(), options=options)))
+        out.append(
+            (
+                f,
+                store.enqueue(
+                    str(f.absolute()),
+                    sha,
+                    size,
+                    utcnow(),
+                    options=options,
+                    duration=probe_duration(f),
+                ),
+            )
+        )
     return out
 
 

@@ -117,10 +117,17 @@ def _duration(seconds: float | None) -> str:
 @handled
 def status(ctx: click.Context, job: int | None, as_json: bool) -> None:
     """Show jobs: id, file, status, progress, elapsed/ETA, error."""
-    views = app.status(_config(ctx), job)
+    report = app.status(_config(ctx), job)
+    views = report.jobs
     if as_json:
         click.echo(json.dumps([v.as_dict() for v in views], indent=2, ensure_ascii=False))
         return
+    if report.plan is not None and report.plan_at is not None:
+        p = report.plan
+        click.echo(
+            f"plan: {p['profile']}, {p['workers']} worker(s) x {p['threads']} thread(s) "
+            f"({p['reason']}), as of {report.plan_at:%Y-%m-%d %H:%M:%S} UTC"
+        )
     if not views:
         click.echo("no jobs yet")
         return

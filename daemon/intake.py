@@ -39,6 +39,16 @@ def hash_file(path: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
+def probe_duration(path: Path) -> float | None:
+    """Seconds of audio from the container header (cheap); None when it cannot tell."""
+    from daemon.pipeline.audio import DecodeError, probe
+
+    try:
+        return probe(path).duration or None
+    except (DecodeError, OSError):
+        return None
+
+
 @dataclass
 class _Candidate:
     size: int
@@ -165,7 +175,14 @@ class Intake:
                 self.notice(path, now)
                 continue
             results.append(
-                self.store.enqueue(str(path.absolute()), sha, size, now, self.options_for(path))
+                self.store.enqueue(
+                    str(path.absolute()),
+                    sha,
+                    size,
+                    now,
+                    self.options_for(path),
+                    duration=probe_duration(path),
+                )
             )
         return results
 

@@ -44,6 +44,8 @@ class Job(Base):
     path: Mapped[str] = mapped_column(Text, nullable=False)
     sha256: Mapped[str] = mapped_column(String(64), nullable=False)
     size: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    duration: Mapped[float | None] = mapped_column(Float, nullable=True)
+    """Seconds of audio, from the container header at intake (None if unknown)."""
     status: Mapped[JobStatus] = mapped_column(
         Enum(
             JobStatus,
@@ -95,3 +97,13 @@ class StepResult(Base):
     __table_args__ = (
         UniqueConstraint("sha256", "step", "params_hash", name="uq_step_results_key"),
     )
+
+
+class DaemonState(Base):
+    """Small facts the running daemon publishes for ``status`` (e.g. the plan in force)."""
+
+    __tablename__ = "daemon_state"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[Any] = mapped_column(JSON, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)

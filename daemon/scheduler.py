@@ -1,26 +1,32 @@
-"""APScheduler glue: every tick, intake -> lease recovery -> claim -> dispatch to a worker.
+"""APScheduler glue: every tick, intake -> lease recovery -> plan -> claim -> dispatch.
 
-:meth:`Scheduler.tick` is one iteration with the time passed in, so tests drive it without
-sleeping; :meth:`Scheduler.run_once` is burst mode (drain the queue, then return).
+:meth:`Scheduler.tick` is one iteration with the time passed in; :meth:`Scheduler.run_once` is
+burst mode (drain the queue, then return).  Jobs run in warm worker processes
+(:class:`daemon.pool.WorkerPool`); the planner (:func:`daemon.profiles.choose`) decides, from a
+load snapshot, the queue and the next file, the profile, how many workers and how many threads
+each.  The plan in force and its reason are published for ``transcribd status``.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
 from daemon.config import Config
 from daemon.intake import Intake
 from daemon.models import JobStatus
+from daemon.pool import WorkerPool
+from daemon.profiles import FileFacts, Plan, PlannerSettings, QueueFacts, choose
 from daemon.store import JobRecord, Store, utcnow
-from daemon.workers import Executor
+from daemon.sysload import LoadSampler
 
 log = logging.getLogger(__name__)
+
+PLAN_KEY = "plan"
 
 
 @dataclass
@@ -29,68 +35,127 @@ class Summary:
     failed: list[int] = field(default_factory=list)
 
 
+def planner_settings(config: Config) -> PlannerSettings:
+    return PlannerSettings(profile=config.pipeline.profile, max_workers=config.daemon.max_workers)
+
+
 class Scheduler:
     def __init__(
         self,
         config: Config,
         store: Store,
         intake: Intake,
-        executor: Executor,
+        pool: WorkerPool,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.config = config
         self.store = store
         self.intake = intake
-        self.executor = executor
+        self.pool = pool
         self.clock = clock
-        self._worker: threading.Thread | None = None
+        self.sampler = LoadSampler()
+        self.settings = planner_settings(config)
+        self.plan: Plan | None = None
+        self.summary = Summary()
         self._aps: Any = None
 
     # ------------------------------------------------------------------ one iteration
-    def tick(self, now: datetime | None = None) -> list[JobRecord]:
-        """Intake, lease recovery, then claim and dispatch if the worker is free."""
+    def tick(self, now: datetime | None = None) -> int:
+        """Intake, lease recovery, reports, then plan and dispatch; returns jobs dispatched."""
         now = now or self.clock()
         try:
             self.intake.poll(now)
             self.store.recover_expired(now)
-            if self._worker is not None and self._worker.is_alive():
-                return []
-            jobs = self.store.claim(self.executor.owner, 1, now, self.config.daemon.lease_seconds)
-            for job in jobs:
-                self._worker = threading.Thread(
-                    target=self.executor.execute, args=(job,), name=f"job-{job.id}", daemon=True
-                )
-                self._worker.start()
-            return jobs
+            self._collect()
+            return self._dispatch(now)
         except Exception:  # the loop logs and keeps going
             log.exception("scheduler tick failed")
-            return []
+            return 0
+
+    def _collect(self, timeout: float = 0.0) -> None:
+        for report in self.pool.collect(timeout):
+            (self.summary.done if report.ok else self.summary.failed).append(report.job_id)
+
+    def _dispatch(self, now: datetime) -> int:
+        nxt = self.store.next_ready(now)
+        if nxt is None:
+            return 0
+        queued, seconds, running = self.store.queue_facts(now)
+        snapshot = self.sampler.snapshot(now)
+        facts = FileFacts(duration=nxt.duration or nxt.size / 16000.0)
+        plan = choose(
+            snapshot,
+            QueueFacts(queued, seconds, running),
+            facts,
+            self.settings,
+            now,
+            requested=self._requested(nxt),
+        )
+        if plan != self.plan:
+            log.info(
+                "plan: %s, %d worker(s) x %d thread(s) (%s)",
+                plan.profile,
+                plan.workers,
+                plan.threads,
+                plan.reason,
+                extra=asdict(plan),
+            )
+            self.store.set_state(PLAN_KEY, asdict(plan), now)
+            self.plan = plan
+        self.pool.resize(plan.workers, plan.threads)
+        dispatched = 0
+        for index in self.pool.idle_slots():
+            profile = plan.profile
+            if dispatched:  # later jobs of this tick: their own file and request
+                nxt = self.store.next_ready(now)
+                if nxt is None:
+                    break
+                profile = choose(
+                    snapshot,
+                    QueueFacts(queued - dispatched, seconds, running),
+                    FileFacts(duration=nxt.duration or nxt.size / 16000.0),
+                    self.settings,
+                    now,
+                    self._requested(nxt),
+                ).profile
+            jobs = self.store.claim(
+                self.pool.owner(index), 1, now, self.config.daemon.lease_seconds, profile=profile
+            )
+            if not jobs:
+                break
+            self.pool.submit(jobs[0], index, workers=plan.workers)
+            dispatched += 1
+        return dispatched
+
+    def _requested(self, job: JobRecord) -> str | None:
+        """A profile the job asks for, or one that lets it reuse finished work: a requeued
+        job keeps the profile it ran with, a duplicate takes its original's."""
+        if job.options.get("profile"):
+            return str(job.options["profile"])
+        if job.duplicate_of is not None:
+            original = self.store.get(job.duplicate_of)
+            if original is not None and original.profile:
+                return original.profile
+        return job.profile
 
     # ------------------------------------------------------------------ burst mode
     def run_once(self, poll_seconds: float = 0.2) -> Summary:
         """Rescan, process everything pending (including files still settling), then return."""
-        summary = Summary()
+        self.summary = Summary()
         self.intake.rescan(self.clock())
         while True:
             now = self.clock()
-            self.intake.poll(now)
-            self.store.recover_expired(now)
-            jobs = self.store.claim(self.executor.owner, 1, now, self.config.daemon.lease_seconds)
-            if jobs:
-                for job in jobs:
-                    ok = self.executor.execute(job)
-                    (summary.done if ok else summary.failed).append(job.id)
+            self.tick(now)
+            if self.pool.busy:
+                self._collect(timeout=poll_seconds)
+                continue
+            if self.store.next_ready(now) is not None:
                 continue
             wait = self._next_wait(now)
             if wait is None:
                 break
             time.sleep(min(max(wait, 0.05), poll_seconds * 10))
-        summary.failed = [
-            j
-            for j in summary.failed
-            if (rec := self.store.get(j)) is not None and rec.status is JobStatus.FAILED
-        ]
-        return summary
+        return self.summary
 
     def _next_wait(self, now: datetime) -> float | None:
         """Seconds until something may become ready; None when nothing is left to wait for."""
@@ -120,11 +185,8 @@ class Scheduler:
         self._aps = aps
 
     def stop(self, timeout: float) -> bool:
-        """Stop ticking and wait up to ``timeout`` for the running job; True if it finished."""
+        """Stop ticking and let workers finish their jobs within ``timeout``."""
         if self._aps is not None:
             self._aps.shutdown(wait=True)
             self._aps = None
-        if self._worker is not None:
-            self._worker.join(timeout)
-            return not self._worker.is_alive()
-        return True
+        return self.pool.stop(timeout)

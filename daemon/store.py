@@ -17,7 +17,7 @@ from sqlalchemy import Engine, and_, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
-from daemon.models import Job, JobStatus, StepResult
+from daemon.models import DaemonState, Job, JobStatus, StepResult
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,7 @@ class JobRecord:
     path: str
     sha256: str
     size: int
+    duration: float | None
     status: JobStatus
     duplicate_of: int | None
     profile: str | None
@@ -103,6 +104,47 @@ class Store:
             rows = conn.execute(select(Job.status, func.count()).group_by(Job.status)).all()
         return {JobStatus(s): int(n) for s, n in rows}
 
+    def queue_facts(self, now: datetime) -> tuple[int, float, int]:
+        """(queued jobs, their audio seconds, running jobs); unknown durations are estimated
+        from the file size at 16 kB/s (a 128 kbit/s stream)."""
+        with self.engine.connect() as conn:
+            queued, seconds = conn.execute(
+                select(
+                    func.count(), func.sum(func.coalesce(Job.duration, Job.size / 16000.0))
+                ).where(Job.status == JobStatus.QUEUED)
+            ).one()
+            running = conn.execute(
+                select(func.count()).where(Job.status == JobStatus.RUNNING)
+            ).scalar_one()
+        return int(queued), float(seconds or 0.0), int(running)
+
+    def next_ready(self, now: datetime) -> JobRecord | None:
+        """The job :meth:`claim` would take next, without taking it."""
+        with self.engine.connect() as conn:
+            row = conn.execute(self._ready(now).limit(1)).first()
+            if row is None:
+                return None
+            full = conn.execute(select(JOBS).where(Job.id == row[0])).first()
+        return _from_row(full) if full else None
+
+    def set_state(self, key: str, value: Any, now: datetime) -> None:
+        """Publish a small fact (e.g. the plan in force) for ``status``."""
+        with self.engine.begin() as conn:
+            res = conn.execute(
+                update(DaemonState)
+                .where(DaemonState.key == key)
+                .values(value=value, updated_at=now)
+            )
+            if res.rowcount == 0:
+                conn.execute(insert(DaemonState).values(key=key, value=value, updated_at=now))
+
+    def get_state(self, key: str) -> tuple[Any, datetime] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(DaemonState.value, DaemonState.updated_at).where(DaemonState.key == key)
+            ).first()
+        return None if row is None else (row[0], row[1])
+
     def outputs_in_use(self) -> set[str]:
         """Every output path recorded by any job (so writers never clobber another job's file)."""
         with self.engine.connect() as conn:
@@ -117,6 +159,7 @@ class Store:
         size: int,
         now: datetime,
         options: dict[str, Any] | None = None,
+        duration: float | None = None,
     ) -> Enqueued:
         """Register a file; same path and content: no-op; same content elsewhere: duplicate."""
         with self.engine.begin() as conn:
@@ -136,6 +179,7 @@ class Store:
                     path=path,
                     sha256=sha256,
                     size=size,
+                    duration=duration,
                     status=JobStatus.QUEUED,
                     duplicate_of=dup,
                     options=options or {},
@@ -167,18 +211,7 @@ class Store:
         A duplicate waits until its original is done or failed, so that it is served from the
         cache instead of computing the same content twice.
         """
-        original = aliased(Job)
-        ready = (
-            select(Job.id)
-            .outerjoin(original, Job.duplicate_of == original.id)
-            .where(
-                Job.status == JobStatus.QUEUED,
-                or_(Job.run_after.is_(None), Job.run_after <= now),
-                or_(Job.duplicate_of.is_(None), original.status.in_(TERMINAL)),
-            )
-            .order_by(Job.id)
-            .limit(max(limit * 4, limit))
-        )
+        ready = self._ready(now).limit(max(limit * 4, limit))
         claimed: list[JobRecord] = []
         expires = now + timedelta(seconds=lease_seconds)
         with self.engine.begin() as conn:
@@ -205,6 +238,21 @@ class Store:
                     row = conn.execute(select(JOBS).where(Job.id == job_id)).one()
                     claimed.append(_from_row(row))
         return claimed
+
+    @staticmethod
+    def _ready(now: datetime) -> Any:
+        """Queued, past any backoff, and (for a duplicate) its original finished."""
+        original = aliased(Job)
+        return (
+            select(Job.id)
+            .outerjoin(original, Job.duplicate_of == original.id)
+            .where(
+                Job.status == JobStatus.QUEUED,
+                or_(Job.run_after.is_(None), Job.run_after <= now),
+                or_(Job.duplicate_of.is_(None), original.status.in_(TERMINAL)),
+            )
+            .order_by(Job.id)
+        )
 
     def _running(self, job_id: int, owner: str) -> Any:
         return and_(Job.id == job_id, Job.status == JobStatus.RUNNING, Job.lease_owner == owner)

@@ -23,7 +23,7 @@ from daemon.pipeline.outputs import Transcript, rename_speakers, write_outputs
 from daemon.pipeline.run import JobInput, PipelineResult, StepCache, transcribe_file
 from daemon.profiles import resolve as resolve_profile
 from daemon.store import JobRecord, Store, utcnow
-from daemon.sysload import usable_cores
+from daemon.sysload import peak_rss, usable_cores
 
 if TYPE_CHECKING:
     from daemon.pipeline.diarize import Diarizer
@@ -93,6 +93,19 @@ class WarmModels:
             diarizer = self._diarizers[params]
         diarizer.threads = max(1, threads or self.cpu_threads or 1)
         return diarizer
+
+    @property
+    def loaded(self) -> bool:
+        return bool(self._asr or self._diarizers)
+
+    def unload(self) -> None:
+        """Drop every loaded model (after a long idle time); the next job loads them again."""
+        with self._lock:
+            self._asr.clear()
+            self._diarizers.clear()
+        import gc
+
+        gc.collect()
 
     @property
     def calls(self) -> int:
@@ -211,8 +224,12 @@ class Executor:
     owner: str
     clock: Callable[[], datetime] = utcnow
 
-    def execute(self, job: JobRecord) -> bool:
-        """True when the job ended done."""
+    def execute(self, job: JobRecord, threads: int = 0, workers: int = 1) -> bool:
+        """Run a claimed job to its final state; True when it ended done.
+
+        ``threads``: this worker's share of the cores (0: all); ``workers``: how many workers
+        the plan runs (recorded with the job's metrics).
+        """
         started, cpu_started = time.perf_counter(), time.process_time()
         lease = self.config.daemon.lease_seconds
         last_beat = [0.0]
@@ -226,7 +243,7 @@ class Executor:
         log.info("job %s started", job.id, extra={"job": job.id, "path": job.path})
         try:
             with lease_keeper(self.store, job.id, self.owner, lease):
-                result = self._run(job, on_progress)
+                result = self._run(job, on_progress, threads)
                 outputs = self._write(job, result)
         except Exception as exc:  # a bad job must never stop the daemon
             decision = retry.decide(
@@ -260,13 +277,20 @@ class Executor:
             "rtf": round(wall / result.audio_seconds, 4) if result.audio_seconds else None,
             "steps": result.stats.as_dict(),
             "model_loads": self.models.loads,
+            "profile": result.transcript.profile,
+            "workers": workers,
+            "threads": threads or usable_cores(),
+            "peak_rss": peak_rss(),
+            "pid": os.getpid(),
         }
         self.store.finish(job.id, self.owner, self.clock(), outputs, metrics)
         self._drop_spool(job)
         log.info("job %s done", job.id, extra={"job": job.id, **metrics})
         return True
 
-    def _run(self, job: JobRecord, on_progress: Callable[[float], None]) -> PipelineResult:
+    def _run(
+        self, job: JobRecord, on_progress: Callable[[float], None], threads: int = 0
+    ) -> PipelineResult:
         options = dict(job.options)
         if job.profile and not options.get("profile"):
             options["profile"] = job.profile
@@ -279,6 +303,7 @@ class Executor:
             options,
             on_progress,
             self.clock,
+            threads=threads,
         )
 
     def _write(self, job: JobRecord, result: PipelineResult) -> list[str]:

@@ -63,6 +63,7 @@ def make_config(tmp_path: Path, model_cache: Path) -> Callable[..., Config]:
             "database": {"url": f"sqlite:///{tmp_path / 'jobs.db'}"},
             "watch": {"folders": [str(tmp_path / "inbox")], "stable_seconds": 0.3},
             "output": {"dir": str(tmp_path / "out")},
+            "pipeline": {"profile": "balanced"},
             "models": {"cache_dir": str(model_cache)},
             "daemon": {"work_dir": str(tmp_path / "work"), "tick_seconds": 0.2},
         }

@@ -114,6 +114,20 @@ def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
     return 1.0 - dot / (na * nb)
 
 
+def _distance(a: Sequence[float] | None, b: Sequence[float] | None) -> float:
+    """Cosine distance; 2 (the largest) when either side has no embedding."""
+    return 2.0 if a is None or b is None else _cosine(a, b)
+
+
+def _mean(
+    a: list[float] | None, wa: float, b: Sequence[float] | None, wb: float
+) -> list[float] | None:
+    if a is None or b is None:
+        return list(b) if a is None and b is not None else a
+    total = wa + wb
+    return [(x * wa + y * wb) / total for x, y in zip(a, b, strict=True)]
+
+
 def link_windows(
     windows: Sequence[WindowDiarization], threshold: float, max_speakers: int | None = None
 ) -> list[Turn]:
@@ -128,7 +142,7 @@ def link_windows(
     """
     from scipy.optimize import linear_sum_assignment
 
-    centroids: list[list[float]] = []
+    centroids: list[list[float] | None] = []
     weights: list[float] = []
     parent: list[int] = []
     linked: list[tuple[Turn, int]] = []
@@ -139,29 +153,30 @@ def link_windows(
         local = [s for s in window.centroids if s in speech]
         mapping: dict[str, int] = {}
         if centroids and local:
-            cost = [[_cosine(window.centroids[s], c) for c in centroids] for s in local]
+            cost = [[_distance(window.centroids[s], c) for c in centroids] for s in local]
             rows, cols = linear_sum_assignment(cost)
             for r, c in zip(rows, cols, strict=True):
                 if cost[r][c] <= threshold:
                     mapping[local[r]] = int(c)
         for s in local:
             vec = list(window.centroids[s])
-            w = speech[s]
             if s in mapping:
                 g = mapping[s]
-                total = weights[g] + w
-                centroids[g] = [
-                    (a * weights[g] + b * w) / total for a, b in zip(centroids[g], vec, strict=True)
-                ]
-                weights[g] = total
+                centroids[g] = _mean(centroids[g], weights[g], vec, speech[s])
+                weights[g] += speech[s]
             else:
                 mapping[s] = len(centroids)
                 centroids.append(vec)
-                weights.append(w)
+                weights.append(speech[s])
                 parent.append(len(parent))
-        for t in window.turns:
-            if t.speaker in mapping:
-                linked.append((t, mapping[t.speaker]))
+        # a voice too short to embed cannot be linked: it keeps an identity of its own
+        for s in speech:
+            if s not in mapping:
+                mapping[s] = len(centroids)
+                centroids.append(None)
+                weights.append(speech[s])
+                parent.append(len(parent))
+        linked.extend((t, mapping[t.speaker]) for t in window.turns)
 
     def root(i: int) -> int:
         while parent[i] != i:
@@ -173,13 +188,12 @@ def link_windows(
             roots = sorted({root(i) for i in range(len(centroids))})
             a, b = min(
                 ((x, y) for i, x in enumerate(roots) for y in roots[i + 1 :]),
-                key=lambda p: _cosine(centroids[p[0]], centroids[p[1]]),
+                key=lambda p: (
+                    _distance(centroids[p[0]], centroids[p[1]]),
+                    min(weights[p[0]], weights[p[1]]),
+                ),
             )
-            total = weights[a] + weights[b]
-            centroids[a] = [
-                (x * weights[a] + y * weights[b]) / total
-                for x, y in zip(centroids[a], centroids[b], strict=True)
-            ]
-            weights[a] = total
+            centroids[a] = _mean(centroids[a], weights[a], centroids[b], weights[b])
+            weights[a] += weights[b]
             parent[b] = a
     return relabel([replace(t, speaker=f"g{root(g)}") for t, g in linked])

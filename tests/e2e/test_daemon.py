@@ -24,6 +24,7 @@ def test_drop_file_into_running_daemon(tmp_path: Path, model_cache: Path) -> Non
         f'[database]\nurl = "sqlite:///{tmp_path / "jobs.db"}"\n'
         f'[watch]\nfolders = ["{tmp_path / "inbox"}"]\nstable_seconds = 0.5\n'
         f'[output]\ndir = "{tmp_path / "out"}"\n'
+        '[pipeline]\nprofile = "balanced"\n'
         f'[models]\ncache_dir = "{model_cache}"\n'
         f'[daemon]\nwork_dir = "{tmp_path / "work"}"\ntick_seconds = 0.5\n'
     )

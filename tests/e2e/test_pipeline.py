@@ -26,6 +26,7 @@ def config_file(tmp_path: Path, model_cache: Path) -> Path:
         f'[database]\nurl = "sqlite:///{tmp_path / "jobs.db"}"\n'
         f'[watch]\nfolders = ["{tmp_path / "inbox"}"]\nstable_seconds = 0.2\n'
         f'[output]\ndir = "{tmp_path / "out"}"\n'
+        '[pipeline]\nprofile = "balanced"\n'
         f'[models]\ncache_dir = "{model_cache}"\n'
         f'[daemon]\nwork_dir = "{tmp_path / "work"}"\n'
     )

@@ -23,6 +23,7 @@ def config_file(tmp_path: Path, model_cache: Path) -> Path:
         f'[database]\nurl = "sqlite:///{tmp_path / "jobs.db"}"\n'
         f'[watch]\nfolders = ["{tmp_path / "inbox"}"]\nstable_seconds = 0.2\n'
         f'[output]\ndir = "{tmp_path / "out"}"\n'
+        '[pipeline]\nprofile = "balanced"\n'
         f'[models]\ncache_dir = "{model_cache}"\n'
         f'[daemon]\nwork_dir = "{tmp_path / "work"}"\n'
     )
@@ -113,7 +114,7 @@ def test_bad_input_fails_job_with_clear_error_and_requeue_failed(
 
 def test_db_upgrade(invoke: Callable[..., Result]) -> None:
     res = invoke("db", "upgrade")
-    assert res.exit_code == 0 and "database at revision 0001" in res.output
+    assert res.exit_code == 0 and "database at revision 0002" in res.output
 
 
 def test_transcribe_missing_file_exits_1(invoke: Callable[..., Result], tmp_path: Path) -> None:

@@ -115,3 +115,10 @@ def test_link_single_window_is_relabel() -> None:
 @pytest.mark.parametrize("n", [0, 1])
 def test_link_empty(n: int) -> None:
     assert link_windows([window([], {})] * n, 0.5) == []
+
+
+def test_voice_without_embedding_keeps_its_turns() -> None:
+    w = window([(0, 5, "x"), (20, 20.7, "y")], {"x": V1})  # "y" too short to embed
+    out = link_windows([w], 0.5)
+    assert [(t.start, t.speaker) for t in out] == [(0, "SPEAKER_00"), (20, "SPEAKER_01")]
+    assert len({t.speaker for t in link_windows([w], 0.5, max_speakers=1)}) == 1

@@ -1,0 +1,63 @@
+"""The seed's "current approach", one file per process: load the models, faster-whisper on the
+whole file (chunk_length=15, beam_size=1, no VAD), then pyannote's stock SpeakerDiarization on
+the whole file, one after the other, with the same weights transcribd uses.
+
+    python -m bench.baseline FILE   -> one JSON line: wall/cpu seconds, peak RSS, text, turns
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def main() -> None:
+    started = time.perf_counter()
+    path = Path(sys.argv[1])
+    from faster_whisper import WhisperModel
+
+    from daemon import modelstore
+    from daemon.config import cache_home
+    from daemon.pipeline import audio
+    from daemon.pipeline.diarize import DiarizeParams, Diarizer
+    from daemon.sysload import usable_cores
+
+    threads = usable_cores()
+    resolved = modelstore.resolve("base", cache_home() / "models")
+    model = WhisperModel(str(resolved.path), device="cpu", compute_type="int8", cpu_threads=threads)
+    diarizer = Diarizer(
+        DiarizeParams(segmentation_step=0.1, chunked_embeddings=False), threads=threads
+    )
+    loaded = time.perf_counter()
+    samples = np.concatenate(list(audio.decode_blocks(path)))
+    segments, _ = model.transcribe(samples, beam_size=1, chunk_length=15, vad_filter=False)
+    text = " ".join(s.text.strip() for s in segments)
+    asr_done = time.perf_counter()
+    turns = diarizer(samples).turns
+    done = time.perf_counter()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(
+        json.dumps(
+            {
+                "file": str(path),
+                "duration": samples.size / audio.SAMPLE_RATE,
+                "wall": done - started,
+                "load": loaded - started,
+                "asr": asr_done - loaded,
+                "diarize": done - asr_done,
+                "cpu": usage.ru_utime + usage.ru_stime,
+                "peak_rss": usage.ru_maxrss * 1024,
+                "text": text,
+                "turns": [[t.start, t.end, t.speaker] for t in turns],
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

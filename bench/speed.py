@@ -1,0 +1,238 @@
+"""Speed benchmark: transcribd against the seed's approach, side by side in one run.
+
+    python -m bench.speed [--long-minutes 14] [--short 20] [--memory-minutes 15 180]
+
+1. A long recording (AMI excerpts and the phone call from ../shared/eval, concatenated, with their
+   RTTMs shifted): the baseline (bench/baseline.py: a fresh process, whole-file faster-whisper
+   with chunk_length=15, beam 1, no VAD, then pyannote's stock pipeline) against
+   ``transcribd transcribe`` with each profile, each in a fresh process with an empty cache:
+   wall time, real-time factor, CPU seconds, peak RSS, DER, and the speed-up over the baseline.
+2. Warm throughput: N short files through ``transcribd run --once`` (warm worker processes)
+   against N baseline processes.
+3. Memory against length: peak RSS of the fast profile on files of the given lengths.
+
+Figures are ratios against the baseline measured in the same run; absolute times vary with the
+machine's mood.  Results go to bench/results/speed.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+import wave
+from pathlib import Path
+from typing import Any
+
+from bench.metrics import der, load_rttm
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def build_long(eval_dir: Path, minutes: float, out: Path) -> list[tuple[float, float, str]]:
+    """Concatenate the 30 s diarization recordings until ``minutes``; returns the shifted RTTM."""
+    pieces = sorted((eval_dir / "diarization").glob("*.wav"))
+    turns: list[tuple[float, float, str]] = []
+    offset = 0.0
+    with wave.open(str(out), "wb") as dst:
+        dst.setnchannels(1)
+        dst.setsampwidth(2)
+        dst.setframerate(16000)
+        i = 0
+        while offset < minutes * 60:
+            src = pieces[i % len(pieces)]
+            with wave.open(str(src)) as w:
+                assert w.getframerate() == 16000 and w.getnchannels() == 1
+                frames = w.readframes(w.getnframes())
+                length = w.getnframes() / 16000
+            dst.writeframes(frames)
+            rttm = src.with_suffix(".rttm")
+            if rttm.exists():
+                turns += [
+                    (a + offset, b + offset, f"{src.stem}:{s}")
+                    for a, b, s in load_rttm(str(rttm))
+                    if b <= length
+                ]
+            offset += length
+            i += 1
+    return turns
+
+
+def run_baseline(path: Path) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.baseline", str(path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    data: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return data
+
+
+def config_for(tmp: Path, name: str) -> Path:
+    home = tmp / name
+    cfg = home / "config.toml"
+    home.mkdir(parents=True, exist_ok=True)
+    cfg.write_text(
+        f'[database]\nurl = "sqlite:///{home / "jobs.db"}"\n'
+        f'[watch]\nfolders = ["{home / "inbox"}"]\nstable_seconds = 0.2\n'
+        f'[output]\ndir = "{home / "out"}"\n'
+        f'[daemon]\nwork_dir = "{home / "work"}"\ntick_seconds = 0.5\n'
+    )
+    return cfg
+
+
+def run_transcribd(cfg: Path, *args: str) -> dict[str, Any]:
+    report = cfg.parent / "report.json"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.run_one",
+            str(report),
+            "--",
+            "--config",
+            str(cfg),
+            "--log-level",
+            "WARNING",
+            *args,
+        ],
+        cwd=REPO,
+        check=True,
+    )
+    data: dict[str, Any] = json.loads(report.read_text())
+    return data
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--eval", type=Path, default=REPO.parent / "shared" / "eval")
+    parser.add_argument("--long-minutes", type=float, default=14.0)
+    parser.add_argument("--profiles", nargs="+", default=["fast", "balanced", "quality"])
+    parser.add_argument("--short", type=int, default=20)
+    parser.add_argument("--memory-minutes", type=float, nargs="*", default=[15.0, 180.0])
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    args = parser.parse_args()
+    if not args.eval.is_dir():
+        raise SystemExit(f"evaluation data not found at {args.eval}")
+    tmp = Path(tempfile.mkdtemp(prefix="transcribd-speed-"))
+    results: dict[str, Any] = {}
+
+    if args.long_minutes > 0:
+        long_wav = tmp / "long.wav"
+        ref = build_long(args.eval, args.long_minutes, long_wav)
+        base = run_baseline(long_wav)
+        duration = base["duration"]
+        rows = [
+            {
+                "run": "baseline",
+                "wall": base["wall"],
+                "rtf": base["wall"] / duration,
+                "cpu": base["cpu"],
+                "peak_rss": base["peak_rss"],
+                "der": der(ref, [tuple(t) for t in base["turns"]]),
+                "speedup": 1.0,
+            }
+        ]
+        for profile in args.profiles:
+            cfg = config_for(tmp, f"long-{profile}")
+            rep = run_transcribd(
+                cfg,
+                "transcribe",
+                str(long_wav),
+                "-o",
+                str(cfg.parent / "out"),
+                "--profile",
+                profile,
+            )
+            hyp = load_rttm(str(cfg.parent / "out" / "long.rttm"))
+            rows.append(
+                {
+                    "run": profile,
+                    "wall": rep["wall"],
+                    "rtf": rep["wall"] / duration,
+                    "cpu": rep["cpu"],
+                    "peak_rss": rep["peak_rss"],
+                    "der": der(ref, hyp),
+                    "speedup": base["wall"] / rep["wall"],
+                }
+            )
+        results["long"] = {"minutes": duration / 60, "rows": rows}
+        print(f"\nlong file: {duration / 60:.1f} min")
+        print(
+            f"{'run':<10} {'wall s':>8} {'RTF':>7} {'CPU s':>8} {'peak RSS':>9} "
+            f"{'DER':>6} {'speed-up':>8}"
+        )
+        for r in rows:
+            print(
+                f"{r['run']:<10} {r['wall']:8.1f} {r['rtf']:7.3f} {r['cpu']:8.1f} "
+                f"{r['peak_rss'] / 1e9:8.2f}G {r['der']:6.3f} {r['speedup']:7.2f}x",
+                flush=True,
+            )
+
+    if args.short > 0:
+        clips = sorted((args.eval / "asr_en").glob("*.wav"))[: args.short]
+        started = time.perf_counter()
+        for clip in clips:
+            run_baseline(clip)
+        base_wall = time.perf_counter() - started
+        cfg = config_for(tmp, "warm")
+        inbox = cfg.parent / "inbox"
+        inbox.mkdir(parents=True, exist_ok=True)
+        for clip in clips:
+            (inbox / clip.name).write_bytes(clip.read_bytes())
+        rep = run_transcribd(cfg, "run", "--once")
+        results["warm"] = {
+            "files": len(clips),
+            "baseline_wall": base_wall,
+            "transcribd_wall": rep["wall"],
+            "speedup": base_wall / rep["wall"],
+            "transcribd_peak_rss": rep["peak_rss"],
+        }
+        print(
+            f"\nwarm throughput, {len(clips)} short files: baseline {base_wall:.1f} s, "
+            f"transcribd run --once {rep['wall']:.1f} s -> x{base_wall / rep['wall']:.2f}",
+            flush=True,
+        )
+
+    memory = []
+    for minutes in args.memory_minutes:
+        wav = tmp / f"mem-{minutes:g}.wav"
+        build_long(args.eval, minutes, wav)
+        cfg = config_for(tmp, f"mem-{minutes:g}")
+        rep = run_transcribd(
+            cfg, "transcribe", str(wav), "-o", str(cfg.parent / "out"), "--profile", "fast"
+        )
+        memory.append(
+            {
+                "minutes": minutes,
+                "peak_rss": rep["peak_rss"],
+                "wall": rep["wall"],
+                "rtf": rep["wall"] / (minutes * 60),
+            }
+        )
+        print(
+            f"memory: {minutes:g} min -> peak RSS {rep['peak_rss'] / 1e9:.2f} GB "
+            f"(RTF {rep['wall'] / (minutes * 60):.3f})",
+            flush=True,
+        )
+    if memory:
+        results["memory"] = memory
+        if len(memory) > 1:
+            ratio = memory[-1]["peak_rss"] / memory[0]["peak_rss"]
+            print(
+                f"memory growth {memory[-1]['minutes']:g} min / {memory[0]['minutes']:g} min:"
+                f" x{ratio:.2f}"
+            )
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "speed.json").write_text(json.dumps(results, indent=2))
+    print(f"\nwritten {args.out / 'speed.json'}")
+
+
+if __name__ == "__main__":
+    main()
