@@ -207,9 +207,10 @@ def _fmt_der(r: dict[str, Any]) -> str:
 def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     figures: dict[str, Any] = {}
     lines = []
-    for lang in ("en", "ru"):
-        pairs = [(r["ref"], r["hyp"]) for r in rows if r.get("language") == lang]
-        base = [(r["ref"], r["base_hyp"]) for r in rows if r.get("language") == lang]
+    for lang in ("en", "ru", "all"):
+        mine = [r for r in rows if r["kind"] == "asr" and lang in ("all", r.get("language"))]
+        pairs = [(r["ref"], r["hyp"]) for r in mine]
+        base = [(r["ref"], r["base_hyp"]) for r in mine]
         if pairs:
             figures[f"wer_{lang}"] = corpus_wer(pairs)
             figures[f"base_wer_{lang}"] = corpus_wer(base)

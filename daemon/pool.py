@@ -14,6 +14,7 @@ import logging
 import multiprocessing as mp
 import os
 import queue
+import signal
 import time
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
@@ -46,6 +47,7 @@ class Report:
 
 def _worker_main(index: int, config: Config, threads: int, tasks: Any, reports: Any) -> None:
     """Body of a worker process (spawned: nothing heavy is inherited)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops us
     for name in THREAD_ENV:
         os.environ[name] = str(threads)
     from daemon import logs

@@ -50,6 +50,21 @@ def write_wav(
     return path
 
 
+def write_config(tmp_path: Path, model_cache: Path, extra: str = "") -> Path:
+    """A TOML config file with everything under ``tmp_path`` (the fixed balanced profile keeps
+    model tests fast and deterministic); ``extra`` is appended TOML."""
+    f = tmp_path / "config.toml"
+    f.write_text(
+        f'[database]\nurl = "sqlite:///{tmp_path / "jobs.db"}"\n'
+        f'[watch]\nfolders = ["{tmp_path / "inbox"}"]\nstable_seconds = 0.2\n'
+        f'[output]\ndir = "{tmp_path / "out"}"\n'
+        '[pipeline]\nprofile = "balanced"\n'
+        f'[models]\ncache_dir = "{model_cache}"\n'
+        f'[daemon]\nwork_dir = "{tmp_path / "work"}"\ntick_seconds = 0.5\n' + extra
+    )
+    return f
+
+
 @pytest.fixture(scope="session")
 def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One joined-model cache for the whole session (joining base takes a second)."""

@@ -66,21 +66,26 @@ class AsrModel:
             )
         return str(language), float(probability)
 
-    def transcribe(self, audio: Audio, language: str, options: AsrOptions) -> list[Segment]:
-        """Segments with word timestamps, relative to the start of ``audio``."""
+    def transcribe(
+        self, audio: Audio, language: str | None, options: AsrOptions
+    ) -> tuple[list[Segment], str]:
+        """Segments with word timestamps, relative to the start of ``audio``, and the language
+        (detected from the first 30 s within the same pass when ``language`` is None)."""
+        if not self.resolved.multilingual:
+            language = "en"
         if audio.size < SAMPLE_RATE // 10:
-            return []
+            return [], language or "en"
         with self._lock:
             self.calls += 1
-            segments, _info = self._model.transcribe(
+            segments, info = self._model.transcribe(
                 audio,
-                language=language if self.resolved.multilingual else "en",
+                language=language,
                 beam_size=options.beam_size,
                 word_timestamps=True,
                 vad_filter=False,
                 condition_on_previous_text=False,
             )
-            return [_segment(s) for s in segments]
+            return [_segment(s) for s in segments], str(info.language)
 
 
 def _segment(s: Any) -> Segment:

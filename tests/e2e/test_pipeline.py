@@ -12,7 +12,7 @@ from click.testing import CliRunner, Result
 
 from bench.metrics import normalize, wer
 from daemon.cli import cli
-from tests.conftest import make_video, need_eval
+from tests.conftest import make_video, need_eval, write_config
 
 pytestmark = [pytest.mark.model, pytest.mark.eval]
 
@@ -21,16 +21,7 @@ FORMATS = ("txt", "srt", "vtt", "json", "rttm")
 
 @pytest.fixture
 def config_file(tmp_path: Path, model_cache: Path) -> Path:
-    f = tmp_path / "config.toml"
-    f.write_text(
-        f'[database]\nurl = "sqlite:///{tmp_path / "jobs.db"}"\n'
-        f'[watch]\nfolders = ["{tmp_path / "inbox"}"]\nstable_seconds = 0.2\n'
-        f'[output]\ndir = "{tmp_path / "out"}"\n'
-        '[pipeline]\nprofile = "balanced"\n'
-        f'[models]\ncache_dir = "{model_cache}"\n'
-        f'[daemon]\nwork_dir = "{tmp_path / "work"}"\n'
-    )
-    return f
+    return write_config(tmp_path, model_cache)
 
 
 @pytest.fixture

@@ -13,21 +13,12 @@ from click.testing import CliRunner, Result
 
 from daemon.cli import cli
 from daemon.config import Config
-from tests.conftest import write_wav
+from tests.conftest import write_config, write_wav
 
 
 @pytest.fixture
 def config_file(tmp_path: Path, model_cache: Path) -> Path:
-    f = tmp_path / "config.toml"
-    f.write_text(
-        f'[database]\nurl = "sqlite:///{tmp_path / "jobs.db"}"\n'
-        f'[watch]\nfolders = ["{tmp_path / "inbox"}"]\nstable_seconds = 0.2\n'
-        f'[output]\ndir = "{tmp_path / "out"}"\n'
-        '[pipeline]\nprofile = "balanced"\n'
-        f'[models]\ncache_dir = "{model_cache}"\n'
-        f'[daemon]\nwork_dir = "{tmp_path / "work"}"\n'
-    )
-    return f
+    return write_config(tmp_path, model_cache)
 
 
 @pytest.fixture
