@@ -155,6 +155,12 @@ class Scheduler:
             if wait is None:
                 break
             time.sleep(min(max(wait, 0.05), poll_seconds * 10))
+        # a job that failed, then succeeded on a retry, counts once, as done
+        self.summary.failed = [
+            j
+            for j in dict.fromkeys(self.summary.failed)
+            if (rec := self.store.get(j)) is not None and rec.status is JobStatus.FAILED
+        ]
         return self.summary
 
     def _next_wait(self, now: datetime) -> float | None:
