@@ -14,6 +14,7 @@ import time
 def main() -> None:
     report, args = sys.argv[1], sys.argv[3:]
     from daemon.cli import cli
+    from daemon.sysload import peak_rss
 
     started = time.perf_counter()
     code = 0
@@ -30,7 +31,7 @@ def main() -> None:
                 "exit": code,
                 "wall": wall,
                 "cpu": me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime,
-                "peak_rss": max(me.ru_maxrss, kids.ru_maxrss) * 1024,
+                "peak_rss": max(peak_rss(), kids.ru_maxrss * 1024),
             },
             f,
         )

@@ -51,7 +51,17 @@ def tree_rss(pid: int | None = None) -> int:
 
 
 def peak_rss() -> int:
-    """Peak resident memory of this process so far, bytes (Linux reports KiB)."""
+    """Peak resident memory of this process so far, bytes.
+
+    Linux's VmHWM belongs to this address space; ``ru_maxrss`` would also carry a parent's peak
+    across fork and exec."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
 

@@ -11,9 +11,10 @@ from pathlib import Path
 from tests.conftest import need_eval
 
 PROBE = """
-import json, resource, sys
+import json, sys
 from pathlib import Path
 from daemon.pipeline import audio
+from daemon.sysload import peak_rss
 from daemon.pipeline.vad import SpeechDetector, VadParams, plan_chunks
 src, spool = Path(sys.argv[1]), Path(sys.argv[2])
 detector = SpeechDetector(VadParams())
@@ -24,7 +25,7 @@ longest = max(sum(b - a for a, b in audio_ranges) for audio_ranges in
                for c in chunks))
 part = audio.read_spool(spool, 0, longest)
 print(json.dumps({"samples": samples, "chunks": len(chunks),
-                  "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+                  "peak": peak_rss()}))
 """
 
 
