@@ -72,6 +72,11 @@ def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
+def config_file(tmp_path: Path, model_cache: Path) -> Path:
+    return write_config(tmp_path, model_cache)
+
+
+@pytest.fixture
 def make_config(tmp_path: Path, model_cache: Path) -> Callable[..., Config]:
     def make(**sections: dict[str, Any]) -> Config:
         raw: dict[str, dict[str, Any]] = {

@@ -12,16 +12,11 @@ from click.testing import CliRunner, Result
 
 from bench.metrics import normalize, wer
 from daemon.cli import cli
-from tests.conftest import make_video, need_eval, write_config
+from tests.conftest import make_video, need_eval
 
 pytestmark = [pytest.mark.model, pytest.mark.eval]
 
 FORMATS = ("txt", "srt", "vtt", "json", "rttm")
-
-
-@pytest.fixture
-def config_file(tmp_path: Path, model_cache: Path) -> Path:
-    return write_config(tmp_path, model_cache)
 
 
 @pytest.fixture

@@ -13,12 +13,7 @@ from click.testing import CliRunner, Result
 
 from daemon.cli import cli
 from daemon.config import Config
-from tests.conftest import write_config, write_wav
-
-
-@pytest.fixture
-def config_file(tmp_path: Path, model_cache: Path) -> Path:
-    return write_config(tmp_path, model_cache)
+from tests.conftest import write_wav
 
 
 @pytest.fixture
