@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import threading
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from daemon.pipeline.run import CacheMiss
 from daemon.pool import WorkerPool
 from daemon.scheduler import PLAN_KEY, Scheduler, Summary
 from daemon.store import Enqueued, JobRecord, Requeued, Store, utcnow
+from daemon.sysload import usable_cores
 from daemon.workers import WarmModels, owner_id, run_pipeline, write_job_outputs
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ def warm_models(config: Config) -> WarmModels:
     return WarmModels(
         cache_dir=config.models.cache_dir,
         allow_download=config.models.allow_download,
-        cpu_threads=os.cpu_count() or 1,
+        cpu_threads=usable_cores(),
     )
 
 
@@ -232,13 +232,6 @@ def rename_speakers(config: Config, job_id: int, renames: dict[str, str]) -> lis
         raise UserError(f"no job #{job_id}")
     if job.status is not JobStatus.DONE:
         raise UserError(f"job #{job_id} is {job.status.value}; only done jobs can be renamed")
-    names: dict[str, str] = dict(job.options.get("speaker_names", {}))
-    current = {names.get(label, label): label for label in _labels(job)}
-    for old, new in renames.items():
-        if old not in current:
-            known = ", ".join(sorted(current)) or "none"
-            raise UserError(f"job #{job_id} has no speaker '{old}' (speakers: {known})")
-        names[current[old]] = new
     options = dict(job.options)
     if job.profile and not options.get("profile"):
         options["profile"] = job.profile
@@ -248,25 +241,17 @@ def rename_speakers(config: Config, job_id: int, renames: dict[str, str]) -> lis
         )
     except CacheMiss as exc:
         raise UserError(f"job #{job_id}: {exc}; requeue it instead") from None
+    names: dict[str, str] = dict(job.options.get("speaker_names", {}))
+    # the cached transcript carries the diarized labels; users may name them by their new names
+    current = {names.get(label, label): label for label in result.transcript.speakers}
+    for old, new in renames.items():
+        if old not in current:
+            known = ", ".join(sorted(current)) or "none"
+            raise UserError(f"job #{job_id} has no speaker '{old}' (speakers: {known})")
+        names[current[old]] = new
     written = write_job_outputs(config, store, job, result.transcript, speaker_names=names)
     store.rewrite_done(job_id, utcnow(), {**job.options, "speaker_names": names}, written)
     return written
-
-
-def _labels(job: JobRecord) -> list[str]:
-    """The diarized labels of a done job, read from its JSON output."""
-    import json
-
-    for out in job.outputs:
-        if out.endswith(".json"):
-            try:
-                data = json.loads(Path(out).read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                break
-            names = job.options.get("speaker_names", {})
-            back = {v: k for k, v in names.items()}
-            return [back.get(s, s) for s in data.get("speakers", [])]
-    return [f"SPEAKER_{i:02d}" for i in range(100)]
 
 
 def _iso(t: datetime | None) -> str | None:

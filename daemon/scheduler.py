@@ -39,6 +39,12 @@ def planner_settings(config: Config) -> PlannerSettings:
     return PlannerSettings(profile=config.pipeline.profile, max_workers=config.daemon.max_workers)
 
 
+def _facts(job: JobRecord) -> FileFacts:
+    """What the planner knows of a queued file; an unknown length is estimated from its size
+    at 16 kB/s, as ``Store.queue_facts`` does."""
+    return FileFacts(duration=job.duration or job.size / 16000.0)
+
+
 class Scheduler:
     def __init__(
         self,
@@ -82,7 +88,7 @@ class Scheduler:
             return 0
         queued, seconds, running = self.store.queue_facts(now)
         snapshot = self.sampler.snapshot(now)
-        facts = FileFacts(duration=nxt.duration or nxt.size / 16000.0)
+        facts = _facts(nxt)
         plan = choose(
             snapshot,
             QueueFacts(queued, seconds, running),
@@ -113,7 +119,7 @@ class Scheduler:
                 profile = choose(
                     snapshot,
                     QueueFacts(queued - dispatched, seconds, running),
-                    FileFacts(duration=nxt.duration or nxt.size / 16000.0),
+                    _facts(nxt),
                     self.settings,
                     now,
                     self._requested(nxt),
