@@ -11,7 +11,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from daemon import db
+from daemon import db, fsnames
 from daemon.config import Config
 from daemon.intake import Intake, hash_file, probe_duration
 from daemon.models import JobStatus
@@ -116,7 +116,7 @@ class JobView:
         j = self.job
         return {
             "id": j.id,
-            "path": j.path,
+            "path": fsnames.printable(j.path),
             "sha256": j.sha256,
             "size": j.size,
             "status": j.status.value,
@@ -183,7 +183,11 @@ def add(config: Config, paths: list[Path], options: dict[str, Any]) -> list[tupl
             raise UserError(f"not a file or folder: {p}")
     out = []
     for f in files:
-        sha, size = hash_file(f)
+        try:
+            sha, size = hash_file(f)
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise UserError(f"cannot read {fsnames.printable(f)}: {reason}") from None
         out.append(
             (
                 f,

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import click
 
-from daemon import __version__, app, logs
+from daemon import __version__, app, fsnames, logs
 from daemon.config import PROFILE_NAMES, Config, ConfigError, load
 from daemon.modelstore import ModelError
 from daemon.pipeline.audio import DecodeError
@@ -140,7 +140,7 @@ def status(ctx: click.Context, job: int | None, as_json: bool) -> None:
         rows.append(
             (
                 str(j.id),
-                Path(j.path).name,
+                fsnames.printable(Path(j.path).name),
                 state,
                 f"{j.progress * 100:.0f}%",
                 f"{_duration(v.elapsed)}/{_duration(v.eta)}",

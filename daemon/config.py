@@ -73,6 +73,17 @@ class WatchConfig:
     stable_seconds: float = 2.0
     """A file is enqueued once its size and mtime have not changed for this long."""
     ignore_hidden: bool = True
+    allow_symlinks_outside: bool = False
+    """Take files whose real location is outside every watched folder (via symlinks)."""
+    observer: str = "auto"
+    """"inotify" (the kernel's events), "polling" (rescans; for NFS/SMB/FUSE shares, where
+    changes made by other machines raise no events) or "auto" (polling on network and FUSE
+    file systems, the kernel's events elsewhere)."""
+    poll_seconds: float = 5.0
+    """How often the polling observer looks at the folders."""
+
+
+OBSERVERS = ("auto", "inotify", "polling")
 
 
 @dataclass(frozen=True)
@@ -109,6 +120,9 @@ class DaemonConfig:
     """Run diarization beside ASR, splitting a worker's threads, instead of after it."""
     model_idle_seconds: float = 600.0
     """A worker unloads models it has not used for this long."""
+    stop_seconds: float = 30.0
+    """On SIGTERM/SIGINT, running jobs get this long to finish; then they stop where they are
+    (finished chunks are cached), their leases are released and the daemon exits 0."""
 
 
 @dataclass(frozen=True)
@@ -243,13 +257,20 @@ def _check(config: Config) -> None:
             f"pipeline.profile: unknown profile '{config.pipeline.profile}' "
             f"(known: {', '.join(PROFILE_CHOICES)})"
         )
+    if config.watch.observer not in OBSERVERS:
+        raise ConfigError(
+            f"watch.observer: unknown observer '{config.watch.observer}' "
+            f"(known: {', '.join(OBSERVERS)})"
+        )
     if not config.watch.folders:
         raise ConfigError("watch.folders: at least one folder is needed")
     positive = {
         "watch.stable_seconds": config.watch.stable_seconds,
+        "watch.poll_seconds": config.watch.poll_seconds,
         "daemon.tick_seconds": config.daemon.tick_seconds,
         "daemon.lease_seconds": config.daemon.lease_seconds,
         "daemon.max_attempts": config.daemon.max_attempts,
+        "daemon.stop_seconds": config.daemon.stop_seconds,
     }
     for key, number in positive.items():
         if number <= 0:

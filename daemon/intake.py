@@ -20,6 +20,7 @@ from typing import Any
 
 from watchdog.events import FileSystemEventHandler
 
+from daemon import fsnames
 from daemon.config import Config
 from daemon.store import Enqueued, Store, utcnow
 
@@ -65,6 +66,7 @@ class Intake:
         self.excluded = [
             _real(p) for p in (config.output.dir, config.daemon.work_dir, config.models.cache_dir)
         ]
+        self.roots = [_real(f) for f in self.folders]
         self._pending: dict[Path, _Candidate] = {}
         self._lock = threading.Lock()
         self._observer: Any = None
@@ -80,6 +82,19 @@ class Intake:
             return False
         real = _real(path.parent)
         return not any(real == ex or ex in real.parents for ex in self.excluded)
+
+    def refusal(self, path: Path) -> str | None:
+        """Why an accepted file must not be read, or None: a symlink (of the file or a folder
+        on its way) leading out of every watched folder, unless the config allows it."""
+        if self.config.watch.allow_symlinks_outside:
+            return None
+        real = _real(path)
+        if any(root in real.parents for root in self.roots):
+            return None
+        return (
+            f"symlink to {fsnames.printable(real)}, outside the watched folders "
+            "(set watch.allow_symlinks_outside = true to allow)"
+        )
 
     def options_for(self, path: Path) -> dict[str, Any]:
         """The ``[folders."..."]`` options of the innermost configured folder holding ``path``."""
@@ -166,17 +181,25 @@ class Intake:
                 if path not in self._pending:
                     continue
                 cand = self._pending.pop(path)
+            name = str(path.absolute())
+            reason = self.refusal(path)
+            if reason is not None:
+                results.append(self.store.reject(name, cand.size, reason, now))
+                continue
             try:
                 sha, size = hash_file(path)
+            except FileNotFoundError:
+                continue  # gone before it could be read: nothing to do
             except OSError as exc:
-                log.warning("cannot read %s: %s", path, exc, extra={"path": str(path)})
+                reason = f"cannot read the file: {exc.strerror or type(exc).__name__}"
+                results.append(self.store.reject(name, cand.size, reason, now))
                 continue
             if size != cand.size:  # changed while hashing: look again later
                 self.notice(path, now)
                 continue
             results.append(
                 self.store.enqueue(
-                    str(path.absolute()),
+                    name,
                     sha,
                     size,
                     now,

@@ -19,11 +19,28 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+from daemon import fsnames
 
 
 class Base(DeclarativeBase):
     pass
+
+
+class FsPath(TypeDecorator[str]):
+    """A file path of any bytes, stored as text (see :mod:`daemon.fsnames`)."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else fsnames.to_db(value)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else fsnames.from_db(value)
 
 
 class JobStatus(enum.StrEnum):
@@ -41,7 +58,7 @@ class Job(Base):
     __tablename__ = "jobs"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    path: Mapped[str] = mapped_column(Text, nullable=False)
+    path: Mapped[str] = mapped_column(FsPath, nullable=False)
     sha256: Mapped[str] = mapped_column(String(64), nullable=False)
     size: Mapped[int] = mapped_column(BigInteger, nullable=False)
     duration: Mapped[float | None] = mapped_column(Float, nullable=True)

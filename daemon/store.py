@@ -22,6 +22,8 @@ from daemon.models import DaemonState, Job, JobStatus, StepResult
 log = logging.getLogger(__name__)
 
 TERMINAL = (JobStatus.DONE, JobStatus.FAILED)
+UNREAD = ""
+"""The sha256 of a job refused at intake before its content could be read."""
 JOBS = Job.__table__
 
 
@@ -196,6 +198,43 @@ class Store:
             "enqueued job %s", job_id, extra={"job": job_id, "path": path, "duplicate_of": dup}
         )
         return Enqueued(job_id=job_id, created=True, duplicate_of=dup)
+
+    def reject(self, path: str, size: int, reason: str, now: datetime) -> Enqueued:
+        """A file refused at intake (unreadable, a symlink leading out of the watched folders):
+        a failed job with ``reason``, recorded once per path and reason."""
+        with self.engine.begin() as conn:
+            same = conn.execute(
+                select(Job.id).where(
+                    Job.path == path,
+                    Job.sha256 == UNREAD,
+                    Job.status == JobStatus.FAILED,
+                    Job.error == reason,
+                )
+            ).first()
+            if same is not None:
+                return Enqueued(job_id=same[0], created=False)
+            result = conn.execute(
+                insert(Job).values(
+                    path=path,
+                    sha256=UNREAD,
+                    size=size,
+                    status=JobStatus.FAILED,
+                    options={},
+                    attempts=0,
+                    error=reason,
+                    progress=0.0,
+                    outputs=[],
+                    metrics={},
+                    created_at=now,
+                    updated_at=now,
+                    finished_at=now,
+                )
+            )
+            job_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+        log.warning(
+            "refused %s: %s", path, reason, extra={"job": job_id, "path": path, "error": reason}
+        )
+        return Enqueued(job_id=job_id, created=True)
 
     # ------------------------------------------------------------------ workers
     def claim(
@@ -395,6 +434,11 @@ class Store:
                 continue
             if job.status not in TERMINAL:
                 out.skipped[job_id] = f"job is {job.status.value}"
+                continue
+            if job.sha256 == UNREAD:
+                out.skipped[job_id] = (
+                    f"refused at intake ({job.error}); fix that, then touch the file"
+                )
                 continue
             ok = self._update(
                 and_(Job.id == job_id, Job.status == job.status),

@@ -33,6 +33,8 @@ class AudioInfo:
     channels: int
     codec: str
     container: str
+    declared: float | None = None
+    """Seconds the header promises (a WAV's data size, else the stream's duration), if any."""
 
 
 def probe(path: Path) -> AudioInfo:
@@ -54,17 +56,61 @@ def probe(path: Path) -> AudioInfo:
                 duration = float(stream.duration * stream.time_base)
             elif container.duration is not None:
                 duration = container.duration / 1_000_000
+            container_name = str(container.format.name)
+            declared = _wav_declared(path) if container_name == "wav" else None
             return AudioInfo(
                 duration=duration,
                 sample_rate=int(stream.codec_context.sample_rate or 0),
                 channels=int(stream.codec_context.channels or 0),
                 codec=str(stream.codec_context.name),
-                container=str(container.format.name),
+                container=container_name,
+                declared=declared if declared is not None else (duration or None),
             )
     except DecodeError:
         raise
     except (av.error.FFmpegError, ValueError, UnicodeDecodeError) as exc:
         raise DecodeError(f"not decodable audio: {_reason(exc)}") from None
+
+
+def _wav_declared(path: Path) -> float | None:
+    """Seconds a WAV header's data size declares (FFmpeg clamps it to the file, hiding a
+    truncation); None for streamed WAVs (size 0 or 0xFFFFFFFF) and formats ``wave`` cannot read."""
+    import wave
+
+    try:
+        with wave.open(str(path), "rb") as w:
+            frames, rate = w.getnframes(), w.getframerate()
+            size = frames * w.getsampwidth() * w.getnchannels()
+    except (wave.Error, EOFError, OSError, ValueError):
+        return None
+    if frames == 0 or rate <= 0 or size >= 0xFFFFFFFF - 16:
+        return None
+    return frames / rate
+
+
+TRUNCATED_SHARE = 0.9
+TRUNCATED_SECONDS = 1.0
+
+
+def check_complete(decoded: float, declared: float | None) -> None:
+    """:class:`DecodeError` when far less audio decoded than the header declares: a truncated
+    copy or a damaged header (short by more than 10 % and more than a second)."""
+    if declared is None or decoded >= declared * TRUNCATED_SHARE:
+        return
+    if declared - decoded <= TRUNCATED_SECONDS:
+        return
+    raise DecodeError(
+        f"truncated or damaged: {format_seconds(decoded)} of audio decoded, but the header "
+        f"declares {format_seconds(declared)}"
+    )
+
+
+def format_seconds(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def decode_blocks(path: Path, block_seconds: float = 30.0) -> Iterator[Audio]:
@@ -74,7 +120,7 @@ def decode_blocks(path: Path, block_seconds: float = 30.0) -> Iterator[Audio]:
     block = max(1, int(block_seconds * SAMPLE_RATE))
     resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
     pending: list[npt.NDArray[np.int16]] = []
-    have = 0
+    have = decoded = 0
     try:
         with av.open(str(path), mode="r", metadata_errors="ignore") as container:
             if not container.streams.audio:
@@ -87,6 +133,7 @@ def decode_blocks(path: Path, block_seconds: float = 30.0) -> Iterator[Audio]:
                         pcm = np.asarray(out.to_ndarray(), dtype=np.int16).reshape(-1)
                         pending.append(pcm)
                         have += pcm.size
+                        decoded += pcm.size
                         while have >= block:
                             joined = np.concatenate(pending)
                             yield _to_float(joined[:block])
@@ -98,7 +145,8 @@ def decode_blocks(path: Path, block_seconds: float = 30.0) -> Iterator[Audio]:
     except DecodeError:
         raise
     except (av.error.FFmpegError, ValueError) as exc:
-        raise DecodeError(f"decoding failed: {_reason(exc)}") from None
+        done = format_seconds(decoded / SAMPLE_RATE)
+        raise DecodeError(f"decoding failed after {done} of audio: {_reason(exc)}") from None
     if pending:
         joined = np.concatenate(pending)
         if joined.size:
@@ -156,5 +204,6 @@ def _to_int16(audio: Audio) -> npt.NDArray[np.int16]:
 
 
 def _reason(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:200]
+    """FFmpeg's own words ("Invalid data found when processing input"), no errno or call."""
+    text = getattr(exc, "strerror", None) or str(exc).strip() or type(exc).__name__
+    return str(text).splitlines()[0][:200]

@@ -138,10 +138,12 @@ _UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\]+")
 
 
 def safe_stem(name: str) -> str:
-    """A file stem that is one plain name: no separators, control characters or leading dots."""
-    stem = _UNSAFE.sub("_", name).strip().lstrip(".")
-    stem = stem.encode("utf-8", "replace").decode("utf-8")
-    return stem[:200] or "transcript"
+    """A file stem that is one plain name: no separators, control characters or leading dots,
+    valid UTF-8 (undecodable bytes become U+FFFD) and at most 200 bytes (names end at 255)."""
+    text = os.fsencode(name).decode("utf-8", "replace")
+    stem = _UNSAFE.sub("_", text).strip().lstrip(".")
+    stem = stem.encode("utf-8")[:200].decode("utf-8", "ignore")
+    return stem or "transcript"
 
 
 def choose_stem(

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from daemon import fsnames
 from daemon.config import SpeakerHints
 from daemon.modelstore import ResolvedModel
 from daemon.pipeline import audio as audio_mod
@@ -172,6 +173,7 @@ def transcribe_file(
         samples = audio_mod.decode_to_spool(path, spool, on_block=on_block)
         if samples == 0:
             raise audio_mod.DecodeError("no audio samples could be decoded")
+        audio_mod.check_complete(samples / audio_mod.SAMPLE_RATE, info.get("declared"))
         return {
             "samples": samples,
             "regions": [[r.start, r.end] for r in detector.regions],
@@ -279,7 +281,7 @@ def transcribe_file(
         segments = attribute(segments, turns)
 
     transcript = Transcript(
-        source=str(path),
+        source=fsnames.printable(path),
         sha256=job.sha256,
         duration=round(duration, 3),
         language=language,

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from daemon.app import open_store
 from daemon.config import Config
 from daemon.intake import Intake
 from daemon.store import Enqueued, Store, utcnow
@@ -134,3 +135,29 @@ def test_non_recursive_ignores_subfolders(make_config: Callable[..., Config]) ->
     write_wav(config.watch.folders[0] / "top.wav", 0.2)
     write_wav(config.watch.folders[0] / "sub" / "deep.wav", 0.2)
     assert intake.rescan(utcnow()) == 1
+
+
+@pytest.mark.parametrize("allowed", [False, True])
+def test_symlink_leading_outside_is_refused_unless_allowed(
+    make_config: Callable[..., Config], tmp_path: Path, allowed: bool
+) -> None:
+    config = make_config(watch={"allow_symlinks_outside": allowed})
+    store = open_store(config)
+    inbox = config.watch.folders[0]
+    inbox.mkdir(parents=True)
+    target = write_wav(tmp_path / "elsewhere" / "x.wav", 1.0)
+    (inbox / "link.wav").symlink_to(target)
+    write_wav(inbox / "real.wav", 1.0, freq=300)
+    (inbox / "inner.wav").symlink_to(inbox / "real.wav")  # stays inside: fine
+    intake = Intake(config, store)
+    intake.rescan(utcnow())
+    time.sleep(config.watch.stable_seconds)
+    intake.poll(utcnow())
+    jobs = {Path(j.path).name: j for j in store.jobs()}
+    assert set(jobs) == {"link.wav", "real.wav", "inner.wav"}
+    assert jobs["real.wav"].status.value == "queued"
+    link = jobs["link.wav"]
+    if allowed:
+        assert link.status.value == "queued" and link.sha256
+    else:
+        assert link.status.value == "failed" and "outside the watched folders" in (link.error or "")

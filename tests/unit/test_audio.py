@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from daemon.pipeline import audio
+from daemon.pipeline.audio import DecodeError, check_complete, decode_blocks, probe
 from tests.conftest import write_wav
 
 
@@ -48,3 +49,46 @@ def test_probe_rejects_directory(tmp_path: Path) -> None:
     d.mkdir()
     with pytest.raises(audio.DecodeError, match="directory"):
         audio.probe(d)
+
+
+@pytest.mark.parametrize(
+    ("decoded", "declared", "bad"),
+    [
+        (11.0, 11.0, False),
+        (10.95, 11.0, False),  # encoder padding
+        (5.5, 11.0, True),
+        (9.5, 11.0, True),  # 14 % short, 1.5 s
+        (2.0, 2.9, False),  # short by under a second
+        (5.5, 67108.0, True),  # an absurd header
+        (5.5, None, False),  # nothing declared
+        (12.0, 11.0, False),
+    ],
+)
+def test_check_complete(decoded: float, declared: float | None, bad: bool) -> None:
+    if bad:
+        with pytest.raises(DecodeError, match="truncated or damaged"):
+            check_complete(decoded, declared)
+    else:
+        check_complete(decoded, declared)
+
+
+def test_truncated_wav_is_caught_by_its_header(tmp_path: Path) -> None:
+    wav = write_wav(tmp_path / "a.wav", 4.0)
+    info = probe(wav)
+    assert info.declared == pytest.approx(4.0)
+    wav.write_bytes(wav.read_bytes()[: 44 + 32000])
+    info = probe(wav)
+    assert info.duration == pytest.approx(1.0, abs=0.01)  # FFmpeg clamps to the file
+    assert info.declared == pytest.approx(4.0)
+    with pytest.raises(DecodeError, match=r"header declares 4\.0 s"):
+        check_complete(sum(b.size for b in decode_blocks(wav)) / 16000, info.declared)
+
+
+def test_streamed_wav_size_is_not_a_declaration(tmp_path: Path) -> None:
+    wav = write_wav(tmp_path / "a.wav", 2.0)
+    data = bytearray(wav.read_bytes())
+    at = data.find(b"data")
+    data[at + 4 : at + 8] = b"\xff\xff\xff\xff"
+    wav.write_bytes(bytes(data))
+    info = probe(wav)
+    assert info.declared == pytest.approx(2.0, abs=0.01)
