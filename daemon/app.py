@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import logging
-import signal
-import threading
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
-from daemon import db, fsnames
-from daemon.config import Config
+from daemon import db, fsnames, modelstore
+from daemon.config import PROFILE_NAMES, Config
 from daemon.intake import Intake, hash_file, probe_duration
 from daemon.models import JobStatus
-from daemon.pipeline.outputs import write_outputs
+from daemon.modelstore import ModelError
+from daemon.pipeline.diarize import DiarizationError
+from daemon.pipeline.outputs import remove_stale_temps, write_outputs
 from daemon.pipeline.run import CacheMiss
 from daemon.pool import WorkerPool
+from daemon.profiles import resolve as resolve_profile
 from daemon.scheduler import PLAN_KEY, Scheduler, Summary
+from daemon.signals import Notifier, StopSignals
 from daemon.store import Enqueued, JobRecord, Requeued, Store, utcnow
 from daemon.sysload import usable_cores
 from daemon.workers import WarmModels, owner_id, run_pipeline, write_job_outputs
@@ -52,6 +53,13 @@ def warm_models(config: Config) -> WarmModels:
 def _scheduler(config: Config, store: Store) -> Scheduler:
     for folder in (*config.watch.folders, config.output.dir, config.daemon.work_dir):
         Path(folder).mkdir(parents=True, exist_ok=True)
+    # what a killed daemon left half-written: temp outputs and partial spools (never read)
+    removed = remove_stale_temps(config.output.dir)
+    for part in config.daemon.work_dir.glob("*.pcm.part"):
+        part.unlink(missing_ok=True)
+        removed += 1
+    if removed:
+        log.info("removed %d unfinished temporary file(s)", removed, extra={"removed": removed})
     pool = WorkerPool(config=config, owner_prefix=owner_id())
     return Scheduler(config, store, Intake(config, store), pool)
 
@@ -60,50 +68,85 @@ def run_once(config: Config) -> Summary:
     """Burst mode: rescan the watched folders, process everything pending, return."""
     store = open_store(config)
     sched = _scheduler(config, store)
-    try:
-        return sched.run_once()
-    finally:
-        sched.pool.stop(timeout=60)
+    with StopSignals() as stop:
+        try:
+            return sched.run_once(stop.graceful.is_set)
+        finally:
+            sched.stop(config.daemon.stop_seconds, urgent=stop.urgent.is_set)
 
 
-def run_forever(config: Config, stop_timeout: float = 30.0) -> None:
-    """The daemon in the foreground until SIGTERM or SIGINT."""
+def models_in_use(config: Config) -> list[str]:
+    """The Whisper models the configured profiles (and folder options) may run."""
+    names = set(PROFILE_NAMES) if config.pipeline.profile == "auto" else {config.pipeline.profile}
+    names |= {o.profile for o in config.folders.values() if o.profile}
+    return sorted({resolve_profile(n, config.profiles).model for n in names})
+
+
+def prepare_models(config: Config) -> list[str]:
+    """Find, join and verify every model the daemon may need, before it says it is ready
+    (a missing or corrupt model is a start-up error, not a failed job per file)."""
+    ready = [
+        modelstore.resolve(n, config.models.cache_dir, config.models.allow_download).name
+        for n in models_in_use(config)
+    ]
+    if config.diarization.enabled:
+        from daemon.pipeline.diarize import verify_weights
+
+        try:
+            verify_weights()
+        except DiarizationError as exc:
+            raise ModelError(str(exc)) from None
+        ready.append("diarization")
+    return ready
+
+
+def run_forever(config: Config, notifier: Notifier | None = None) -> None:
+    """The daemon in the foreground until SIGTERM or SIGINT (a second one: stop at once).
+
+    Under systemd (Type=notify) it reports READY=1 once the database is migrated and the models
+    are verified, STATUS= with the queue and plan, and WATCHDOG=1 while the scheduler ticks.
+    """
+    notify = notifier or Notifier()
     store = open_store(config)
+    models = prepare_models(config)
     sched = _scheduler(config, store)
-    stopping = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("received signal %s, stopping", signum, extra={"signal": signum})
-        stopping.set()
-
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        sched.intake.start()
-        seen = sched.intake.rescan(utcnow())
-        sched.start()
-        log.info(
-            "transcribd running",
-            extra={
-                "inbox": [str(f) for f in config.watch.folders],
-                "outputs": str(config.output.dir),
-                "database": config.database.url,
-                "found_at_start": seen,
-            },
-        )
-        print(
-            f"transcribd: watching {', '.join(map(str, config.watch.folders))}; "
-            f"transcripts go to {config.output.dir}",
-            flush=True,
-        )
-        while not stopping.wait(1.0):
-            pass
-    finally:
-        sched.intake.stop()
-        finished = sched.stop(stop_timeout)
-        if not finished:
-            log.warning("a job was still running at stop; its lease will be recovered")
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+    with StopSignals() as stop:
+        try:
+            sched.intake.start()
+            seen = sched.intake.rescan(utcnow())
+            sched.start()
+            log.info(
+                "transcribd running",
+                extra={
+                    "inbox": [str(f) for f in config.watch.folders],
+                    "outputs": str(config.output.dir),
+                    "database": config.database.url,
+                    "found_at_start": seen,
+                    "models": models,
+                },
+            )
+            print(
+                f"transcribd: watching {', '.join(map(str, config.watch.folders))}; "
+                f"transcripts go to {config.output.dir}",
+                flush=True,
+            )
+            notify.ready(sched.describe())
+            # a hung tick must show: ping only while ticks keep completing
+            stale = max(60.0, 10 * config.daemon.tick_seconds)
+            every = min(1.0, notify.watchdog_seconds / 3) if notify.watchdog_seconds else 1.0
+            while not stop.graceful.wait(every):
+                if sched.tick_age() < stale:
+                    notify.watchdog()
+                notify.status(sched.describe())
+        finally:
+            notify.stopping(f"stopping: running jobs get {config.daemon.stop_seconds:g} s")
+            sched.intake.stop()
+            clean = sched.stop(config.daemon.stop_seconds, urgent=stop.urgent.is_set)
+            log.info(
+                "stopped" if clean else "stopped; unfinished jobs were released and resume later",
+                extra={"clean": clean},
+            )
+            notify.close()
 
 
 @dataclass(frozen=True)

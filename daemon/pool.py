@@ -15,7 +15,9 @@ import multiprocessing as mp
 import os
 import queue
 import signal
+import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 from typing import Any
@@ -24,6 +26,8 @@ from daemon.config import Config
 from daemon.store import JobRecord
 
 log = logging.getLogger(__name__)
+
+HOST = socket.gethostname()
 
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
@@ -45,9 +49,29 @@ class Report:
     model_loads: int
 
 
-def _worker_main(index: int, config: Config, threads: int, tasks: Any, reports: Any) -> None:
-    """Body of a worker process (spawned: nothing heavy is inherited)."""
+def _worker_main(
+    index: int, config: Config, threads: int, tasks: Any, reports: Any, cancel: Any, parent: int
+) -> None:
+    """Body of a worker process (spawned: nothing heavy is inherited).
+
+    A running job stops at its next checkpoint (and releases its lease) when the pool's
+    ``cancel`` event is set, when this process gets SIGTERM (systemd may signal the whole
+    group), or when the parent has died (its replacement will claim the job).
+    """
+    # ``parent`` is passed in: asking os.getppid() here would be too late if the parent died
+    # while this process was starting
+    terminated = False
+
+    def on_term(_signum: int, _frame: Any) -> None:
+        nonlocal terminated
+        terminated = True
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops us
+    signal.signal(signal.SIGTERM, on_term)
+
+    def should_stop() -> bool:
+        return terminated or cancel.is_set() or os.getppid() != parent
+
     for name in THREAD_ENV:
         os.environ[name] = str(threads)
     from daemon import logs
@@ -63,13 +87,17 @@ def _worker_main(index: int, config: Config, threads: int, tasks: Any, reports: 
         try:
             task: Task | None = tasks.get(timeout=5.0)
         except queue.Empty:
+            if os.getppid() != parent or terminated:
+                return  # orphaned, or told to go: nothing more will come
             if models.loaded and time.monotonic() - idle_since > config.daemon.model_idle_seconds:
                 models.unload()
                 log.info("worker %d unloaded idle models", index, extra={"worker": index})
             continue
         if task is None:
             return
-        executor = Executor(config=config, store=store, models=models, owner=task.owner)
+        executor = Executor(
+            config=config, store=store, models=models, owner=task.owner, should_stop=should_stop
+        )
         ok = executor.execute(task.job, threads=task.threads, workers=task.workers)
         idle_since = time.monotonic()
         reports.put(
@@ -77,6 +105,21 @@ def _worker_main(index: int, config: Config, threads: int, tasks: Any, reports: 
                 worker=index, job_id=task.job.id, ok=ok, pid=os.getpid(), model_loads=models.loads
             )
         )
+
+
+def owner_gone(owner: str, host: str, alive: Callable[[int], bool]) -> bool:
+    """True when a lease owner is a worker of this ``host`` whose process no longer exists.
+
+    Owners look like ``host:daemon-pid:thread:wN:worker-pid``; any other shape, or another
+    host's worker, is not judged here (its lease expires instead).
+    """
+    parts = owner.rsplit(":", 4)
+    if len(parts) != 5 or parts[0] != host or not parts[3].startswith("w"):
+        return False
+    try:
+        return not alive(int(parts[4]))
+    except ValueError:
+        return False
 
 
 @dataclass
@@ -94,9 +137,11 @@ class WorkerPool:
     _ctx: Any = field(default_factory=lambda: mp.get_context("spawn"))
     _slots: list[_Slot] = field(default_factory=list)
     _reports: Any = None
+    _cancel: Any = None
 
     def __post_init__(self) -> None:
         self._reports = self._ctx.Queue()
+        self._cancel = self._ctx.Event()
 
     # ------------------------------------------------------------------ sizing
     def resize(self, workers: int, threads: int) -> None:
@@ -114,7 +159,7 @@ class WorkerPool:
         tasks = self._ctx.Queue()
         proc = self._ctx.Process(
             target=_worker_main,
-            args=(index, self.config, threads, tasks, self._reports),
+            args=(index, self.config, threads, tasks, self._reports, self._cancel, os.getpid()),
             name=f"transcribd-worker-{index}",
             daemon=True,
         )
@@ -143,8 +188,12 @@ class WorkerPool:
         return sum(1 for s in self._slots if s.busy is not None)
 
     def owner(self, index: int) -> str:
-        """The lease owner of slot ``index`` (claims are made in its name)."""
+        """The lease owner of slot ``index`` (claims are made in its name): the daemon's
+        host:pid:thread, the slot, and the worker's pid (see :func:`owner_gone`)."""
         return f"{self.owner_prefix}:w{index}:{self._slots[index].process.pid}"
+
+    def owners(self) -> list[str]:
+        return [self.owner(i) for i in range(len(self._slots))]
 
     def submit(self, job: JobRecord, index: int, workers: int = 1) -> None:
         slot = self._slots[index]
@@ -153,9 +202,30 @@ class WorkerPool:
             Task(job=job, owner=self.owner(index), threads=slot.threads, workers=workers)
         )
 
-    def collect(self, timeout: float = 0.0) -> list[Report]:
-        """Reports of finished jobs (waiting up to ``timeout`` for the first); dead workers
-        are replaced, and their jobs come back when the leases expire."""
+    def collect(
+        self,
+        timeout: float = 0.0,
+        on_death: Callable[[int, str, int | None], None] = lambda _j, _o, _e: None,
+    ) -> list[Report]:
+        """Reports of finished jobs (waiting up to ``timeout`` for the first).  A dead worker
+        is replaced; ``on_death(job_id, owner, exitcode)`` is told of the job it held."""
+        out = self._drain(timeout)
+        for index, slot in enumerate(self._slots):
+            if slot.process.is_alive():
+                continue
+            out += self._drain(0.0)  # it may have reported just before it ended
+            log.error(
+                "worker process %s died (exit %s); replacing it",
+                slot.process.pid,
+                slot.process.exitcode,
+                extra={"job": slot.busy},
+            )
+            if slot.busy is not None:
+                on_death(slot.busy, self.owner(index), slot.process.exitcode)
+            self._slots[index] = self._new_slot(index, slot.threads)
+        return out
+
+    def _drain(self, timeout: float) -> list[Report]:
         out: list[Report] = []
         try:
             first = (
@@ -170,28 +240,38 @@ class WorkerPool:
             for slot in self._slots:
                 if slot.busy == report.job_id:
                     slot.busy = None
-        for slot in list(self._slots):
-            if not slot.process.is_alive():
-                log.error(
-                    "worker process %s died (exit %s); replacing it",
-                    slot.process.pid,
-                    slot.process.exitcode,
-                    extra={"job": slot.busy},
-                )
-                index = self._slots.index(slot)
-                self._slots[index] = self._new_slot(index, slot.threads)
         return out
 
-    def stop(self, timeout: float) -> bool:
-        """Ask every worker to finish its job and exit; True if all did within ``timeout``."""
+    def stop(
+        self,
+        timeout: float,
+        urgent: Callable[[], bool] = lambda: False,
+        abandoned: Callable[[int, str], None] = lambda _job, _owner: None,
+    ) -> bool:
+        """Stop every worker; True if all running jobs finished or checkpointed in time.
+
+        Running jobs are asked to stop at their next checkpoint (a finished chunk or window
+        stays cached) and release their leases; idle workers exit.  Workers still running
+        after ``timeout`` seconds, or as soon as ``urgent()`` turns true (a second signal),
+        are killed, and ``abandoned(job_id, owner)`` is called for each job they held so
+        that its lease can be released at once.
+        """
+        self._cancel.set()
         for slot in self._slots:
             slot.tasks.put(None)
         deadline = time.monotonic() + timeout
-        for slot in self._slots:
-            slot.process.join(timeout=max(0.0, deadline - time.monotonic()))
-        clean = all(not s.process.is_alive() for s in self._slots)
-        for slot in self._slots:
+        while time.monotonic() < deadline and not urgent():
+            self._drain(0.1)
+            if not any(s.process.is_alive() for s in self._slots):
+                break
+        self._drain(0.0)
+        clean = True
+        for index, slot in enumerate(self._slots):
             if slot.process.is_alive():
-                slot.process.terminate()
+                clean = False
+                slot.process.kill()
+                slot.process.join(timeout=10)
+                if slot.busy is not None:
+                    abandoned(slot.busy, self.owner(index))
         self._slots.clear()
         return clean

@@ -1,22 +1,53 @@
-"""Retry policy (pure): which errors are permanent, and when a transient one runs again."""
+"""Retry policy (pure): which errors are permanent, and when and how a transient one runs again.
+
+Permanent (the content or the setup is wrong; retrying cannot help): undecodable or empty audio,
+no audio stream, a vanished file, a missing or corrupt model.  Everything else is transient and
+backs off exponentially (database locked, disk full, an output folder made read-only, a worker
+killed); out of memory retries with the next lighter profile.
+"""
 
 from __future__ import annotations
 
+import errno
+import signal
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from daemon.modelstore import ModelError
 from daemon.pipeline.audio import DecodeError
+from daemon.pipeline.diarize import DiarizationError
 
 BASE_DELAY_SECONDS = 5.0
 MAX_DELAY_SECONDS = 600.0
 
 PERMANENT: tuple[type[BaseException], ...] = (
     DecodeError,
+    DiarizationError,
     FileNotFoundError,
     IsADirectoryError,
     ModelError,
 )
+
+LIGHTER = {"quality": "balanced", "balanced": "fast"}
+"""The profile an out-of-memory retry runs with."""
+
+
+class WorkerDied(Exception):
+    """The worker process running the job ended without reporting (killed, crashed)."""
+
+    def __init__(self, exitcode: int | None) -> None:
+        self.exitcode = exitcode
+        if exitcode is not None and exitcode < 0:
+            try:
+                name = signal.Signals(-exitcode).name
+            except ValueError:
+                name = f"signal {-exitcode}"
+            how = f"killed by {name}"
+            if exitcode == -signal.SIGKILL:
+                how += " (out of memory?)"
+        else:
+            how = f"exit code {exitcode}"
+        super().__init__(f"the worker process died while running the job: {how}")
 
 
 @dataclass(frozen=True)
@@ -24,25 +55,56 @@ class Decision:
     retry: bool
     run_after: datetime | None
     message: str
+    profile: str | None = None
+    """The profile the retry must run with, when it must change (after running out of memory)."""
+
+
+def out_of_memory(exc: BaseException) -> bool:
+    if isinstance(exc, MemoryError):
+        return True
+    if isinstance(exc, WorkerDied):
+        return exc.exitcode == -signal.SIGKILL  # the kernel's OOM killer sends SIGKILL
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and ("bad_alloc" in text or "out of memory" in text)
 
 
 def describe(exc: BaseException) -> str:
     """One line for ``status``: the error's kind and message, no traceback."""
-    if isinstance(exc, DecodeError | ModelError) or (
+    if isinstance(exc, DecodeError | ModelError | DiarizationError | WorkerDied) or (
         isinstance(exc, FileNotFoundError) and not exc.filename
     ):
         text = str(exc)
+    elif isinstance(exc, MemoryError):
+        text = "out of memory"
     elif isinstance(exc, OSError):
         text = f"{exc.strerror or type(exc).__name__}: {exc.filename or ''}".rstrip(": ")
+        if exc.errno == errno.ENOSPC:
+            text += " (free some space; the job retries)"
+        elif exc.errno in (errno.EROFS, errno.EACCES):
+            text += " (the output folder must be writable; the job retries)"
     else:
         text = f"{type(exc).__name__}: {exc}"
     return " ".join(text.split())[:500]
 
 
-def decide(exc: BaseException, attempts: int, max_attempts: int, now: datetime) -> Decision:
-    """Permanent errors fail at once; transient ones back off exponentially, then fail."""
+def decide(
+    exc: BaseException,
+    attempts: int,
+    max_attempts: int,
+    now: datetime,
+    profile: str | None = None,
+) -> Decision:
+    """Permanent errors fail at once; transient ones back off exponentially, then fail.
+
+    ``profile``: the one the failed attempt ran with; out of memory retries with a lighter one.
+    """
     message = describe(exc)
     if isinstance(exc, PERMANENT) or attempts >= max_attempts:
         return Decision(retry=False, run_after=None, message=message)
     delay = min(MAX_DELAY_SECONDS, BASE_DELAY_SECONDS * 2 ** max(0, attempts - 1))
-    return Decision(retry=True, run_after=now + timedelta(seconds=delay), message=message)
+    lighter = LIGHTER.get(profile or "") if out_of_memory(exc) else None
+    if lighter is not None:
+        message += f"; retrying with the {lighter} profile"
+    return Decision(
+        retry=True, run_after=now + timedelta(seconds=delay), message=message, profile=lighter
+    )

@@ -16,13 +16,15 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+from daemon import retry
 from daemon.config import Config
 from daemon.intake import Intake
 from daemon.models import JobStatus
-from daemon.pool import WorkerPool
+from daemon.pool import HOST, WorkerPool, owner_gone
 from daemon.profiles import FileFacts, Plan, PlannerSettings, QueueFacts, choose
 from daemon.store import JobRecord, Store, utcnow
-from daemon.sysload import LoadSampler
+from daemon.sysload import LoadSampler, pid_alive
+from daemon.workers import LIGHTER_KEY, retry_options
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +66,7 @@ class Scheduler:
         self.plan: Plan | None = None
         self.summary = Summary()
         self._aps: Any = None
+        self._last_tick = time.monotonic()
 
     # ------------------------------------------------------------------ one iteration
     def tick(self, now: datetime | None = None) -> int:
@@ -72,15 +75,80 @@ class Scheduler:
         try:
             self.intake.poll(now)
             self.store.recover_expired(now)
+            self._recover_abandoned(now)
             self._collect()
             return self._dispatch(now)
         except Exception:  # the loop logs and keeps going
             log.exception("scheduler tick failed")
             return 0
+        finally:
+            self._last_tick = time.monotonic()
+
+    def tick_age(self) -> float:
+        """Seconds since the last tick completed (the systemd watchdog's liveness test)."""
+        return time.monotonic() - self._last_tick
+
+    def describe(self) -> str:
+        """One line for systemd's STATUS=: the queue and the plan in force."""
+        counts = self.store.counts()
+        text = (
+            f"{counts.get(JobStatus.QUEUED, 0)} queued, {counts.get(JobStatus.RUNNING, 0)} "
+            f"running, {counts.get(JobStatus.DONE, 0)} done, "
+            f"{counts.get(JobStatus.FAILED, 0)} failed"
+        )
+        if self.plan is not None:
+            p = self.plan
+            text += f"; plan {p.profile} {p.workers}x{p.threads} ({p.reason})"
+        return text
 
     def _collect(self, timeout: float = 0.0) -> None:
-        for report in self.pool.collect(timeout):
+        for report in self.pool.collect(timeout, on_death=self._worker_died):
             (self.summary.done if report.ok else self.summary.failed).append(report.job_id)
+
+    def _worker_died(self, job_id: int, owner: str, exitcode: int | None) -> None:
+        """A worker died holding a job (killed by the OOM killer, crashed): the attempt
+        counts; retry later (lighter, after running out of memory) or fail."""
+        job = self.store.get(job_id)
+        if job is None:
+            return
+        now = self.clock()
+        decision = retry.decide(
+            retry.WorkerDied(exitcode),
+            job.attempts,
+            self.config.daemon.max_attempts,
+            now,
+            job.profile,
+        )
+        if decision.retry and decision.run_after is not None:
+            self.store.retry(
+                job_id,
+                owner,
+                now,
+                decision.message,
+                decision.run_after,
+                options=retry_options(job.options, decision),
+            )
+        else:
+            self.store.fail(job_id, owner, now, decision.message)
+            self.summary.failed.append(job_id)
+        log.error(
+            "job %s: %s", job_id, decision.message, extra={"job": job_id, "retry": decision.retry}
+        )
+
+    def _recover_abandoned(self, now: datetime) -> None:
+        """Release at once the jobs of this machine's workers that are gone (the daemon was
+        killed and restarted), instead of waiting for their leases to expire.  The attempt is
+        not counted: the job did nothing wrong.  A worker that outlived its parent releases
+        its job itself at its next checkpoint."""
+        ours = set(self.pool.owners())
+        for job_id, owner in self.store.leases():
+            gone = owner not in ours and owner_gone(owner, HOST, pid_alive)
+            if gone and self.store.release(job_id, owner, now):
+                log.warning(
+                    "job %s was left by a worker that is gone; it resumes",
+                    job_id,
+                    extra={"job": job_id, "owner": owner},
+                )
 
     def _dispatch(self, now: datetime) -> int:
         nxt = self.store.next_ready(now)
@@ -136,8 +204,9 @@ class Scheduler:
     def _requested(self, job: JobRecord) -> str | None:
         """A profile the job asks for, or one that lets it reuse finished work: a requeued
         job keeps the profile it ran with, a duplicate takes its original's."""
-        if job.options.get("profile"):
-            return str(job.options["profile"])
+        for key in (LIGHTER_KEY, "profile"):
+            if job.options.get(key):
+                return str(job.options[key])
         if job.duplicate_of is not None:
             original = self.store.get(job.duplicate_of)
             if original is not None and original.profile:
@@ -145,11 +214,14 @@ class Scheduler:
         return job.profile
 
     # ------------------------------------------------------------------ burst mode
-    def run_once(self, poll_seconds: float = 0.2) -> Summary:
-        """Rescan, process everything pending (including files still settling), then return."""
+    def run_once(
+        self, stopping: Callable[[], bool] = lambda: False, poll_seconds: float = 0.2
+    ) -> Summary:
+        """Rescan, process everything pending (including files still settling), then return
+        (early, once ``stopping()`` turns true: the caller then stops the pool)."""
         self.summary = Summary()
         self.intake.rescan(self.clock())
-        while True:
+        while not stopping():
             now = self.clock()
             self.tick(now)
             if self.pool.busy:
@@ -196,9 +268,15 @@ class Scheduler:
         aps.start()
         self._aps = aps
 
-    def stop(self, timeout: float) -> bool:
-        """Stop ticking and let workers finish their jobs within ``timeout``."""
+    def stop(self, timeout: float, urgent: Callable[[], bool] = lambda: False) -> bool:
+        """Stop ticking; running jobs checkpoint within ``timeout`` (see WorkerPool.stop).
+        Jobs of workers that had to be killed are released at once, not left to their leases."""
         if self._aps is not None:
             self._aps.shutdown(wait=True)
             self._aps = None
-        return self.pool.stop(timeout)
+
+        def release(job_id: int, owner: str) -> None:
+            if self.store.release(job_id, owner, self.clock()):
+                log.warning("released job %s of a stopped worker", job_id, extra={"job": job_id})
+
+        return self.pool.stop(timeout, urgent=urgent, abandoned=release)

@@ -354,20 +354,35 @@ class Store:
         )
 
     def retry(
-        self, job_id: int, owner: str, now: datetime, error: str, run_after: datetime
+        self,
+        job_id: int,
+        owner: str,
+        now: datetime,
+        error: str,
+        run_after: datetime,
+        options: dict[str, Any] | None = None,
     ) -> bool:
-        """Running -> queued, not before ``run_after``, keeping the error for ``status``."""
-        return self._update(
-            self._running(job_id, owner),
-            {
-                "status": JobStatus.QUEUED,
-                "error": error,
-                "run_after": run_after,
-                "updated_at": now,
-                "lease_owner": None,
-                "lease_expires_at": None,
-            },
-        )
+        """Running -> queued, not before ``run_after``, keeping the error for ``status``
+        (and new ``options``, e.g. a lighter profile after running out of memory)."""
+        values: dict[str, Any] = {
+            "status": JobStatus.QUEUED,
+            "error": error,
+            "run_after": run_after,
+            "updated_at": now,
+            "lease_owner": None,
+            "lease_expires_at": None,
+        }
+        if options is not None:
+            values["options"] = options
+        return self._update(self._running(job_id, owner), values)
+
+    def leases(self) -> list[tuple[int, str]]:
+        """(job id, lease owner) of every running job."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(Job.id, Job.lease_owner).where(Job.status == JobStatus.RUNNING)
+            ).all()
+        return [(int(i), str(o)) for i, o in rows if o]
 
     def release(self, job_id: int, owner: str, now: datetime) -> bool:
         """Running -> queued without counting the attempt (graceful stop)."""

@@ -120,3 +120,11 @@ class LoadSampler:
             daemon_rss=tree_rss(),
             accelerators=_accelerators(),
         )
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (and is not a zombie)."""
+    try:
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+    except psutil.Error:
+        return False

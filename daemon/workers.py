@@ -20,7 +20,14 @@ from daemon.modelstore import ResolvedModel
 from daemon.pipeline.asr import AsrModel
 from daemon.pipeline.diarize import DiarizeParams
 from daemon.pipeline.outputs import Transcript, rename_speakers, write_outputs
-from daemon.pipeline.run import JobInput, PipelineResult, StepCache, transcribe_file
+from daemon.pipeline.run import (
+    Cancelled,
+    JobInput,
+    PipelineResult,
+    StepCache,
+    never,
+    transcribe_file,
+)
 from daemon.profiles import resolve as resolve_profile
 from daemon.store import JobRecord, Store, utcnow
 from daemon.sysload import peak_rss, usable_cores
@@ -158,6 +165,7 @@ def run_pipeline(
     clock: Callable[[], datetime] = utcnow,
     cache_only: bool = False,
     threads: int = 0,
+    should_stop: Callable[[], bool] = never,
 ) -> PipelineResult:
     """One file through the cached pipeline with the profile, language and hints it asks for.
 
@@ -185,7 +193,13 @@ def run_pipeline(
     )
     return transcribe_file(
         job,
-        StepCache(store=store, sha256=sha256, clock=clock, cache_only=cache_only),
+        StepCache(
+            store=store,
+            sha256=sha256,
+            clock=clock,
+            cache_only=cache_only,
+            should_stop=should_stop,
+        ),
         lambda: models.asr(resolved, profile.compute_type, asr_threads),
         config.daemon.work_dir,
         on_progress,
@@ -214,6 +228,17 @@ def write_job_outputs(
     )
 
 
+LIGHTER_KEY = "oom_profile"
+"""Job option set when a job ran out of memory: the lighter profile its retries run with."""
+
+
+def retry_options(options: dict[str, Any], decision: retry.Decision) -> dict[str, Any] | None:
+    """A job's options for its retry: unchanged (None), or with the lighter profile."""
+    if decision.profile is None:
+        return None
+    return {**options, LIGHTER_KEY: decision.profile}
+
+
 @dataclass
 class Executor:
     """Processes one claimed job from start to its final state; never raises."""
@@ -223,6 +248,8 @@ class Executor:
     models: WarmModels
     owner: str
     clock: Callable[[], datetime] = utcnow
+    should_stop: Callable[[], bool] = never
+    """True asks the running job to stop at its next checkpoint (graceful shutdown)."""
 
     def execute(self, job: JobRecord, threads: int = 0, workers: int = 1) -> bool:
         """Run a claimed job to its final state; True when it ended done.
@@ -245,13 +272,26 @@ class Executor:
             with lease_keeper(self.store, job.id, self.owner, lease):
                 result = self._run(job, on_progress, threads)
                 outputs = self._write(job, result)
+        except Cancelled:
+            released = self.store.release(job.id, self.owner, self.clock())
+            log.info(
+                "job %s stopped at a checkpoint; it resumes from its finished steps",
+                job.id,
+                extra={"job": job.id, "released": released},
+            )
+            return False
         except Exception as exc:  # a bad job must never stop the daemon
             decision = retry.decide(
-                exc, job.attempts, self.config.daemon.max_attempts, self.clock()
+                exc, job.attempts, self.config.daemon.max_attempts, self.clock(), job.profile
             )
             if decision.retry and decision.run_after is not None:
                 self.store.retry(
-                    job.id, self.owner, self.clock(), decision.message, decision.run_after
+                    job.id,
+                    self.owner,
+                    self.clock(),
+                    decision.message,
+                    decision.run_after,
+                    options=retry_options(job.options, decision),
                 )
                 log.warning(
                     "job %s will retry: %s",
@@ -292,6 +332,8 @@ class Executor:
         self, job: JobRecord, on_progress: Callable[[float], None], threads: int = 0
     ) -> PipelineResult:
         options = dict(job.options)
+        if options.get(LIGHTER_KEY):  # ran out of memory before: the lighter profile
+            options["profile"] = options[LIGHTER_KEY]
         if job.profile and not options.get("profile"):
             options["profile"] = job.profile
         return run_pipeline(
@@ -304,6 +346,7 @@ class Executor:
             on_progress,
             self.clock,
             threads=threads,
+            should_stop=self.should_stop,
         )
 
     def _write(self, job: JobRecord, result: PipelineResult) -> list[str]:

@@ -130,3 +130,33 @@ def make_video(src: Path, dst: Path, fps: int = 5) -> Path:
         for packet in v.encode(None):
             out.mux(packet)
     return dst
+
+
+def speech_file(out: Path, sources: list[Path], gap: float = 0.8) -> Path:
+    """Concatenate real recordings (decoded to 16 kHz mono) with ``gap`` seconds of silence
+    between them into a 16-bit WAV: a longer real-speech file made at test time."""
+    import numpy as np
+
+    from daemon.pipeline.audio import decode_blocks
+
+    silence = np.zeros(int(gap * 16000), np.float32)
+    parts = []
+    for src in sources:
+        parts += [*decode_blocks(src), silence]
+    audio = np.concatenate(parts)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(out), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
+    return out
+
+
+def lj_clips() -> list[Path]:
+    """The 16 LJSpeech clips of ../shared/eval (skips the test when absent)."""
+    folder = need_eval("asr_en")
+    clips = sorted(folder.glob("LJ001-*.wav"))
+    if len(clips) < 16:
+        pytest.skip(f"expected 16 LJ001 clips in {folder}, found {len(clips)}")
+    return clips

@@ -76,6 +76,12 @@ def weights_file(relative: str, sha256: str = "") -> Path:
     return path
 
 
+def verify_weights() -> None:
+    """Both checkpoints present and matching their sha256 (:class:`DiarizationError` if not)."""
+    weights_file(*SEGMENTATION)
+    weights_file(*EMBEDDING)
+
+
 @cache
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
@@ -237,9 +243,11 @@ class Diarizer:
         num_speakers: int | None = None,
         min_speakers: int | None = None,
         max_speakers: int | None = None,
+        hook: Any = None,
     ) -> WindowDiarization:
         """Turns of ``audio`` (16 kHz mono) shifted by ``offset`` seconds, and one centroid
-        embedding per (window-local) speaker."""
+        embedding per (window-local) speaker.  ``hook`` is pyannote's progress hook, called
+        between batches (it may raise to stop the pipeline)."""
         import torch
 
         self.calls += 1
@@ -254,6 +262,7 @@ class Diarizer:
                 num_speakers=num_speakers,
                 min_speakers=min_speakers,
                 max_speakers=max_speakers,
+                hook=hook,
             )
         annotation = output.speaker_diarization
         labels = list(annotation.labels())

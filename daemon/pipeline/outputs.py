@@ -167,6 +167,22 @@ def choose_stem(
         n += 1
 
 
+_TEMP = re.compile(r"^\..+\.(txt|srt|vtt|json|rttm)\.[A-Za-z0-9_]{8}\.tmp$")
+
+
+def remove_stale_temps(out_dir: Path) -> int:
+    """Delete temp files :func:`write_atomic` left behind when the daemon was killed while
+    writing (the finished file was never replaced, so nothing is lost); returns how many."""
+    removed = 0
+    if not out_dir.is_dir():
+        return 0
+    for entry in out_dir.iterdir():
+        if _TEMP.match(entry.name) and entry.is_file():
+            entry.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Write via a temp file in the same folder, fsync, then ``os.replace``."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -83,6 +83,14 @@ class CacheMiss(LookupError):
     """A step was needed that the cache does not hold (in cache-only mode)."""
 
 
+class Cancelled(Exception):
+    """The job was asked to stop (graceful shutdown); finished steps stay cached."""
+
+
+def never() -> bool:
+    return False
+
+
 @dataclass
 class StepCache:
     store: CacheStore
@@ -90,7 +98,14 @@ class StepCache:
     clock: Callable[[], Any]
     stats: StepStats = field(default_factory=StepStats)
     cache_only: bool = False
+    should_stop: Callable[[], bool] = never
+    """Asked before each step is computed (and inside long ones): True stops the job there."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def checkpoint(self, *_args: Any, **_kwargs: Any) -> None:
+        """Raise :class:`Cancelled` if the job was asked to stop (usable as a progress hook)."""
+        if self.should_stop():
+            raise Cancelled("stopped at a checkpoint")
 
     def run(self, step: str, params: dict[str, Any], compute: Callable[[], Any]) -> Any:
         key = params_hash(params)
@@ -101,6 +116,7 @@ class StepCache:
             return hit
         if self.cache_only:
             raise CacheMiss(f"step '{step}' is not in the cache")
+        self.checkpoint()
         started = time.perf_counter()
         payload = compute()
         elapsed = time.perf_counter() - started
@@ -166,6 +182,7 @@ def transcribe_file(
         total_hint = max(float(info["duration"]), 1.0)
 
         def on_block(block: audio_mod.Audio, offset: int) -> None:
+            cache.checkpoint()
             detector.feed(block, offset)
             done = (offset + block.size) / audio_mod.SAMPLE_RATE
             on_progress(DECODE_SHARE * min(1.0, done / total_hint))
@@ -220,6 +237,7 @@ def transcribe_file(
         # the whole file, not only the VAD's speech: pyannote finds quiet speech Silero misses
         windows = plan_windows(duration, regions, job.window_seconds)
         hints = job.hints
+        single = len(windows) == 1
         params = {
             "diarization": asdict(job.profile.diarization),
             "hints": asdict(hints),
@@ -227,25 +245,42 @@ def transcribe_file(
             "weights": DIARIZATION_WEIGHTS,
         }
 
-        def diarize() -> list[list[Any]]:
-            diarizer = load_diarizer()
-            single = len(windows) == 1
-            results = []
-            for i, (w_start, w_end) in enumerate(windows):
+        def diarize_window(index: int) -> WindowDiarization:
+            w_start, w_end = windows[index]
+
+            def compute() -> dict[str, Any]:
+                diarizer = load_diarizer()
                 ensure_spool()
                 start = round(w_start * audio_mod.SAMPLE_RATE)
                 end = round(w_end * audio_mod.SAMPLE_RATE)
-                results.append(
-                    diarizer(
-                        audio_mod.read_spool(spool, start, end),
-                        offset=w_start,
-                        num_speakers=hints.num_speakers if single else None,
-                        min_speakers=hints.min_speakers if single else None,
-                        max_speakers=hints.max_speakers
-                        if single
-                        else (hints.num_speakers or hints.max_speakers),
-                    )
+                found = diarizer(
+                    audio_mod.read_spool(spool, start, end),
+                    offset=w_start,
+                    num_speakers=hints.num_speakers if single else None,
+                    min_speakers=hints.min_speakers if single else None,
+                    max_speakers=hints.max_speakers
+                    if single
+                    else (hints.num_speakers or hints.max_speakers),
+                    hook=cache.checkpoint,
                 )
+                return {
+                    "turns": [[t.start, t.end, t.speaker] for t in found.turns],
+                    "centroids": {k: list(v) for k, v in found.centroids.items()},
+                }
+
+            if single:  # the file's result is cached as a whole below
+                payload = compute()
+            else:  # each window on its own: a stopped job resumes at the next window
+                payload = cache.run("diarize_window", {**params, "window": index}, compute)
+            return WindowDiarization(
+                turns=tuple(Turn(float(a), float(b), str(w)) for a, b, w in payload["turns"]),
+                centroids={k: tuple(map(float, v)) for k, v in payload["centroids"].items()},
+            )
+
+        def diarize() -> list[list[Any]]:
+            results = []
+            for i in range(len(windows)):
+                results.append(diarize_window(i))
                 progress.set("diarize", (i + 1) / len(windows))
             linked = link_windows(
                 results,

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from daemon.pipeline.asr import Segment, Word
@@ -135,3 +136,17 @@ def test_speaker_writers() -> None:
     assert renamed.speakers == ("Alice",)
     assert render_txt(renamed).startswith("Alice: Hello")
     assert [x.speaker for x in renamed.turns] == ["Alice", "SPEAKER_01"]
+
+
+def test_stale_temps_of_a_killed_writer_are_removed(tmp_path: Path) -> None:
+    import tempfile
+
+    from daemon.pipeline.outputs import remove_stale_temps
+
+    keep = [tmp_path / "talk.txt", tmp_path / ".notes.txt", tmp_path / "x.tmp"]
+    for p in keep:
+        p.write_text("user")
+    _fd, tmp = tempfile.mkstemp(prefix=".talk.json.", suffix=".tmp", dir=tmp_path)
+    os.close(_fd)
+    assert remove_stale_temps(tmp_path) == 1
+    assert not Path(tmp).exists() and all(p.exists() for p in keep)

@@ -6,7 +6,7 @@ import pytest
 
 from daemon.modelstore import ModelError
 from daemon.pipeline.audio import DecodeError
-from daemon.retry import decide, describe
+from daemon.retry import WorkerDied, decide, describe
 
 NOW = datetime(2026, 1, 1)
 
@@ -41,4 +41,40 @@ def test_last_attempt_fails() -> None:
 
 def test_describe_is_one_line() -> None:
     assert describe(RuntimeError("a\nb")) == "RuntimeError: a b"
-    assert describe(PermissionError(13, "Permission denied", "/x")) == "Permission denied: /x"
+    assert describe(PermissionError(13, "Permission denied", "/x")).startswith(
+        "Permission denied: /x"
+    )
+
+
+@pytest.mark.parametrize(
+    ("exc", "profile", "lighter"),
+    [
+        (MemoryError(), "quality", "balanced"),
+        (MemoryError(), "balanced", "fast"),
+        (MemoryError(), "fast", None),  # nothing lighter: same profile, later
+        (WorkerDied(-9), "quality", "balanced"),
+        (WorkerDied(-11), "quality", None),  # a crash, not memory
+        (RuntimeError("std::bad_alloc"), "balanced", "fast"),
+        (OSError(28, "No space left on device", "/out/a.txt"), "balanced", None),
+    ],
+)
+def test_out_of_memory_retries_lighter(exc: Exception, profile: str, lighter: str | None) -> None:
+    d = decide(exc, attempts=1, max_attempts=3, now=NOW, profile=profile)
+    assert d.retry and d.profile == lighter
+    assert "\n" not in d.message
+
+
+@pytest.mark.parametrize(
+    ("exc", "words"),
+    [
+        (OSError(28, "No space left on device", "/out/a.txt"), "free some space"),
+        (OSError(30, "Read-only file system", "/out/a.txt"), "must be writable"),
+        (PermissionError(13, "Permission denied", "/out/a.txt"), "must be writable"),
+        (WorkerDied(-9), "killed by SIGKILL (out of memory?)"),
+        (WorkerDied(1), "exit code 1"),
+        (MemoryError(), "out of memory"),
+    ],
+)
+def test_transient_messages_say_what_to_do(exc: Exception, words: str) -> None:
+    d = decide(exc, attempts=1, max_attempts=3, now=NOW)
+    assert d.retry and words in d.message
