@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from daemon import db, fsnames, modelstore
 from daemon.config import PROFILE_NAMES, Config
@@ -23,6 +23,9 @@ from daemon.signals import Notifier, StopSignals
 from daemon.store import Enqueued, JobRecord, Requeued, Store, utcnow
 from daemon.sysload import usable_cores
 from daemon.workers import WarmModels, owner_id, run_pipeline, write_job_outputs
+
+if TYPE_CHECKING:
+    from daemon.doctor import Finding
 
 log = logging.getLogger(__name__)
 
@@ -299,6 +302,12 @@ def rename_speakers(config: Config, job_id: int, renames: dict[str, str]) -> lis
     written = write_job_outputs(config, store, job, result.transcript, speaker_names=names)
     store.rewrite_done(job_id, utcnow(), {**job.options, "speaker_names": names}, written)
     return written
+
+
+def doctor(config: Config) -> list[Finding]:
+    from daemon import doctor as doctor_mod
+
+    return doctor_mod.run(config)
 
 
 def _iso(t: datetime | None) -> str | None:

@@ -255,6 +255,26 @@ def speakers(ctx: click.Context, job: int, renames: tuple[str, ...]) -> None:
         click.echo(written)
 
 
+@cli.command()
+@click.pass_context
+@handled
+def doctor(ctx: click.Context) -> None:
+    """Check config, database, folders, models, decoder, disk and machine; print fixes.
+
+    Exit 1 when something would stop the daemon from working."""
+    findings = app.doctor(_config(ctx))
+    marks = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL"}
+    for f in findings:
+        click.echo(f"{marks[f.level]}  {f.check}: {f.detail}")
+        if f.fix:
+            click.echo(f"      fix: {f.fix}")
+    failed = sum(f.level == "fail" for f in findings)
+    warned = sum(f.level == "warn" for f in findings)
+    click.echo(f"{failed} problem(s), {warned} warning(s)")
+    if failed:
+        sys.exit(1)
+
+
 @cli.group("db")
 def db_group() -> None:
     """Database maintenance."""

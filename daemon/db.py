@@ -69,3 +69,16 @@ def upgrade(engine: Engine) -> str | None:
         rev = MigrationContext.configure(conn).get_current_revision()
     log.info("database at revision %s", rev, extra={"revision": rev})
     return rev
+
+
+def revisions(engine: Engine) -> tuple[str | None, str | None]:
+    """(revision the database is at, newest revision this version knows); no changes made."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(
+        alembic_config(engine.url.render_as_string(hide_password=False))
+    ).get_current_head()
+    with engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+    return current, head

@@ -23,6 +23,7 @@ from watchdog.events import FileSystemEventHandler
 from daemon import fsnames
 from daemon.config import Config
 from daemon.store import Enqueued, Store, utcnow
+from daemon.sysload import fs_type
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ class Intake:
         self.roots = [_real(f) for f in self.folders]
         self._pending: dict[Path, _Candidate] = {}
         self._lock = threading.Lock()
-        self._observer: Any = None
+        self._observers: list[Any] = []
 
     # ------------------------------------------------------------------ filters
     def accepts(self, path: Path) -> bool:
@@ -216,27 +217,41 @@ class Intake:
 
     # ------------------------------------------------------------------ watchdog
     def start(self) -> None:
+        """Watch every folder with the observer its file system needs (see :func:`observer_for`)."""
         from watchdog.observers import Observer
+        from watchdog.observers.polling import PollingObserver
 
         handler = _Handler(self)
-        observer = Observer()
+        observers: dict[str, Any] = {}
         for folder in self.folders:
             folder.mkdir(parents=True, exist_ok=True)
-            observer.schedule(handler, str(folder), recursive=self.config.watch.recursive)
-        observer.daemon = True
-        observer.start()
-        self._observer = observer
-        log.info(
-            "watching %s",
-            ", ".join(map(str, self.folders)),
-            extra={"folders": [str(f) for f in self.folders]},
-        )
+            fstype = fs_type(folder)
+            kind = observer_for(self.config.watch.observer, fstype)
+            if kind not in observers:
+                observers[kind] = (
+                    PollingObserver(timeout=self.config.watch.poll_seconds)
+                    if kind == "polling"
+                    else Observer()
+                )
+            observers[kind].schedule(handler, str(folder), recursive=self.config.watch.recursive)
+            log.info(
+                "watching %s (%s, %s)",
+                fsnames.printable(folder),
+                fstype or "unknown file system",
+                kind,
+                extra={"folder": str(folder), "fstype": fstype, "observer": kind},
+            )
+        for observer in observers.values():
+            observer.daemon = True
+            observer.start()
+        self._observers = list(observers.values())
 
     def stop(self) -> None:
-        if self._observer is not None:
-            self._observer.stop()
-            self._observer.join(timeout=5)
-            self._observer = None
+        for observer in self._observers:
+            observer.stop()
+        for observer in self._observers:
+            observer.join(timeout=5)
+        self._observers = []
 
 
 class _Handler(FileSystemEventHandler):
@@ -256,6 +271,37 @@ class _Handler(FileSystemEventHandler):
                     self.intake.notice(child, now)
             return
         self.intake.notice(path, now)
+
+
+NETWORK_FS = (
+    "nfs",
+    "nfs4",
+    "cifs",
+    "smb3",
+    "smbfs",
+    "9p",
+    "afs",
+    "ceph",
+    "glusterfs",
+    "lustre",
+    "gpfs",
+    "davfs",
+    "virtiofs",
+    "vboxsf",
+    "vmhgfs",
+)
+
+
+def observer_for(setting: str, fstype: str) -> str:
+    """ "inotify" or "polling" for a folder on ``fstype`` (pure).  Kernel events do not see
+    changes made by other machines on network shares, nor most changes on FUSE mounts; "auto"
+    polls there."""
+    if setting != "auto":
+        return setting
+    kind = fstype.lower()
+    if kind in NETWORK_FS or kind == "fuse" or kind.startswith("fuse."):
+        return "polling"
+    return "inotify"
 
 
 def _real(path: Path) -> Path:

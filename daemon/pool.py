@@ -29,7 +29,11 @@ log = logging.getLogger(__name__)
 
 HOST = socket.gethostname()
 
-THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+DETERMINISTIC_ENV = {"OPENBLAS_NUM_THREADS": "1"}
+"""numpy's BLAS (faster-whisper's mel features) sums in an order that depends on its thread
+count, which changed transcripts between a 1- and a 2-thread grant (measured); one thread keeps
+a resumed job's output equal to an uninterrupted run's whatever the plan grants."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,7 @@ def _worker_main(
 
     for name in THREAD_ENV:
         os.environ[name] = str(threads)
+    os.environ.update(DETERMINISTIC_ENV)
     from daemon import logs
     from daemon.app import open_store, warm_models
     from daemon.workers import Executor

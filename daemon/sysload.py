@@ -128,3 +128,19 @@ def pid_alive(pid: int) -> bool:
         return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
     except psutil.Error:
         return False
+
+
+def fs_type(path: Path) -> str:
+    """The file system type ("ext4", "nfs4", "fuse.sshfs", ...) holding ``path`` ("" unknown)."""
+    real = os.path.realpath(path)
+    best, kind = "", ""
+    try:
+        partitions = psutil.disk_partitions(all=True)
+    except (OSError, psutil.Error):
+        return ""
+    for part in partitions:
+        mount = part.mountpoint.rstrip("/") or "/"
+        inside = real == mount or real.startswith(mount + "/") or mount == "/"
+        if inside and len(mount) >= len(best):
+            best, kind = mount, part.fstype
+    return kind

@@ -161,3 +161,32 @@ def test_symlink_leading_outside_is_refused_unless_allowed(
         assert link.status.value == "queued" and link.sha256
     else:
         assert link.status.value == "failed" and "outside the watched folders" in (link.error or "")
+
+
+def test_polling_observer_sees_new_files(
+    make_config: Callable[..., Config], tmp_path: Path
+) -> None:
+    """What network shares get: no kernel events, a folder rescan every poll_seconds."""
+    config = make_config(watch={"observer": "polling", "poll_seconds": 0.2})
+    store = open_store(config)
+    intake = Intake(config, store)
+    intake.start()
+    try:
+        assert [type(o).__name__ for o in intake._observers] == ["PollingObserver"]
+        write_wav(config.watch.folders[0] / "share" / "call.wav", 1.0)
+        got = poll_until(intake, lambda g: len(g) >= 1)
+    finally:
+        intake.stop()
+    assert len(got) == 1 and Path(store.jobs()[0].path).name == "call.wav"
+
+
+def test_auto_observer_uses_kernel_events_on_a_local_disk(config: Config, store: Store) -> None:
+    from daemon.sysload import fs_type
+
+    assert fs_type(config.watch.folders[0].parent) != ""
+    intake = Intake(config, store)
+    intake.start()
+    try:
+        assert "Polling" not in type(intake._observers[0]).__name__
+    finally:
+        intake.stop()

