@@ -204,3 +204,30 @@ def _proc(pid: int) -> psutil.Process | None:
         return psutil.Process(pid)
     except psutil.NoSuchProcess:
         return None
+
+
+def test_worker_killed_like_the_oom_killer_retries_lighter(
+    tmp_path: Path, model_cache: Path
+) -> None:
+    speech_file(tmp_path / "inbox" / "talk.wav", lj_clips()[:6])
+    cfg = write_config(tmp_path, model_cache, EXTRA)
+    store = open_store(config_mod.load(cfg))
+    log = tmp_path / "daemon.log"
+    with running(cfg, log) as proc:
+        (job,) = wait_for(
+            store,
+            lambda js: bool(js) and js[0].status is JobStatus.RUNNING and js[0].progress > 0.1,
+            240,
+            "the job to get under way",
+        )
+        assert job.profile == "balanced" and job.lease_owner
+        worker = int(job.lease_owner.rsplit(":", 1)[1])
+        psutil.Process(worker).send_signal(signal.SIGKILL)  # what the kernel's OOM killer does
+        (job,) = wait_for(store, lambda js: js[0].status is JobStatus.DONE, 300, "the retried job")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    assert job.options.get("oom_profile") == "fast" and job.profile == "fast"
+    assert job.metrics["profile"] == "fast" and job.attempts == 2
+    text = log.read_text()
+    assert "killed by SIGKILL (out of memory?); retrying with the fast profile" in text
+    assert "worker process" in text and "replacing it" in text
