@@ -82,7 +82,8 @@ def models_in_use(config: Config) -> list[str]:
     """The Whisper models the configured profiles (and folder options) may run."""
     names = set(PROFILE_NAMES) if config.pipeline.profile == "auto" else {config.pipeline.profile}
     names |= {o.profile for o in config.folders.values() if o.profile}
-    return sorted({resolve_profile(n, config.profiles).model for n in names})
+    profiles = [resolve_profile(n, config.profiles) for n in names]
+    return sorted({p.model for p in profiles} | {p.english_model for p in profiles} - {""})
 
 
 def prepare_models(config: Config) -> list[str]:

@@ -130,6 +130,8 @@ class ProfileOverride:
     """Per-profile overrides; unset (None) keys keep the built-in bundle's value."""
 
     model: str | None = None
+    english_model: str | None = None
+    """Model for English speech ("" for none: ``model`` transcribes everything)."""
     compute_type: str | None = None
     beam_size: int | None = None
     max_chunk_seconds: float | None = None

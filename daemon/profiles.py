@@ -28,6 +28,9 @@ class Profile:
     vad: VadParams
     diarization: DiarizeParams
     """segmentation_step 0.1 without chunked embeddings is pyannote's stock pipeline."""
+    english_model: str = ""
+    """When set, English speech (detected by ``model``, or forced) is transcribed by this
+    lighter English-only model instead."""
 
 
 BUILTIN: dict[str, Profile] = {
@@ -39,6 +42,7 @@ BUILTIN: dict[str, Profile] = {
         max_chunk_seconds=30.0,
         vad=VadParams(max_speech_seconds=30.0),
         diarization=DiarizeParams(segmentation_step=0.5, chunked_embeddings=True),
+        english_model="tiny.en",
     ),
     "balanced": Profile(
         "balanced",
@@ -75,6 +79,7 @@ def resolve(name: str, overrides: Mapping[str, ProfileOverride]) -> Profile:
     }
     top: dict[str, Any] = {
         "model": override.model,
+        "english_model": override.english_model,
         "compute_type": override.compute_type,
         "beam_size": override.beam_size,
         "max_chunk_seconds": override.max_chunk_seconds,

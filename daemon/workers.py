@@ -180,6 +180,7 @@ def run_pipeline(
     name = str(options.get("profile") or config.pipeline.profile)
     profile = resolve_profile("balanced" if name == "auto" else name, config.profiles)
     resolved = models.resolve(profile.model)
+    english = models.resolve(profile.english_model) if profile.english_model else None
     job = JobInput(
         path=path,
         sha256=sha256,
@@ -190,6 +191,7 @@ def run_pipeline(
         diarize=config.diarization.enabled,
         window_seconds=config.diarization.window_seconds,
         overlap=overlap,
+        english_model=english,
     )
     return transcribe_file(
         job,
@@ -204,6 +206,7 @@ def run_pipeline(
         config.daemon.work_dir,
         on_progress,
         lambda: models.diarizer(profile.diarization, diarize_threads),
+        (lambda: models.asr(english, profile.compute_type, asr_threads)) if english else None,
     )
 
 

@@ -140,6 +140,8 @@ class JobInput:
     window_seconds: float = 600.0
     overlap: bool = False
     """Run diarization beside ASR (each with half the threads) rather than after it."""
+    english_model: ResolvedModel | None = None
+    """The profile's English-only model, used when the language is English."""
 
 
 @dataclass(frozen=True)
@@ -167,6 +169,7 @@ def transcribe_file(
     work_dir: Path,
     on_progress: Callable[[float], None] = lambda _p: None,
     load_diarizer: DiarizerLoader = no_diarizer,
+    load_english: ModelLoader | None = None,
 ) -> PipelineResult:
     """Run probe -> decode+VAD -> chunk plan -> language -> ASR per chunk -> transcript."""
     path = job.path
@@ -218,7 +221,9 @@ def transcribe_file(
     language = job.language
     if language == "auto":
         language = "" if job.model.multilingual else "en"
-    if not language and len(chunks) > 1:  # one chunk: its ASR pass detects the language
+    english = job.english_model if load_english is not None else None
+    # one chunk: its ASR pass detects the language, unless the model depends on it
+    if not language and chunks and (len(chunks) > 1 or english is not None):
         probe_chunks = _leading(chunks, LANGUAGE_PROBE_SECONDS)
 
         def detect() -> dict[str, Any]:
@@ -231,6 +236,10 @@ def transcribe_file(
         )
         language = str(detected["language"])
 
+    model_name, asr_loader = job.profile.model, load_model
+    if english is not None and load_english is not None and language == "en":
+        identity = f"{english.identity}:{job.profile.compute_type}"
+        model_name, asr_loader = job.profile.english_model, load_english
     progress = _Progress(on_progress, job.diarize)
 
     def diarize_step() -> list[Turn]:
@@ -302,7 +311,7 @@ def transcribe_file(
         pending = pool.submit(diarize_step)
     try:
         segments, language = _transcribe_chunks(
-            chunks, cache, identity, language, job, load_model, chunk_audio, progress
+            chunks, cache, identity, language, job, asr_loader, chunk_audio, progress
         )
         turns: list[Turn] = []
         if pending is not None:
@@ -321,7 +330,7 @@ def transcribe_file(
         duration=round(duration, 3),
         language=language,
         profile=job.profile.name,
-        model=job.profile.model,
+        model=model_name,
         segments=tuple(segments),
         speakers=tuple(speakers_of(turns)),
         turns=tuple(turns),

@@ -119,3 +119,27 @@ def test_forced_language_and_video_container(invoke: Callable[..., Result], tmp_
     text = normalize(" ".join(s["text"] for s in data["segments"]))
     # Whisper base writes the numbers as digits; the words around them must be there
     assert "сколько будет" in text and "тысяч" in text, text
+
+
+@pytest.mark.parametrize(
+    ("folder", "clip", "language", "model"),
+    [
+        ("asr_en", "librispeech-1995-1837-0001.wav", "en", "tiny.en"),
+        ("asr_ru", "pisets_test_sound_ru.wav", "ru", "base"),
+    ],
+)
+def test_fast_profile_takes_the_english_model_for_english_only(
+    invoke: Callable[..., Result],
+    tmp_path: Path,
+    folder: str,
+    clip: str,
+    language: str,
+    model: str,
+) -> None:
+    src = need_eval(folder, clip)
+    invoke("transcribe", str(src), "-o", str(tmp_path / "o"), "--profile", "fast")
+    data = json.loads((tmp_path / "o" / f"{src.stem}.json").read_text())
+    assert (data["language"], data["model"], data["profile"]) == (language, model, "fast")
+    hyp = " ".join(s["text"] for s in data["segments"])
+    ref = src.with_suffix(".txt").read_text()
+    assert wer(ref, hyp) <= (0.25 if language == "en" else 0.6), hyp

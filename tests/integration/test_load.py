@@ -1,0 +1,39 @@
+"""The planner under real load: another process burning a core takes that core off the grant."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+from daemon.profiles import PlannerSettings, QueueFacts, choose
+from daemon.store import utcnow
+from daemon.sysload import LoadSampler, usable_cores
+
+BURN = "import time\nend = time.monotonic() + 30\nwhile time.monotonic() < end: pass\n"
+
+
+def plan_now(sampler: LoadSampler, seconds: float = 1.5) -> tuple[float, int, str]:
+    sampler.snapshot(utcnow())
+    time.sleep(seconds)
+    snap = sampler.snapshot(utcnow())
+    plan = choose(snap, QueueFacts(3, 600.0), None, PlannerSettings(), utcnow())
+    return snap.other_cores, plan.workers * plan.threads, plan.profile
+
+
+def test_a_competing_process_shrinks_the_grant_and_no_quality() -> None:
+    cores = usable_cores()
+    sampler = LoadSampler()
+    burner = subprocess.Popen([sys.executable, "-c", BURN])
+    try:
+        time.sleep(0.5)
+        other, granted, profile = plan_now(sampler)
+    finally:
+        burner.kill()
+        burner.wait()
+    assert other >= 0.7, other  # the burner's core is seen
+    assert granted <= max(1, cores - 1), (granted, cores)
+    assert profile != "quality"  # not an idle machine
+    time.sleep(0.5)
+    other_after, granted_after, _ = plan_now(sampler)
+    assert other_after < other and granted_after >= granted
