@@ -14,8 +14,9 @@ import time
 def main() -> None:
     report, args = sys.argv[1], sys.argv[3:]
     from daemon.cli import cli
-    from daemon.sysload import peak_rss
+    from daemon.sysload import bound_malloc_arenas, peak_rss
 
+    bound_malloc_arenas()  # as the transcribd entry point does
     started = time.perf_counter()
     code = 0
     try:

@@ -290,4 +290,7 @@ def db_upgrade(ctx: click.Context) -> None:
 
 
 def main() -> None:
+    from daemon.sysload import bound_malloc_arenas
+
+    bound_malloc_arenas()
     cli(prog_name="transcribd")

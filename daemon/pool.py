@@ -79,6 +79,9 @@ def _worker_main(
     for name in THREAD_ENV:
         os.environ[name] = str(threads)
     os.environ.update(DETERMINISTIC_ENV)
+    from daemon.sysload import bound_malloc_arenas
+
+    bound_malloc_arenas()
     from daemon import logs
     from daemon.app import open_store, warm_models
     from daemon.workers import Executor

@@ -144,3 +144,24 @@ def fs_type(path: Path) -> str:
         if inside and len(mount) >= len(best):
             best, kind = mount, part.fstype
     return kind
+
+
+MALLOC_ARENAS = 2
+M_ARENA_MAX = -8  # glibc's mallopt parameter number
+
+
+def bound_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
+    """Cap glibc's malloc arenas for this process and the workers it starts.
+
+    glibc gives each thread that allocates its own arena (up to 8 per core), and freed memory
+    stays in them: with CTranslate2, torch and pyannote threads the peak RSS of the fast
+    profile on a 14-minute file fell from 1.50 to 1.39 GB with two arenas, at the same speed
+    (bench, same run).  True when the cap was set (glibc only)."""
+    os.environ.setdefault("MALLOC_ARENA_MAX", str(arenas))  # inherited by spawned workers
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(M_ARENA_MAX, int(os.environ["MALLOC_ARENA_MAX"])))
+    except (OSError, AttributeError, ValueError):
+        return False
