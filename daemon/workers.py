@@ -101,6 +101,13 @@ class WarmModels:
         diarizer.threads = max(1, threads or self.cpu_threads or 1)
         return diarizer
 
+    def widen(self, params: DiarizeParams, threads: int) -> None:
+        """Let a running diarization take ``threads`` from its next batch on (ASR is done)."""
+        with self._lock:
+            diarizer = self._diarizers.get(params)
+        if diarizer is not None:
+            diarizer.threads = max(1, threads)
+
     @property
     def loaded(self) -> bool:
         return bool(self._asr or self._diarizers)
@@ -207,6 +214,7 @@ def run_pipeline(
         on_progress,
         lambda: models.diarizer(profile.diarization, diarize_threads),
         (lambda: models.asr(english, profile.compute_type, asr_threads)) if english else None,
+        on_asr_done=lambda: models.widen(profile.diarization, threads),
     )
 
 

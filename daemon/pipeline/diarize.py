@@ -251,7 +251,19 @@ class Diarizer:
         import torch
 
         self.calls += 1
-        torch.set_num_threads(self.threads)  # process-wide; torch runs only here
+        applied = self.threads
+        torch.set_num_threads(applied)  # torch runs only in this thread
+
+        def step(*args: Any, **kwargs: Any) -> None:
+            # between batches: take up threads granted meanwhile (ASR has finished), and let
+            # the caller's hook stop the pipeline
+            nonlocal applied
+            if self.threads != applied:
+                applied = self.threads
+                torch.set_num_threads(applied)
+            if hook is not None:
+                hook(*args, **kwargs)
+
         if audio.size < SAMPLE_RATE // 2:
             return WindowDiarization(turns=(), centroids={})
         waveform = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))[None]
@@ -262,7 +274,7 @@ class Diarizer:
                 num_speakers=num_speakers,
                 min_speakers=min_speakers,
                 max_speakers=max_speakers,
-                hook=hook,
+                hook=step,
             )
         annotation = output.speaker_diarization
         labels = list(annotation.labels())

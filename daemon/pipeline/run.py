@@ -170,6 +170,7 @@ def transcribe_file(
     on_progress: Callable[[float], None] = lambda _p: None,
     load_diarizer: DiarizerLoader = no_diarizer,
     load_english: ModelLoader | None = None,
+    on_asr_done: Callable[[], None] = lambda: None,
 ) -> PipelineResult:
     """Run probe -> decode+VAD -> chunk plan -> language -> ASR per chunk -> transcript."""
     path = job.path
@@ -313,6 +314,7 @@ def transcribe_file(
         segments, language = _transcribe_chunks(
             chunks, cache, identity, language, job, asr_loader, chunk_audio, progress
         )
+        on_asr_done()  # diarization, if still running, may take the ASR's threads
         turns: list[Turn] = []
         if pending is not None:
             turns = pending.result()

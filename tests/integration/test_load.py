@@ -6,6 +6,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from daemon.profiles import PlannerSettings, QueueFacts, choose
 from daemon.store import utcnow
 from daemon.sysload import LoadSampler, usable_cores
@@ -24,6 +26,9 @@ def plan_now(sampler: LoadSampler, seconds: float = 1.5) -> tuple[float, int, st
 def test_a_competing_process_shrinks_the_grant_and_no_quality() -> None:
     cores = usable_cores()
     sampler = LoadSampler()
+    before, granted_before, _ = plan_now(sampler)
+    if before > cores - 1.2:
+        pytest.skip(f"other programs already use {before:.1f} of {cores} cores: no room to measure")
     burner = subprocess.Popen([sys.executable, "-c", BURN])
     try:
         time.sleep(0.5)
@@ -31,9 +36,6 @@ def test_a_competing_process_shrinks_the_grant_and_no_quality() -> None:
     finally:
         burner.kill()
         burner.wait()
-    assert other >= 0.7, other  # the burner's core is seen
-    assert granted <= max(1, cores - 1), (granted, cores)
+    assert other >= before + 0.7, (before, other)  # the burner's core is seen
+    assert granted <= max(1, cores - 1) and granted <= granted_before, (granted, granted_before)
     assert profile != "quality"  # not an idle machine
-    time.sleep(0.5)
-    other_after, granted_after, _ = plan_now(sampler)
-    assert other_after < other and granted_after >= granted
