@@ -51,8 +51,9 @@ def test_two_workers_four_files_models_loaded_once_per_worker(
     pids = {r.pid for r in reports}
     assert len(pids) == 2, "both workers took jobs"
     for pid in pids:
-        # a worker's load counter after its last job: Whisper + the diarization pipeline, once
-        assert max(r.model_loads for r in reports if r.pid == pid) == 2
+        # a worker's load counter after its last job, each model once: Whisper base (language
+        # detection), tiny.en (the fast profile's English model) and the diarization pipeline
+        assert max(r.model_loads for r in reports if r.pid == pid) == 3
     jobs = store.jobs()
     assert all(j.status is JobStatus.DONE for j in jobs)
     assert {j.metrics["threads"] for j in jobs} == {1}
