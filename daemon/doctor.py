@@ -107,6 +107,13 @@ def _writable(folder: Path) -> bool:
         return False
 
 
+def _existing(folder: Path) -> Path:
+    """``folder``, or its nearest ancestor that exists (where it would be created)."""
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return folder
+
+
 def check_folders(config: Config) -> Iterator[Finding]:
     for folder in config.watch.folders:
         name = f"watch {fsnames.printable(folder)}"
@@ -137,9 +144,7 @@ def check_folders(config: Config) -> Iterator[Finding]:
     }
     for what, folder in places.items():
         name = f"{what} {fsnames.printable(folder)}"
-        probe = folder
-        while not probe.exists() and probe != probe.parent:
-            probe = probe.parent
+        probe = _existing(folder)
         if folder.exists() and not folder.is_dir():
             yield fail(name, "is not a folder", f"remove it or change the {what} folder")
         elif _writable(probe):
@@ -210,9 +215,7 @@ def check_decoder(_config: Config) -> Iterator[Finding]:
 def check_disk(config: Config) -> Iterator[Finding]:
     seen: set[int] = set()
     for what, folder in (("output", config.output.dir), ("work", config.daemon.work_dir)):
-        probe = folder
-        while not probe.exists() and probe != probe.parent:
-            probe = probe.parent
+        probe = _existing(folder)
         dev = probe.stat().st_dev
         if dev in seen:
             continue

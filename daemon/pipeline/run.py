@@ -120,8 +120,8 @@ class StepCache:
         self.checkpoint()
         started = time.perf_counter()
         payload = compute()
-        release_free_memory()
         elapsed = time.perf_counter() - started
+        release_free_memory()  # not part of the step's measured time
         self.store.cache_put(self.sha256, step, key, payload, self.clock())
         with self._lock:  # steps may run in two threads (ASR beside diarization)
             self.stats.seconds[step] = self.stats.seconds.get(step, 0.0) + elapsed
@@ -240,7 +240,7 @@ def transcribe_file(
         language = str(detected["language"])
 
     model_name, asr_loader = job.profile.model, load_model
-    if english is not None and load_english is not None and language == "en":
+    if english is not None and load_english and language == "en":
         identity = f"{english.identity}:{job.profile.compute_type}"
         model_name, asr_loader = job.profile.english_model, load_english
     progress = _Progress(on_progress, job.diarize)
