@@ -28,6 +28,7 @@ from daemon.pipeline.run import (
     never,
     transcribe_file,
 )
+from daemon.profiles import asr_lanes
 from daemon.profiles import resolve as resolve_profile
 from daemon.store import JobRecord, Store, utcnow
 from daemon.sysload import peak_rss, usable_cores
@@ -62,13 +63,15 @@ class WarmModels:
             return self._resolved[name]
 
     def asr(self, resolved: ResolvedModel, compute_type: str, threads: int = 0) -> AsrModel:
-        """The warm Whisper model; CTranslate2 fixes its thread count when it loads."""
+        """The warm Whisper model for ``threads`` (split into lanes, see
+        :func:`daemon.profiles.asr_lanes`); CTranslate2 fixes them when it loads."""
         threads = threads or self.cpu_threads
+        lanes, per_lane = asr_lanes(threads) if threads else (1, 0)
         key = (resolved.identity, compute_type, threads)
         with self._lock:
             if key not in self._asr:
                 started = time.perf_counter()
-                self._asr[key] = AsrModel(resolved, compute_type, threads)
+                self._asr[key] = AsrModel(resolved, compute_type, per_lane, lanes)
                 self.loads += 1
                 log.info(
                     "loaded model %s",
@@ -76,6 +79,7 @@ class WarmModels:
                     extra={
                         "model": resolved.name,
                         "compute_type": compute_type,
+                        "lanes": lanes,
                         "seconds": round(time.perf_counter() - started, 2),
                     },
                 )
@@ -177,13 +181,17 @@ def run_pipeline(
     """One file through the cached pipeline with the profile, language and hints it asks for.
 
     ``threads`` is the worker's share of the cores (0: all usable ones).  With overlap on,
-    ASR and diarization run side by side and split them; otherwise each uses all of them in
+    ASR and diarization run side by side and split them; whichever finishes first hands its
+    threads to the other (diarization takes more torch threads between batches; ASR opens
+    more lanes, see :func:`daemon.profiles.asr_lanes`).  Otherwise each uses all of them in
     turn.  Never more threads than granted.
     """
     threads = threads or usable_cores()
     overlap = config.daemon.overlap_diarization and threads >= 2 and config.diarization.enabled
     asr_threads = threads - threads // 2 if overlap else threads
     diarize_threads = threads // 2 if overlap else threads
+    # the model gets lanes for all the threads; beside diarization it uses only its share
+    lanes, per_lane = asr_lanes(threads)
     name = str(options.get("profile") or config.pipeline.profile)
     profile = resolve_profile("balanced" if name == "auto" else name, config.profiles)
     resolved = models.resolve(profile.model)
@@ -199,6 +207,8 @@ def run_pipeline(
         window_seconds=config.diarization.window_seconds,
         overlap=overlap,
         english_model=english,
+        asr_lanes=lanes,
+        asr_open_lanes=max(1, asr_threads // per_lane),
     )
     return transcribe_file(
         job,
@@ -209,11 +219,11 @@ def run_pipeline(
             cache_only=cache_only,
             should_stop=should_stop,
         ),
-        lambda: models.asr(resolved, profile.compute_type, asr_threads),
+        lambda: models.asr(resolved, profile.compute_type, threads),
         config.daemon.work_dir,
         on_progress,
         lambda: models.diarizer(profile.diarization, diarize_threads),
-        (lambda: models.asr(english, profile.compute_type, asr_threads)) if english else None,
+        (lambda: models.asr(english, profile.compute_type, threads)) if english else None,
         on_asr_done=lambda: models.widen(profile.diarization, threads),
     )
 

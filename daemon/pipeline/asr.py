@@ -37,20 +37,27 @@ class AsrOptions:
 
 
 class AsrModel:
-    """One loaded Whisper model. ``calls`` counts model invocations (tests and metrics)."""
+    """One loaded Whisper model. ``calls`` counts model invocations (tests and metrics).
 
-    def __init__(self, resolved: ResolvedModel, compute_type: str, cpu_threads: int) -> None:
+    ``lanes`` CTranslate2 workers (replicas sharing the weights), ``cpu_threads`` each, let
+    that many chunks be transcribed at once from as many threads.
+    """
+
+    def __init__(
+        self, resolved: ResolvedModel, compute_type: str, cpu_threads: int, lanes: int = 1
+    ) -> None:
         from faster_whisper import WhisperModel
 
         self.resolved = resolved
         self.compute_type = compute_type
+        self.lanes = max(1, lanes)
         # A folder, never a size name: faster-whisper would otherwise go to the hub.
         self._model = WhisperModel(
             str(resolved.path),
             device="cpu",
             compute_type=compute_type,
             cpu_threads=cpu_threads,
-            num_workers=1,
+            num_workers=self.lanes,
             local_files_only=True,
         )
         self.calls = 0
@@ -59,11 +66,10 @@ class AsrModel:
     def detect_language(self, audio: Audio) -> tuple[str, float]:
         if not self.resolved.multilingual:
             return "en", 1.0
-        with self._lock:
-            self.calls += 1
-            language, probability, _ = self._model.detect_language(
-                audio=audio, language_detection_segments=3
-            )
+        self._count()
+        language, probability, _ = self._model.detect_language(
+            audio=audio, language_detection_segments=3
+        )
         return str(language), float(probability)
 
     def transcribe(
@@ -75,17 +81,20 @@ class AsrModel:
             language = "en"
         if audio.size < SAMPLE_RATE // 10:
             return [], language or "en"
+        self._count()
+        segments, info = self._model.transcribe(
+            audio,
+            language=language,
+            beam_size=options.beam_size,
+            word_timestamps=True,
+            vad_filter=False,
+            condition_on_previous_text=False,
+        )
+        return [_segment(s) for s in segments], str(info.language)
+
+    def _count(self) -> None:
         with self._lock:
             self.calls += 1
-            segments, info = self._model.transcribe(
-                audio,
-                language=language,
-                beam_size=options.beam_size,
-                word_timestamps=True,
-                vad_filter=False,
-                condition_on_previous_text=False,
-            )
-            return [_segment(s) for s in segments], str(info.language)
 
 
 def _segment(s: Any) -> Segment:

@@ -12,8 +12,9 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -144,6 +145,10 @@ class JobInput:
     """Run diarization beside ASR (each with half the threads) rather than after it."""
     english_model: ResolvedModel | None = None
     """The profile's English-only model, used when the language is English."""
+    asr_lanes: int = 1
+    """Chunks that may be transcribed at once (the ASR model's CTranslate2 workers)."""
+    asr_open_lanes: int = 0
+    """Lanes in use while diarization runs beside ASR (0: all); all once it has finished."""
 
 
 @dataclass(frozen=True)
@@ -309,12 +314,15 @@ def transcribe_file(
     # (each with its own share of the granted threads) instead of after it.
     pending: Future[list[Turn]] | None = None
     pool: ThreadPoolExecutor | None = None
+    gate = LaneGate(job.asr_lanes)
     if job.diarize and job.overlap:
+        gate = LaneGate(job.asr_open_lanes or job.asr_lanes)
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="diarize")
         pending = pool.submit(diarize_step)
+        pending.add_done_callback(lambda _f: gate.widen(job.asr_lanes))
     try:
         segments, language = _transcribe_chunks(
-            chunks, cache, identity, language, job, asr_loader, chunk_audio, progress
+            chunks, cache, identity, language, job, asr_loader, chunk_audio, progress, gate
         )
         on_asr_done()  # diarization, if still running, may take the ASR's threads
         turns: list[Turn] = []
@@ -340,6 +348,33 @@ def transcribe_file(
         turns=tuple(turns),
     )
     return PipelineResult(transcript=transcript, stats=cache.stats, audio_seconds=duration)
+
+
+class LaneGate:
+    """How many ASR chunks run at once: a few while diarization shares the cores, all the
+    model's lanes once it has finished (the mirror of diarization taking the ASR's threads)."""
+
+    def __init__(self, open_lanes: int) -> None:
+        self._cond = threading.Condition()
+        self._open = max(1, open_lanes)
+        self._busy = 0
+
+    def widen(self, lanes: int) -> None:
+        with self._cond:
+            self._open = max(self._open, lanes)
+            self._cond.notify_all()
+
+    @contextmanager
+    def lane(self) -> Iterator[None]:
+        with self._cond:
+            self._cond.wait_for(lambda: self._busy < self._open)
+            self._busy += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._busy -= 1
+                self._cond.notify_all()
 
 
 class _Progress:
@@ -370,14 +405,16 @@ def _transcribe_chunks(
     load_model: ModelLoader,
     chunk_audio: Callable[[Chunk], audio_mod.Audio],
     progress: _Progress,
+    gate: LaneGate,
 ) -> tuple[list[Segment], str]:
     """ASR of every chunk (each a cached step): segments on the file's timeline, and the
     language ("" asks the first chunk's pass to detect it)."""
     options = AsrOptions(beam_size=job.profile.beam_size, compute_type=job.profile.compute_type)
     total_speech = sum(c.speech for c in chunks) or 1.0
     done_speech = 0.0
-    segments: list[Segment] = []
-    for chunk in chunks:
+    lock = threading.Lock()
+
+    def run(chunk: Chunk, language: str) -> dict[str, Any]:
         params = {
             "model": identity,
             "language": language,
@@ -385,19 +422,48 @@ def _transcribe_chunks(
             "regions": [[r.start, r.end] for r in chunk.regions],
         }
 
-        def run_chunk(chunk: Chunk = chunk, language: str = language) -> dict[str, Any]:
-            found, lang = load_model().transcribe(chunk_audio(chunk), language or None, options)
+        def compute() -> dict[str, Any]:
+            with gate.lane():
+                found, lang = load_model().transcribe(chunk_audio(chunk), language or None, options)
             return {
                 "language": lang,
                 "segments": [_segment_dict(_map_segment(s, chunk.regions)) for s in found],
             }
 
-        payload = cache.run("asr", params, run_chunk)
-        language = language or str(payload["language"])
-        segments.extend(_segment_from_dict(d) for d in payload["segments"])
-        done_speech += chunk.speech
-        progress.set("asr", done_speech / total_speech)
+        payload: dict[str, Any] = cache.run("asr", params, compute)
+        nonlocal done_speech
+        with lock:
+            done_speech += chunk.speech
+            progress.set("asr", done_speech / total_speech)
+        return payload
+
+    payloads: list[dict[str, Any]] = []
+    rest = chunks
+    if chunks and not language:  # the first chunk's pass detects the language
+        payloads.append(run(chunks[0], language))
+        language = str(payloads[0]["language"])
+        rest = chunks[1:]
+    if job.asr_lanes > 1 and len(rest) > 1:
+        payloads.extend(_in_lanes(rest, job.asr_lanes, lambda c: run(c, language)))
+    else:
+        payloads.extend(run(c, language) for c in rest)
+    segments = [_segment_from_dict(d) for p in payloads for d in p["segments"]]
     return segments, language or "en"
+
+
+def _in_lanes(
+    chunks: list[Chunk], lanes: int, run: Callable[[Chunk], dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """``run`` over the chunks, ``lanes`` at a time, results in chunk order.  On an error (a
+    stop request included) no further chunk starts; those running finish (and are cached)."""
+    with ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="asr") as pool:
+        futures = [pool.submit(run, c) for c in chunks]
+        try:
+            return [f.result() for f in futures]
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
 
 
 def _leading(chunks: list[Chunk], seconds: float) -> list[Chunk]:

@@ -4,7 +4,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from daemon.profiles import FileFacts, PlannerSettings, QueueFacts, choose
+from daemon.profiles import FileFacts, PlannerSettings, QueueFacts, asr_lanes, choose
 from daemon.sysload import LoadSnapshot
 
 NOW = datetime(2026, 1, 1, 12)
@@ -86,3 +86,14 @@ def test_threads_never_exceed_cores(cores: int, other: float, queued: int, ram: 
     assert plan.workers * plan.threads <= cores
     free = max(1.0, cores - other)
     assert plan.workers * plan.threads <= max(1, round(free + 0.25))
+
+
+@pytest.mark.parametrize(
+    ("threads", "lanes"),
+    [(0, (1, 1)), (1, (1, 1)), (2, (2, 1)), (3, (3, 1)), (4, (2, 2)), (8, (4, 2)), (9, (4, 2))],
+)
+def test_asr_lanes_split_the_grant_and_never_exceed_it(
+    threads: int, lanes: tuple[int, int]
+) -> None:
+    assert asr_lanes(threads) == lanes
+    assert lanes[0] * lanes[1] <= max(1, threads)
