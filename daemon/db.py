@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -56,13 +59,31 @@ def alembic_config(url: str) -> Any:
     return cfg
 
 
+@contextmanager
+def _migration_lock(engine: Engine) -> Iterator[None]:
+    """Serialise migrations of one SQLite file between processes (the daemon starting while
+    ``transcribd status`` runs against a new database): SQLite's DDL is not transactional
+    through the driver, so two upgrades at once would both create the tables."""
+    database = engine.url.database
+    if engine.url.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        yield
+        return
+    lock = Path(database).expanduser().with_name(Path(database).name + ".migrate-lock")
+    with open(lock, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def upgrade(engine: Engine) -> str | None:
     """Bring the schema to head; returns the revision now in force."""
     from alembic import command
     from alembic.runtime.migration import MigrationContext
 
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
-    with engine.begin() as conn:
+    with _migration_lock(engine), engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
     with engine.connect() as conn:

@@ -16,8 +16,10 @@ import os
 import queue
 import signal
 import socket
+import threading
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 from typing import Any
@@ -146,10 +148,44 @@ class WorkerPool:
     _slots: list[_Slot] = field(default_factory=list)
     _reports: Any = None
     _cancel: Any = None
+    _inbox: queue.Queue[Report] = field(default_factory=queue.Queue)
+    _pump: threading.Thread | None = None
+    _pumping: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
         self._reports = self._ctx.Queue()
         self._cancel = self._ctx.Event()
+
+    def start_pump(self, on_report: Callable[[], object]) -> None:
+        """Daemon mode: move reports from the workers as they arrive and call ``on_report()``
+        after each, so that the next job is dispatched at once rather than at the next tick.
+        :meth:`collect` then reads what the pump moved."""
+        if self._pump is not None:
+            return
+
+        def pump() -> None:
+            while self._pumping.is_set():
+                try:
+                    report = self._reports.get(timeout=0.5)
+                except queue.Empty:
+                    continue
+                except (EOFError, OSError):  # the queue was closed under us
+                    return
+                self._inbox.put(report)
+                try:
+                    on_report()
+                except Exception:
+                    log.exception("dispatch after a worker's report failed")
+
+        self._pumping.set()
+        self._pump = threading.Thread(target=pump, name="reports", daemon=True)
+        self._pump.start()
+
+    def stop_pump(self) -> None:
+        if self._pump is not None:
+            self._pumping.clear()
+            self._pump.join()
+            self._pump = None
 
     # ------------------------------------------------------------------ sizing
     def resize(self, workers: int, threads: int) -> None:
@@ -235,13 +271,16 @@ class WorkerPool:
 
     def _drain(self, timeout: float) -> list[Report]:
         out: list[Report] = []
-        try:
-            first = (
-                self._reports.get(timeout=timeout) if timeout > 0 else self._reports.get_nowait()
-            )
-            out.append(first)
+        with suppress(queue.Empty):
             while True:
-                out.append(self._reports.get_nowait())
+                out.append(self._inbox.get_nowait())
+        # with the pump running, reports reach the inbox; else read the workers' queue
+        source: Any = self._inbox if self._pump is not None else self._reports
+        try:
+            if not out:
+                out.append(source.get(timeout=timeout) if timeout > 0 else source.get_nowait())
+            while True:
+                out.append(source.get_nowait())
         except queue.Empty:
             pass
         for report in out:
@@ -264,6 +303,7 @@ class WorkerPool:
         are killed, and ``abandoned(job_id, owner)`` is called for each job they held so
         that its lease can be released at once.
         """
+        self.stop_pump()
         self._cancel.set()
         for slot in self._slots:
             slot.tasks.put(None)

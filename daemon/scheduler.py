@@ -10,6 +10,7 @@ each.  The plan in force and its reason are published for ``transcribd status``.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -67,11 +68,15 @@ class Scheduler:
         self.summary = Summary()
         self._aps: Any = None
         self._last_tick = time.monotonic()
+        self._tick_lock = threading.Lock()
 
     # ------------------------------------------------------------------ one iteration
     def tick(self, now: datetime | None = None) -> int:
         """Intake, lease recovery, reports, then plan and dispatch; returns jobs dispatched."""
-        now = now or self.clock()
+        with self._tick_lock:  # APScheduler's ticks and the report pump's
+            return self._tick(now or self.clock())
+
+    def _tick(self, now: datetime) -> int:
         try:
             self.intake.poll(now)
             self.store.recover_expired(now)
@@ -267,10 +272,13 @@ class Scheduler:
         )
         aps.start()
         self._aps = aps
+        # a worker that reports is given its next job at once, not at the next tick
+        self.pool.start_pump(lambda: self.tick())
 
     def stop(self, timeout: float, urgent: Callable[[], bool] = lambda: False) -> bool:
         """Stop ticking; running jobs checkpoint within ``timeout`` (see WorkerPool.stop).
         Jobs of workers that had to be killed are released at once, not left to their leases."""
+        self.pool.stop_pump()  # no dispatch after a report from here on
         if self._aps is not None:
             self._aps.shutdown(wait=True)
             self._aps = None

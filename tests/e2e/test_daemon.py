@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -61,3 +63,43 @@ def test_drop_file_into_running_daemon(tmp_path: Path, model_cache: Path) -> Non
             proc.stdout.close()
             log.close()
     assert code == 0, (tmp_path / "daemon.log").read_text()
+
+
+def test_next_job_starts_when_a_worker_reports_not_at_the_next_tick(
+    tmp_path: Path, model_cache: Path
+) -> None:
+    clips = [need_eval("asr_en", n) for n in ("jfk.flac", "LJ001-0001.wav", "LJ001-0002.wav")]
+    tick = 20.0
+    cfg = write_config(tmp_path, model_cache, "max_workers = 1\n").read_text()
+    cfg = cfg.replace("tick_seconds = 0.5", f"tick_seconds = {tick}")
+    (tmp_path / "config.toml").write_text(cfg)
+    for clip in clips:
+        (tmp_path / "inbox").mkdir(exist_ok=True)
+        shutil.copy(clip, tmp_path / "inbox" / clip.name)
+    cmd = [sys.executable, "-m", "daemon", "--config", str(tmp_path / "config.toml")]
+    log = (tmp_path / "daemon.log").open("w")
+    proc = subprocess.Popen([*cmd, "run"], stdout=subprocess.DEVNULL, stderr=log)
+    try:
+        deadline = time.monotonic() + 4 * tick + 120
+        jobs: list[dict[str, str]] = []
+        while time.monotonic() < deadline:
+            out = subprocess.run(
+                [*cmd, "status", "--json"], capture_output=True, text=True, check=True
+            )
+            jobs = json.loads(out.stdout)
+            if len(jobs) == 3 and all(j["status"] == "done" for j in jobs):
+                break
+            time.sleep(1.0)
+        log_text = (tmp_path / "daemon.log").read_text()
+        assert [j["status"] for j in jobs] == ["done"] * 3, (jobs, log_text)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        log.close()
+    runs = sorted(
+        (datetime.fromisoformat(j["started_at"]), datetime.fromisoformat(j["finished_at"]))
+        for j in jobs
+    )
+    # one worker: each job starts when the one before it ends, not at the next 20-s tick
+    gaps = [(b[0] - a[1]).total_seconds() for a, b in itertools.pairwise(runs)]
+    assert all(0 <= g < 3.0 for g in gaps), gaps
