@@ -7,8 +7,9 @@
    with chunk_length=15, beam 1, no VAD, then pyannote's stock pipeline) against
    ``transcribd transcribe`` with each profile, each in a fresh process with an empty cache:
    wall time, real-time factor, CPU seconds, peak RSS, DER, and the speed-up over the baseline.
-2. Warm throughput: N short files through ``transcribd run --once`` (warm worker processes)
-   against N baseline processes.
+2. Warm throughput: N short files dropped into the folder of a running, warmed daemon
+   (``transcribd run``), and through ``transcribd run --once`` (start-up and model loading
+   included), against N baseline processes.
 3. Memory against length: peak RSS of the fast profile on files of the given lengths.
 
 Figures are ratios against the baseline measured in the same run; absolute times vary with the
@@ -108,6 +109,65 @@ def run_transcribd(cfg: Path, *args: str) -> dict[str, Any]:
     return data
 
 
+def _drop(src: Path, inbox: Path, name: str) -> None:
+    part = inbox / f".{name}.part"
+    part.write_bytes(src.read_bytes())
+    part.rename(inbox / name)
+
+
+def run_daemon(cfg: Path, clips: list[Path], timeout: float = 1800.0) -> dict[str, Any]:
+    """``transcribd run`` as a service: warmed by two files of its own (its two workers load
+    their models), then the clips dropped at once; wall seconds from the drop until every job
+    is done, and the peak RSS of the daemon with its workers (sampled)."""
+    import numpy as np
+    import soundfile
+
+    from daemon import app
+    from daemon import config as config_mod
+    from daemon.models import JobStatus
+    from daemon.sysload import tree_rss
+
+    inbox = cfg.parent / "inbox"
+    inbox.mkdir(parents=True, exist_ok=True)
+    config = config_mod.load(cfg)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "daemon", "--config", str(cfg), "--log-level", "WARNING", "run"],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+    )
+    peak = 0
+
+    def wait_done(count: int) -> None:
+        nonlocal peak
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            peak = max(peak, tree_rss(proc.pid))
+            jobs = app.status(config).jobs
+            if len(jobs) >= count and all(
+                j.job.status in (JobStatus.DONE, JobStatus.FAILED) for j in jobs
+            ):
+                return
+            if proc.poll() is not None:
+                raise SystemExit(f"the daemon exited with {proc.returncode}")
+            time.sleep(0.2)
+        raise SystemExit("the daemon did not finish in time")
+
+    try:
+        for i in range(2):  # warm-up files, not counted: other content than the clips
+            audio, rate = soundfile.read(clips[i])
+            soundfile.write(inbox / f"warmup-{i}.wav", np.asarray(audio) * 0.5, rate)
+        wait_done(2)
+        started = time.perf_counter()
+        for clip in clips:
+            _drop(clip, inbox, clip.name)
+        wait_done(2 + len(clips))
+        wall = time.perf_counter() - started
+    finally:
+        proc.terminate()
+        proc.wait(timeout=120)
+    return {"wall": wall, "peak_rss": peak}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--eval", type=Path, default=REPO.parent / "shared" / "eval")
@@ -186,16 +246,22 @@ def main() -> None:
         for clip in clips:
             (inbox / clip.name).write_bytes(clip.read_bytes())
         rep = run_transcribd(cfg, "run", "--once")
+        daemon = run_daemon(config_for(tmp, "daemon"), clips)
         results["warm"] = {
             "files": len(clips),
             "baseline_wall": base_wall,
             "transcribd_wall": rep["wall"],
             "speedup": base_wall / rep["wall"],
             "transcribd_peak_rss": rep["peak_rss"],
+            "daemon_wall": daemon["wall"],
+            "daemon_speedup": base_wall / daemon["wall"],
+            "daemon_peak_rss": daemon["peak_rss"],
         }
         print(
-            f"\nwarm throughput, {len(clips)} short files: baseline {base_wall:.1f} s, "
-            f"transcribd run --once {rep['wall']:.1f} s -> x{base_wall / rep['wall']:.2f}",
+            f"\nwarm throughput, {len(clips)} short files: baseline {base_wall:.1f} s; "
+            f"running daemon (warm) {daemon['wall']:.1f} s -> x{base_wall / daemon['wall']:.2f}; "
+            f"transcribd run --once (start-up included) {rep['wall']:.1f} s "
+            f"-> x{base_wall / rep['wall']:.2f}",
             flush=True,
         )
 

