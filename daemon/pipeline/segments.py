@@ -1,0 +1,58 @@
+"""Pure: a Whisper window's words -> subtitle-sized segments.
+
+Whisper decoded without timestamp tokens gives one segment per 30-s window (faster and, on
+../shared/eval, more accurate than seeking by timestamp tokens); its word timestamps then place
+the cuts: after a sentence end, at a pause, and before a segment grows past ``max_seconds``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from daemon.pipeline.asr import Segment, Word
+
+SENTENCE_END = (".", "?", "!", "…", "。", "？", "！")
+
+
+@dataclass(frozen=True)
+class SplitRules:
+    max_seconds: float = 12.0
+    """A segment is cut before the word that would make it longer."""
+    pause_seconds: float = 0.8
+    """A silence this long between two words ends a segment."""
+    min_seconds: float = 1.0
+    """A sentence end closes a segment only once it is this long (no "Yes." alone)."""
+
+
+def split(segment: Segment, rules: SplitRules = SplitRules()) -> list[Segment]:
+    """``segment`` cut at sentence ends, pauses and ``max_seconds``; without word timestamps
+    it is returned whole."""
+    if len(segment.words) < 2:
+        return [segment]
+    out: list[Segment] = []
+    current: list[Word] = []
+    for word in segment.words:
+        if current and (
+            word.start - current[-1].end >= rules.pause_seconds
+            or word.end - current[0].start > rules.max_seconds
+        ):
+            out.append(_of(current, segment.speaker))
+            current = []
+        current.append(word)
+        ends_sentence = word.word.strip().endswith(SENTENCE_END)
+        if ends_sentence and current[-1].end - current[0].start >= rules.min_seconds:
+            out.append(_of(current, segment.speaker))
+            current = []
+    if current:
+        out.append(_of(current, segment.speaker))
+    return out
+
+
+def _of(words: list[Word], speaker: str | None) -> Segment:
+    return Segment(
+        start=words[0].start,
+        end=max(words[-1].end, words[0].start),
+        text="".join(w.word for w in words).strip(),
+        words=tuple(words),
+        speaker=speaker,
+    )
