@@ -113,8 +113,8 @@ def asr_lanes(threads: int) -> tuple[int, int]:
     """(lanes, threads per lane) for ASR granted ``threads``: chunks of one file run side by
     side on CTranslate2 replicas sharing the weights, rather than one chunk on all threads.
 
-    Measured on 2 cores (bench/lanes.py): 2 lanes x 1 thread were 0-16 % faster than
-    1 x 2 over 11 chunks, for about 0.2 GB more memory.  lanes x threads never exceeds the grant.
+    Measured on 2 cores (bench/lanes.py, batched ASR): 2 lanes x 1 thread were 1.01-1.12x as
+    fast as 1 x 2, for about 0.16 GB more memory.  lanes x threads never exceeds the grant.
     """
     threads = max(1, threads)
     if threads < LANE_THREADS_FROM:
