@@ -33,8 +33,6 @@ def main() -> None:
                 "wall": wall,
                 "cpu": me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime,
                 "peak_rss": max(peak_rss(), kids.ru_maxrss * 1024),
-                "self_peak": peak_rss(),
-                "kids_peak": kids.ru_maxrss * 1024,
             },
             f,
         )

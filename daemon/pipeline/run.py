@@ -148,8 +148,8 @@ class JobInput:
     """The profile's English-only model, used when the language is English."""
     asr_lanes: int = 1
     """Chunks that may be transcribed at once (the ASR model's CTranslate2 workers)."""
-    asr_open_lanes: int = 0
-    """Lanes in use while diarization runs beside ASR (0: all); all once it has finished."""
+    asr_open_lanes: int = 1
+    """Lanes in use while diarization runs beside ASR; all once it has finished."""
 
 
 @dataclass(frozen=True)
@@ -315,9 +315,9 @@ def transcribe_file(
     # (each with its own share of the granted threads) instead of after it.
     pending: Future[list[Turn]] | None = None
     pool: ThreadPoolExecutor | None = None
-    gate = LaneGate(job.asr_lanes)
-    if job.diarize and job.overlap:
-        gate = LaneGate(job.asr_open_lanes or job.asr_lanes)
+    beside = job.diarize and job.overlap
+    gate = LaneGate(job.asr_open_lanes if beside else job.asr_lanes)
+    if beside:
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="diarize")
         pending = pool.submit(diarize_step)
         pending.add_done_callback(lambda _f: gate.widen(job.asr_lanes))
@@ -448,10 +448,7 @@ def _transcribe_chunks(
         payloads.append(run(chunks[0], language))
         language = str(payloads[0]["language"])
         rest = chunks[1:]
-    if job.asr_lanes > 1 and len(rest) > 1:
-        payloads.extend(_in_lanes(rest, job.asr_lanes, lambda c: run(c, language)))
-    else:
-        payloads.extend(run(c, language) for c in rest)
+    payloads.extend(_in_lanes(rest, job.asr_lanes, lambda c: run(c, language)))
     segments = [_segment_from_dict(d) for p in payloads for d in p["segments"]]
     return segments, language or "en"
 
