@@ -26,12 +26,14 @@ import numpy as np
 
 from bench.metrics import der, load_rttm, load_uem, normalize
 from daemon import config as config_mod
-from daemon.app import open_store
+from daemon.jobs import JobOptions
 from daemon.pipeline import audio
 from daemon.pipeline.asr import AsrOptions
 from daemon.pipeline.diarize import DiarizeParams
 from daemon.profiles import resolve as resolve_profile
-from daemon.workers import WarmModels, run_pipeline
+from daemon.store import open_store
+from daemon.warm import WarmModels
+from daemon.workers import run_pipeline
 
 REPO = Path(__file__).resolve().parents[1]
 BASELINE_DIARIZATION = DiarizeParams(segmentation_step=0.1, chunked_embeddings=False)
@@ -72,12 +74,12 @@ def main() -> None:
         }
     )
     store = open_store(config)
-    models = WarmModels(cache_dir=config.models.cache_dir, cpu_threads=args.threads)
+    models = WarmModels.of(config)
     profile = resolve_profile(args.profile, config.profiles)
     resolved = models.resolve(profile.model)
-    asr = models.asr(resolved, profile.compute_type)
-    models.diarizer(profile.diarization)
-    baseline_diarizer = models.diarizer(BASELINE_DIARIZATION)
+    asr = models.asr(resolved, profile.compute_type, args.threads)
+    models.diarizer(profile.diarization, args.threads)
+    baseline_diarizer = models.diarizer(BASELINE_DIARIZATION, args.threads)
     options = AsrOptions(beam_size=profile.beam_size, compute_type=profile.compute_type)
 
     rows: list[dict[str, Any]] = []
@@ -168,7 +170,7 @@ def _ours(config: config_mod.Config, models: WarmModels, store: Any, wav: Path) 
 
     sha, _ = hash_file(wav)
     started = time.perf_counter()
-    result = run_pipeline(config, models, store, wav, sha, {})
+    result = run_pipeline(config, models, store, wav, sha, JobOptions())
     wall = time.perf_counter() - started
     t = result.transcript
     duration = result.audio_seconds

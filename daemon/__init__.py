@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 
+from daemon.threads import DETERMINISTIC_ENV
+
 __version__ = "0.1.0"
 
-# before numpy loads anywhere: transcripts must not depend on BLAS thread counts (daemon.pool)
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+# before numpy loads anywhere (spawned workers inherit it): see daemon.threads
+os.environ.update(DETERMINISTIC_ENV)

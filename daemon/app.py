@@ -2,69 +2,52 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from daemon import db, fsnames, modelstore
-from daemon.config import PROFILE_NAMES, Config
-from daemon.intake import Intake, hash_file, probe_duration
+from daemon import doctor as doctor_mod
+from daemon.config import Config
+from daemon.doctor import Finding
+from daemon.errors import CacheMiss, DiarizationError, ModelError, UserError
+from daemon.intake import Intake, hash_file
+from daemon.jobs import Enqueued, JobOptions, JobRecord, Requeued
 from daemon.models import JobStatus
-from daemon.modelstore import ModelError
-from daemon.pipeline.diarize import DiarizationError
+from daemon.pipeline import spool
+from daemon.pipeline.audio import probe_duration
 from daemon.pipeline.outputs import remove_stale_temps, write_outputs
-from daemon.pipeline.run import CacheMiss
 from daemon.pool import WorkerPool
-from daemon.profiles import resolve as resolve_profile
+from daemon.profiles import models_in_use
 from daemon.scheduler import PLAN_KEY, Scheduler, Summary
 from daemon.signals import Notifier, StopSignals
-from daemon.store import Enqueued, JobRecord, Requeued, Store, utcnow
-from daemon.sysload import usable_cores
-from daemon.workers import WarmModels, owner_id, run_pipeline, write_job_outputs
-
-if TYPE_CHECKING:
-    from daemon.doctor import Finding
+from daemon.store import Store, open_store, utcnow
+from daemon.warm import WarmModels
+from daemon.workers import owner_id, run_pipeline, write_job_outputs
 
 log = logging.getLogger(__name__)
-
-
-class UserError(Exception):
-    """A problem the user can fix; printed as one line, exit code 1."""
-
-
-def open_store(config: Config, migrate: bool = True) -> Store:
-    engine = db.make_engine(config.database.url)
-    if migrate:
-        db.upgrade(engine)
-    return Store(engine)
 
 
 def db_upgrade(config: Config) -> str | None:
     return db.upgrade(db.make_engine(config.database.url))
 
 
-def warm_models(config: Config) -> WarmModels:
-    return WarmModels(
-        cache_dir=config.models.cache_dir,
-        allow_download=config.models.allow_download,
-        cpu_threads=usable_cores(),
-    )
+def _intake(config: Config, store: Store) -> Intake:
+    return Intake(config, store, measure=probe_duration)
 
 
 def _scheduler(config: Config, store: Store) -> Scheduler:
     for folder in (*config.watch.folders, config.output.dir, config.daemon.work_dir):
         Path(folder).mkdir(parents=True, exist_ok=True)
     # what a killed daemon left half-written: temp outputs and partial spools (never read)
-    removed = remove_stale_temps(config.output.dir)
-    for part in config.daemon.work_dir.glob("*.pcm.part"):
-        part.unlink(missing_ok=True)
-        removed += 1
+    removed = remove_stale_temps(config.output.dir) + spool.remove_partials(config.daemon.work_dir)
     if removed:
         log.info("removed %d unfinished temporary file(s)", removed, extra={"removed": removed})
     pool = WorkerPool(config=config, owner_prefix=owner_id())
-    return Scheduler(config, store, Intake(config, store), pool)
+    return Scheduler(config, store, _intake(config, store), pool)
 
 
 def run_once(config: Config) -> Summary:
@@ -76,14 +59,6 @@ def run_once(config: Config) -> Summary:
             return sched.run_once(stop.graceful.is_set)
         finally:
             sched.stop(config.daemon.stop_seconds, urgent=stop.urgent.is_set)
-
-
-def models_in_use(config: Config) -> list[str]:
-    """The Whisper models the configured profiles (and folder options) may run."""
-    names = set(PROFILE_NAMES) if config.pipeline.profile == "auto" else {config.pipeline.profile}
-    names |= {o.profile for o in config.folders.values() if o.profile}
-    profiles = [resolve_profile(n, config.profiles) for n in names]
-    return sorted({p.model for p in profiles} | {p.english_model for p in profiles} - {""})
 
 
 def prepare_models(config: Config) -> list[str]:
@@ -174,7 +149,7 @@ class JobView:
             "error": j.error,
             "outputs": j.outputs,
             "metrics": j.metrics,
-            "options": j.options,
+            "options": j.options.to_dict(),
             "created_at": _iso(j.created_at),
             "started_at": _iso(j.started_at),
             "finished_at": _iso(j.finished_at),
@@ -216,10 +191,10 @@ def status(config: Config, job_id: int | None = None) -> StatusReport:
     return StatusReport([view(j, now) for j in store.jobs()], plan, plan_at)
 
 
-def add(config: Config, paths: list[Path], options: dict[str, Any]) -> list[tuple[Path, Enqueued]]:
+def add(config: Config, paths: list[Path], options: JobOptions) -> list[tuple[Path, Enqueued]]:
     """Enqueue files (folders are walked) now, without waiting for them to settle."""
     store = open_store(config)
-    intake = Intake(config, store)
+    intake = _intake(config, store)
     files: list[Path] = []
     for p in paths:
         if p.is_dir():
@@ -255,16 +230,14 @@ def requeue(config: Config, job_ids: list[int], failed: bool) -> Requeued:
     return open_store(config).requeue(job_ids, failed=failed, now=utcnow())
 
 
-def transcribe(
-    config: Config, path: Path, out_dir: Path | None, options: dict[str, Any]
-) -> list[str]:
+def transcribe(config: Config, path: Path, out_dir: Path | None, options: JobOptions) -> list[str]:
     """One file through the same pipeline and cache, no daemon and no job row."""
     if not path.is_file():
         raise UserError(f"not a file: {path}")
     store = open_store(config)
     sha, _size = hash_file(path)
-    result = run_pipeline(config, warm_models(config), store, path, sha, options)
-    (config.daemon.work_dir / f"{sha}.pcm").unlink(missing_ok=True)
+    result = run_pipeline(config, WarmModels.of(config), store, path, sha, options)
+    spool.drop(config.daemon.work_dir, sha)
     return write_outputs(
         result.transcript,
         out_dir or config.output.dir,
@@ -283,16 +256,20 @@ def rename_speakers(config: Config, job_id: int, renames: dict[str, str]) -> lis
         raise UserError(f"no job #{job_id}")
     if job.status is not JobStatus.DONE:
         raise UserError(f"job #{job_id} is {job.status.value}; only done jobs can be renamed")
-    options = dict(job.options)
-    if job.profile and not options.get("profile"):
-        options["profile"] = job.profile
     try:
         result = run_pipeline(
-            config, warm_models(config), store, Path(job.path), job.sha256, options, cache_only=True
+            config,
+            WarmModels.of(config),
+            store,
+            Path(job.path),
+            job.sha256,
+            job.options,
+            previous_profile=job.profile,
+            cache_only=True,
         )
     except CacheMiss as exc:
         raise UserError(f"job #{job_id}: {exc}; requeue it instead") from None
-    names: dict[str, str] = dict(job.options.get("speaker_names", {}))
+    names = job.options.names
     # the cached transcript carries the diarized labels; users may name them by their new names
     current = {names.get(label, label): label for label in result.transcript.speakers}
     for old, new in renames.items():
@@ -300,14 +277,13 @@ def rename_speakers(config: Config, job_id: int, renames: dict[str, str]) -> lis
             known = ", ".join(sorted(current)) or "none"
             raise UserError(f"job #{job_id} has no speaker '{old}' (speakers: {known})")
         names[current[old]] = new
-    written = write_job_outputs(config, store, job, result.transcript, speaker_names=names)
-    store.rewrite_done(job_id, utcnow(), {**job.options, "speaker_names": names}, written)
+    written = write_job_outputs(config, store, job, result.transcript, names)
+    options = dataclasses.replace(job.options, speaker_names=tuple(names.items()))
+    store.rewrite_done(job_id, utcnow(), options, written)
     return written
 
 
 def doctor(config: Config) -> list[Finding]:
-    from daemon import doctor as doctor_mod
-
     return doctor_mod.run(config)
 
 

@@ -17,8 +17,9 @@ import click
 
 from daemon import __version__, app, fsnames, logs
 from daemon.config import PROFILE_NAMES, Config, ConfigError, load
-from daemon.modelstore import ModelError
-from daemon.pipeline.audio import DecodeError
+from daemon.errors import DecodeError, ModelError, UserError
+from daemon.jobs import JobOptions
+from daemon.sysload import bound_malloc_arenas
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -36,7 +37,7 @@ def handled(fn: F) -> F:
             return fn(*args, **kwargs)
         except (click.ClickException, click.exceptions.Exit):
             raise
-        except (app.UserError, DecodeError, ModelError) as exc:
+        except (UserError, DecodeError, ModelError) as exc:
             click.echo(f"transcribd: {exc}", err=True)
             sys.exit(1)
         except OSError as exc:
@@ -153,7 +154,8 @@ def status(ctx: click.Context, job: int | None, as_json: bool) -> None:
 
 
 def job_options(fn: F) -> F:
-    """The per-job options shared by ``add`` and ``transcribe``, gathered into ``options``."""
+    """The per-job options shared by ``add`` and ``transcribe``, gathered into ``options``
+    (a :class:`~daemon.jobs.JobOptions`)."""
     decorators = [
         click.option(
             "--profile", type=click.Choice(PROFILE_NAMES), help="Force a processing profile."
@@ -167,7 +169,7 @@ def job_options(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         keys = ("profile", "language", "num_speakers", "min_speakers", "max_speakers")
-        kwargs["options"] = {k: v for k in keys if (v := kwargs.pop(k)) is not None}
+        kwargs["options"] = JobOptions(**{k: kwargs.pop(k) for k in keys})
         return fn(*args, **kwargs)
 
     for decorate in reversed(decorators):
@@ -180,7 +182,7 @@ def job_options(fn: F) -> F:
 @job_options
 @click.pass_context
 @handled
-def add(ctx: click.Context, paths: tuple[Path, ...], options: dict[str, Any]) -> None:
+def add(ctx: click.Context, paths: tuple[Path, ...], options: JobOptions) -> None:
     """Enqueue files (or folders) now."""
     for path, res in app.add(_config(ctx), list(paths), options):
         if not res.created:
@@ -224,7 +226,7 @@ def requeue(ctx: click.Context, jobs: tuple[int, ...], failed: bool) -> None:
 @click.pass_context
 @handled
 def transcribe(
-    ctx: click.Context, path: Path, output_dir: Path | None, options: dict[str, Any]
+    ctx: click.Context, path: Path, output_dir: Path | None, options: JobOptions
 ) -> None:
     """Transcribe one file now, without the daemon (same pipeline and cache)."""
     for written in app.transcribe(_config(ctx), path, output_dir, options):
@@ -290,7 +292,5 @@ def db_upgrade(ctx: click.Context) -> None:
 
 
 def main() -> None:
-    from daemon.sysload import bound_malloc_arenas
-
     bound_malloc_arenas()
     cli(prog_name="transcribd")

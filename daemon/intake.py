@@ -12,7 +12,7 @@ import hashlib
 import logging
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,7 +22,8 @@ from watchdog.events import FileSystemEventHandler
 
 from daemon import fsnames
 from daemon.config import Config
-from daemon.store import Enqueued, Store, utcnow
+from daemon.jobs import Enqueued, JobOptions
+from daemon.store import Store, utcnow
 from daemon.sysload import fs_type
 
 log = logging.getLogger(__name__)
@@ -41,16 +42,6 @@ def hash_file(path: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def probe_duration(path: Path) -> float | None:
-    """Seconds of audio from the container header (cheap); None when it cannot tell."""
-    from daemon.pipeline.audio import DecodeError, probe
-
-    try:
-        return probe(path).duration or None
-    except (DecodeError, OSError):
-        return None
-
-
 @dataclass
 class _Candidate:
     size: int
@@ -58,10 +49,23 @@ class _Candidate:
     stable_since: datetime
 
 
+def unmeasured(_path: Path) -> float | None:
+    return None
+
+
 class Intake:
-    def __init__(self, config: Config, store: Store) -> None:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        measure: Callable[[Path], float | None] = unmeasured,
+    ) -> None:
+        """``measure``: a file's length in seconds from its header, when it can tell (the
+        planner's estimate of queued audio; given by the caller so that intake needs no
+        decoder)."""
         self.config = config
         self.store = store
+        self.measure = measure
         self.folders = [Path(f).expanduser() for f in config.watch.folders]
         self.extensions = {e.lower().lstrip(".") for e in config.watch.extensions}
         self.excluded = [
@@ -97,17 +101,16 @@ class Intake:
             "(set watch.allow_symlinks_outside = true to allow)"
         )
 
-    def options_for(self, path: Path) -> dict[str, Any]:
+    def options_for(self, path: Path) -> JobOptions:
         """The ``[folders."..."]`` options of the innermost configured folder holding ``path``."""
         real = _real(path)
-        best: tuple[int, dict[str, Any]] = (-1, {})
+        best: tuple[int, JobOptions] = (-1, JobOptions())
         for folder, opts in self.config.folders.items():
             root = _real(folder)
             if root == real.parent or root in real.parents:
                 depth = len(root.parts)
                 if depth > best[0]:
-                    values = {k: v for k, v in vars(opts).items() if v is not None}
-                    best = (depth, values)
+                    best = (depth, JobOptions.from_dict(vars(opts)))
         return best[1]
 
     # ------------------------------------------------------------------ noticing
@@ -205,7 +208,7 @@ class Intake:
                     size,
                     now,
                     self.options_for(path),
-                    duration=probe_duration(path),
+                    duration=self.measure(path),
                 )
             )
         return results

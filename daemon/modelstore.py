@@ -24,13 +24,11 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
+from daemon.errors import ModelError
+
 log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
-
-
-class ModelError(RuntimeError):
-    """A model cannot be found or does not verify; the message says what to do."""
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,10 @@
 """Warm worker processes (spawn): each loads its models once and keeps them between jobs.
 
-The scheduler claims a job in the database and hands the row to an idle worker with the number
-of threads the plan grants it.  The worker runs the whole job (heartbeats, outputs, final state)
-through :class:`daemon.workers.Executor` and reports back.  Thread pools (OpenMP, MKL, OpenBLAS,
-CTranslate2, torch) are sized before any numeric library loads, so workers x threads never
-exceeds the cores granted.  A worker unloads models it has not used for ``model_idle_seconds``;
-a worker that dies is replaced, and its job comes back when its lease expires.
+The scheduler claims a job in the database and hands the row to an idle worker; each worker is
+started with the number of threads the plan grants it (a worker whose grant no longer fits is
+replaced when idle), so workers x threads never exceeds the cores granted.  The worker runs the
+whole job (:func:`daemon.workers.worker_main`) and reports back.  A worker that dies is replaced,
+and the scheduler is told of the job it held.
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ import logging
 import multiprocessing as mp
 import os
 import queue
-import signal
 import socket
 import threading
 import time
@@ -25,96 +23,12 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 from daemon.config import Config
-from daemon.store import JobRecord
+from daemon.jobs import JobRecord
+from daemon.workers import Report, Task, worker_main
 
 log = logging.getLogger(__name__)
 
 HOST = socket.gethostname()
-
-THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
-DETERMINISTIC_ENV = {"OPENBLAS_NUM_THREADS": "1"}
-"""numpy's BLAS (faster-whisper's mel features) sums in an order that depends on its thread
-count, which changed transcripts between a 1- and a 2-thread grant (measured); one thread keeps
-a resumed job's output equal to an uninterrupted run's whatever the plan grants."""
-
-
-@dataclass(frozen=True)
-class Task:
-    job: JobRecord
-    owner: str
-    threads: int
-    workers: int = 1
-
-
-@dataclass(frozen=True)
-class Report:
-    worker: int
-    job_id: int
-    ok: bool
-    pid: int
-    model_loads: int
-
-
-def _worker_main(
-    index: int, config: Config, threads: int, tasks: Any, reports: Any, cancel: Any, parent: int
-) -> None:
-    """Body of a worker process (spawned: nothing heavy is inherited).
-
-    A running job stops at its next checkpoint (and releases its lease) when the pool's
-    ``cancel`` event is set, when this process gets SIGTERM (systemd may signal the whole
-    group), or when the parent has died (its replacement will claim the job).
-    """
-    # ``parent`` is passed in: asking os.getppid() here would be too late if the parent died
-    # while this process was starting
-    terminated = False
-
-    def on_term(_signum: int, _frame: Any) -> None:
-        nonlocal terminated
-        terminated = True
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops us
-    signal.signal(signal.SIGTERM, on_term)
-
-    def should_stop() -> bool:
-        return terminated or cancel.is_set() or os.getppid() != parent
-
-    for name in THREAD_ENV:
-        os.environ[name] = str(threads)
-    os.environ.update(DETERMINISTIC_ENV)
-    from daemon.sysload import bound_malloc_arenas
-
-    bound_malloc_arenas()
-    from daemon import logs
-    from daemon.app import open_store, warm_models
-    from daemon.workers import Executor
-
-    logs.setup(os.environ.get("TRANSCRIBD_LOG_LEVEL", "INFO"))
-    store = open_store(config, migrate=False)
-    models = warm_models(config)
-    models.cpu_threads = threads
-    idle_since = time.monotonic()
-    while True:
-        try:
-            task: Task | None = tasks.get(timeout=5.0)
-        except queue.Empty:
-            if os.getppid() != parent or terminated:
-                return  # orphaned, or told to go: nothing more will come
-            if models.loaded and time.monotonic() - idle_since > config.daemon.model_idle_seconds:
-                models.unload()
-                log.info("worker %d unloaded idle models", index, extra={"worker": index})
-            continue
-        if task is None:
-            return
-        executor = Executor(
-            config=config, store=store, models=models, owner=task.owner, should_stop=should_stop
-        )
-        ok = executor.execute(task.job, threads=task.threads, workers=task.workers)
-        idle_since = time.monotonic()
-        reports.put(
-            Report(
-                worker=index, job_id=task.job.id, ok=ok, pid=os.getpid(), model_loads=models.loads
-            )
-        )
 
 
 def owner_gone(owner: str, host: str, alive: Callable[[int], bool]) -> bool:
@@ -202,7 +116,7 @@ class WorkerPool:
     def _new_slot(self, index: int, threads: int) -> _Slot:
         tasks = self._ctx.Queue()
         proc = self._ctx.Process(
-            target=_worker_main,
+            target=worker_main,
             args=(index, self.config, threads, tasks, self._reports, self._cancel, os.getpid()),
             name=f"transcribd-worker-{index}",
             daemon=True,
@@ -242,9 +156,7 @@ class WorkerPool:
     def submit(self, job: JobRecord, index: int, workers: int = 1) -> None:
         slot = self._slots[index]
         slot.busy = job.id
-        slot.tasks.put(
-            Task(job=job, owner=self.owner(index), threads=slot.threads, workers=workers)
-        )
+        slot.tasks.put(Task(job=job, owner=self.owner(index), workers=workers))
 
     def collect(
         self,

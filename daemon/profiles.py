@@ -9,13 +9,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from daemon.config import ProfileOverride
+from daemon.config import PROFILE_NAMES, Config, ProfileOverride
 from daemon.pipeline.diarize import DiarizeParams
 from daemon.pipeline.vad import VadParams
-from daemon.sysload import LoadSnapshot
 
 
 @dataclass(frozen=True)
@@ -61,8 +59,8 @@ BUILTIN: dict[str, Profile] = {
         beam_size=5,
         max_chunk_seconds=90.0,
         vad=VadParams(max_speech_seconds=90.0),
-        # pyannote's stock step; one CAM++ pass per window gives the same embeddings as its
-        # pass per window and speaker (same DER on all 10 eval files) for a third of the work
+        # pyannote's stock step; one CAM++ pass per window pooled per speaker gives the same
+        # embeddings as its pass per window and speaker, for a third of the work
         diarization=DiarizeParams(segmentation_step=0.1, chunked_embeddings=True),
     ),
 }
@@ -103,118 +101,9 @@ def resolve(name: str, overrides: Mapping[str, ProfileOverride]) -> Profile:
     )
 
 
-# ---------------------------------------------------------------------- planning (pure)
-LANE_THREADS_FROM = 4
-"""From this many ASR threads on, lanes get two threads each (CTranslate2 still scales from one
-to two threads; past that, more lanes would multiply its per-replica buffers)."""
-
-
-def asr_lanes(threads: int) -> tuple[int, int]:
-    """(lanes, threads per lane) for ASR granted ``threads``: chunks of one file run side by
-    side on CTranslate2 replicas sharing the weights, rather than one chunk on all threads.
-
-    Measured on 2 cores (bench/lanes.py, batched ASR): 2 lanes x 1 thread were 1.01-1.12x as
-    fast as 1 x 2, for about 0.16 GB more memory.  lanes x threads never exceeds the grant.
-    """
-    threads = max(1, threads)
-    if threads < LANE_THREADS_FROM:
-        return threads, 1
-    return threads // 2, 2
-
-
-@dataclass(frozen=True)
-class QueueFacts:
-    queued: int
-    """Jobs waiting (this one included)."""
-    queued_audio_seconds: float
-    """Their audio, as far as known."""
-    running: int = 0
-
-
-@dataclass(frozen=True)
-class FileFacts:
-    duration: float
-    channels: int = 1
-    sample_rate: int = 16000
-    speech_share: float | None = None
-    """Share of the file that is speech (from the VAD), when known."""
-
-
-@dataclass(frozen=True)
-class PlannerSettings:
-    profile: str = "auto"
-    """"auto" lets the planner choose; a profile name fixes it."""
-    max_workers: int = 0
-    """0: as many as the granted cores allow."""
-    ram_per_worker: int = 1_500_000_000
-    """Bytes one worker needs with its models loaded (measured peak, rounded up)."""
-    backlog_fast_seconds: float = 3600.0
-    """Queued speech beyond which everything goes through the fast profile."""
-    quality_max_seconds: float = 1800.0
-    """Longest file the quality profile is chosen for automatically."""
-    idle_other_cores: float = 0.3
-    """Other programs using less CPU than this count as an idle machine."""
-
-
-@dataclass(frozen=True)
-class Plan:
-    profile: str
-    workers: int
-    threads: int
-    """Threads per worker; workers x threads never exceeds the granted cores."""
-    reason: str
-
-
-def choose(
-    snapshot: LoadSnapshot,
-    queue: QueueFacts,
-    file: FileFacts | None,
-    settings: PlannerSettings,
-    now: datetime,
-    requested: str | None = None,
-) -> Plan:
-    """Profile, worker count and threads for the next job, from load, queue and file (pure).
-
-    Cores granted are those other programs leave free.  Several workers only when several
-    files wait; each worker gets the remaining cores as threads.  Profile: an explicit request
-    always wins; short memory or a long backlog -> fast; an idle machine, a short queue and a
-    file of reasonable length -> quality; otherwise balanced.  A snapshot older than a minute
-    is treated as a loaded machine (the planner does not trust stale numbers).
-    """
-    stale = (now - snapshot.taken_at).total_seconds() > 60
-    other = float(snapshot.cores) / 2 if stale else snapshot.other_cores
-    granted = max(1, min(snapshot.cores, int(snapshot.cores - other + 0.25)))
-    by_ram = max(1, snapshot.available_ram // max(1, settings.ram_per_worker))
-    cap = settings.max_workers or granted
-    parallel_files = max(1, queue.queued + queue.running)
-    workers = max(1, min(granted, by_ram, cap, parallel_files))
-    threads = max(1, granted // workers)
-
-    speech = queue.queued_audio_seconds
-    if file is not None and file.speech_share is not None:
-        speech = max(0.0, speech - file.duration * (1 - file.speech_share))
-    if requested and requested != "auto":
-        profile, reason = requested, "requested"
-    elif settings.profile != "auto":
-        profile, reason = settings.profile, "configured"
-    elif snapshot.available_ram < settings.ram_per_worker:
-        profile, reason = "fast", "low memory"
-    elif speech > settings.backlog_fast_seconds:
-        profile, reason = "fast", f"backlog of {speech / 60:.0f} min"
-    elif (
-        not stale
-        and other < settings.idle_other_cores
-        and queue.queued <= 1
-        and (file is None or file.duration <= settings.quality_max_seconds)
-    ):
-        profile, reason = "quality", "idle machine, short queue"
-    else:
-        profile, reason = "balanced", "default"
-    if other >= 0.5:
-        reason += f"; other programs use {other:.1f} cores"
-    return Plan(
-        profile=profile,
-        workers=workers,
-        threads=threads,
-        reason=f"{reason}; {workers}x{threads} threads on {granted} free cores",
-    )
+def models_in_use(config: Config) -> list[str]:
+    """The Whisper models the configured profiles (and folder options) may run."""
+    names = set(PROFILE_NAMES) if config.pipeline.profile == "auto" else {config.pipeline.profile}
+    names |= {o.profile for o in config.folders.values() if o.profile}
+    profiles = [resolve(n, config.profiles) for n in names]
+    return sorted({p.model for p in profiles} | {p.english_model for p in profiles} - {""})

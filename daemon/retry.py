@@ -8,14 +8,14 @@ killed); out of memory retries with the next lighter profile.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import signal
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from daemon.modelstore import ModelError
-from daemon.pipeline.audio import DecodeError
-from daemon.pipeline.diarize import DiarizationError
+from daemon.errors import DecodeError, DiarizationError, ModelError, WorkerDied
+from daemon.jobs import JobOptions
 
 BASE_DELAY_SECONDS = 5.0
 MAX_DELAY_SECONDS = 600.0
@@ -32,24 +32,6 @@ LIGHTER = {"quality": "balanced", "balanced": "fast"}
 """The profile an out-of-memory retry runs with."""
 
 
-class WorkerDied(Exception):
-    """The worker process running the job ended without reporting (killed, crashed)."""
-
-    def __init__(self, exitcode: int | None) -> None:
-        self.exitcode = exitcode
-        if exitcode is not None and exitcode < 0:
-            try:
-                name = signal.Signals(-exitcode).name
-            except ValueError:
-                name = f"signal {-exitcode}"
-            how = f"killed by {name}"
-            if exitcode == -signal.SIGKILL:
-                how += " (out of memory?)"
-        else:
-            how = f"exit code {exitcode}"
-        super().__init__(f"the worker process died while running the job: {how}")
-
-
 @dataclass(frozen=True)
 class Decision:
     retry: bool
@@ -57,6 +39,13 @@ class Decision:
     message: str
     profile: str | None = None
     """The profile the retry must run with, when it must change (after running out of memory)."""
+
+    def options_for_retry(self, options: JobOptions) -> JobOptions | None:
+        """The job's options for its retry: None keeps them; after running out of memory they
+        carry the lighter profile (:attr:`JobOptions.oom_profile`)."""
+        if self.profile is None:
+            return None
+        return dataclasses.replace(options, oom_profile=self.profile)
 
 
 def out_of_memory(exc: BaseException) -> bool:

@@ -2,7 +2,7 @@
 
 :meth:`Scheduler.tick` is one iteration with the time passed in; :meth:`Scheduler.run_once` is
 burst mode (drain the queue, then return).  Jobs run in warm worker processes
-(:class:`daemon.pool.WorkerPool`); the planner (:func:`daemon.profiles.choose`) decides, from a
+(:class:`daemon.pool.WorkerPool`); the planner (:func:`daemon.planner.choose`) decides, from a
 load snapshot, the queue and the next file, the profile, how many workers and how many threads
 each.  The plan in force and its reason are published for ``transcribd status``.
 """
@@ -19,13 +19,22 @@ from typing import Any
 
 from daemon import retry
 from daemon.config import Config
+from daemon.errors import WorkerDied
 from daemon.intake import Intake
+from daemon.jobs import JobRecord
 from daemon.models import JobStatus
+from daemon.planner import (
+    FileFacts,
+    Plan,
+    PlannerSettings,
+    QueueFacts,
+    choose,
+    requested_profile,
+)
 from daemon.pool import HOST, WorkerPool, owner_gone
-from daemon.profiles import FileFacts, Plan, PlannerSettings, QueueFacts, choose
-from daemon.store import JobRecord, Store, utcnow
+from daemon.store import Store, estimated_duration, utcnow
 from daemon.sysload import LoadSampler, pid_alive
-from daemon.workers import LIGHTER_KEY, retry_options
+from daemon.workers import settle
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +52,8 @@ def planner_settings(config: Config) -> PlannerSettings:
 
 
 def _facts(job: JobRecord) -> FileFacts:
-    """What the planner knows of a queued file; an unknown length is estimated from its size
-    at 16 kB/s, as ``Store.queue_facts`` does."""
-    return FileFacts(duration=job.duration or job.size / 16000.0)
+    """What the planner knows of a queued file."""
+    return FileFacts(duration=estimated_duration(job))
 
 
 class Scheduler:
@@ -118,27 +126,10 @@ class Scheduler:
             return
         now = self.clock()
         decision = retry.decide(
-            retry.WorkerDied(exitcode),
-            job.attempts,
-            self.config.daemon.max_attempts,
-            now,
-            job.profile,
+            WorkerDied(exitcode), job.attempts, self.config.daemon.max_attempts, now, job.profile
         )
-        if decision.retry and decision.run_after is not None:
-            self.store.retry(
-                job_id,
-                owner,
-                now,
-                decision.message,
-                decision.run_after,
-                options=retry_options(job.options, decision),
-            )
-        else:
-            self.store.fail(job_id, owner, now, decision.message)
+        if not settle(self.store, job, owner, now, decision):
             self.summary.failed.append(job_id)
-        log.error(
-            "job %s: %s", job_id, decision.message, extra={"job": job_id, "retry": decision.retry}
-        )
 
     def _recover_abandoned(self, now: datetime) -> None:
         """Release at once the jobs of this machine's workers that are gone (the daemon was
@@ -207,16 +198,11 @@ class Scheduler:
         return dispatched
 
     def _requested(self, job: JobRecord) -> str | None:
-        """A profile the job asks for, or one that lets it reuse finished work: a requeued
-        job keeps the profile it ran with, a duplicate takes its original's."""
-        for key in (LIGHTER_KEY, "profile"):
-            if job.options.get(key):
-                return str(job.options[key])
-        if job.duplicate_of is not None:
-            original = self.store.get(job.duplicate_of)
-            if original is not None and original.profile:
-                return original.profile
-        return job.profile
+        """What the job asks for (see :func:`daemon.planner.requested_profile`)."""
+        original = self.store.get(job.duplicate_of) if job.duplicate_of is not None else None
+        return requested_profile(
+            job.options, job.profile, original.profile if original is not None else None
+        )
 
     # ------------------------------------------------------------------ burst mode
     def run_once(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,6 +16,9 @@ from sqlalchemy import Engine, and_, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
+from daemon import db
+from daemon.config import Config
+from daemon.jobs import Enqueued, JobOptions, JobRecord, Requeued
 from daemon.models import DaemonState, Job, JobStatus, StepResult
 
 log = logging.getLogger(__name__)
@@ -25,6 +27,8 @@ TERMINAL = (JobStatus.DONE, JobStatus.FAILED)
 UNREAD = ""
 """The sha256 of a job refused at intake before its content could be read."""
 JOBS = Job.__table__
+BYTES_PER_SECOND = 16000.0
+"""A queued file of unknown length is estimated at this rate (a 128 kbit/s stream)."""
 
 
 def utcnow() -> datetime:
@@ -32,56 +36,39 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-@dataclass(frozen=True)
-class JobRecord:
-    """A detached, read-only copy of a job row."""
-
-    id: int
-    path: str
-    sha256: str
-    size: int
-    duration: float | None
-    status: JobStatus
-    duplicate_of: int | None
-    profile: str | None
-    options: dict[str, Any]
-    attempts: int
-    error: str | None
-    progress: float
-    outputs: list[str]
-    metrics: dict[str, Any]
-    created_at: datetime
-    updated_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    run_after: datetime | None
-    lease_owner: str | None
-    lease_expires_at: datetime | None
-
-
-@dataclass(frozen=True)
-class Enqueued:
-    job_id: int
-    created: bool
-    """False when the same path with the same content is already known (nothing new to do)."""
-    duplicate_of: int | None = None
-
-
-@dataclass(frozen=True)
-class Requeued:
-    requeued: list[int] = field(default_factory=list)
-    skipped: dict[int, str] = field(default_factory=dict)
-    """Job id -> why it was not requeued."""
-
-
 def _from_row(row: Any) -> JobRecord:
     m = row._mapping
     values = {f: m[f] for f in JobRecord.__dataclass_fields__}
     values["status"] = JobStatus(values["status"])
-    values["options"] = dict(values["options"] or {})
+    values["options"] = JobOptions.from_dict(values["options"])
     values["outputs"] = list(values["outputs"] or [])
     values["metrics"] = dict(values["metrics"] or {})
     return JobRecord(**values)
+
+
+def _insert(conn: Any, now: datetime, **values: Any) -> int:
+    """A new job row: nothing done yet, then ``values``; its id."""
+    row = {"attempts": 0, "progress": 0.0, "outputs": [], "metrics": {}, **values}
+    result = conn.execute(insert(Job).values(**row, created_at=now, updated_at=now))
+    return int(result.inserted_primary_key[0])
+
+
+def _off_lease(now: datetime, **values: Any) -> dict[str, Any]:
+    """The values of a job leaving its worker's lease, then ``values``."""
+    return {"lease_owner": None, "lease_expires_at": None, "updated_at": now, **values}
+
+
+def open_store(config: Config, migrate: bool = True) -> Store:
+    """The store of the configured database, its schema migrated to head unless told not to."""
+    engine = db.make_engine(config.database.url)
+    if migrate:
+        db.upgrade(engine)
+    return Store(engine)
+
+
+def estimated_duration(job: JobRecord) -> float:
+    """Seconds of audio in a job's file: measured at intake, else estimated from its size."""
+    return job.duration or job.size / BYTES_PER_SECOND
 
 
 class Store:
@@ -108,11 +95,11 @@ class Store:
 
     def queue_facts(self, now: datetime) -> tuple[int, float, int]:
         """(queued jobs, their audio seconds, running jobs); unknown durations are estimated
-        from the file size at 16 kB/s (a 128 kbit/s stream)."""
+        as :func:`estimated_duration` does."""
         with self.engine.connect() as conn:
             queued, seconds = conn.execute(
                 select(
-                    func.count(), func.sum(func.coalesce(Job.duration, Job.size / 16000.0))
+                    func.count(), func.sum(func.coalesce(Job.duration, Job.size / BYTES_PER_SECOND))
                 ).where(Job.status == JobStatus.QUEUED)
             ).one()
             running = conn.execute(
@@ -160,7 +147,7 @@ class Store:
         sha256: str,
         size: int,
         now: datetime,
-        options: dict[str, Any] | None = None,
+        options: JobOptions | None = None,
         duration: float | None = None,
     ) -> Enqueued:
         """Register a file; same path and content: no-op; same content elsewhere: duplicate."""
@@ -176,24 +163,17 @@ class Store:
                 .order_by(Job.id)
             ).first()
             dup = original[0] if original else None
-            result = conn.execute(
-                insert(Job).values(
-                    path=path,
-                    sha256=sha256,
-                    size=size,
-                    duration=duration,
-                    status=JobStatus.QUEUED,
-                    duplicate_of=dup,
-                    options=options or {},
-                    attempts=0,
-                    progress=0.0,
-                    outputs=[],
-                    metrics={},
-                    created_at=now,
-                    updated_at=now,
-                )
+            job_id = _insert(
+                conn,
+                now,
+                path=path,
+                sha256=sha256,
+                size=size,
+                duration=duration,
+                status=JobStatus.QUEUED,
+                duplicate_of=dup,
+                options=(options or JobOptions()).to_dict(),
             )
-            job_id = int(result.inserted_primary_key[0])  # type: ignore[index]
         log.info(
             "enqueued job %s", job_id, extra={"job": job_id, "path": path, "duplicate_of": dup}
         )
@@ -213,24 +193,17 @@ class Store:
             ).first()
             if same is not None:
                 return Enqueued(job_id=same[0], created=False)
-            result = conn.execute(
-                insert(Job).values(
-                    path=path,
-                    sha256=UNREAD,
-                    size=size,
-                    status=JobStatus.FAILED,
-                    options={},
-                    attempts=0,
-                    error=reason,
-                    progress=0.0,
-                    outputs=[],
-                    metrics={},
-                    created_at=now,
-                    updated_at=now,
-                    finished_at=now,
-                )
+            job_id = _insert(
+                conn,
+                now,
+                path=path,
+                sha256=UNREAD,
+                size=size,
+                status=JobStatus.FAILED,
+                options={},
+                error=reason,
+                finished_at=now,
             )
-            job_id = int(result.inserted_primary_key[0])  # type: ignore[index]
         log.warning(
             "refused %s: %s", path, reason, extra={"job": job_id, "path": path, "error": reason}
         )
@@ -303,7 +276,6 @@ class Store:
         now: datetime,
         lease_seconds: float,
         progress: float | None = None,
-        metrics: dict[str, Any] | None = None,
     ) -> bool:
         """Renew the lease (and record progress); False if the job is no longer ours."""
         values: dict[str, Any] = {
@@ -312,8 +284,6 @@ class Store:
         }
         if progress is not None:
             values["progress"] = max(0.0, min(1.0, progress))
-        if metrics is not None:
-            values["metrics"] = metrics
         return self._update(self._running(job_id, owner), values)
 
     def finish(
@@ -324,17 +294,15 @@ class Store:
         outputs: Sequence[str],
         metrics: dict[str, Any] | None = None,
     ) -> bool:
-        values: dict[str, Any] = {
-            "status": JobStatus.DONE,
-            "progress": 1.0,
-            "outputs": list(outputs),
-            "finished_at": now,
-            "updated_at": now,
-            "error": None,
-            "lease_owner": None,
-            "lease_expires_at": None,
-            "run_after": None,
-        }
+        values = _off_lease(
+            now,
+            status=JobStatus.DONE,
+            progress=1.0,
+            outputs=list(outputs),
+            finished_at=now,
+            error=None,
+            run_after=None,
+        )
         if metrics is not None:
             values["metrics"] = metrics
         return self._update(self._running(job_id, owner), values)
@@ -343,14 +311,7 @@ class Store:
         """Running -> failed, with the error kept for ``status``."""
         return self._update(
             self._running(job_id, owner),
-            {
-                "status": JobStatus.FAILED,
-                "error": error,
-                "finished_at": now,
-                "updated_at": now,
-                "lease_owner": None,
-                "lease_expires_at": None,
-            },
+            _off_lease(now, status=JobStatus.FAILED, error=error, finished_at=now),
         )
 
     def retry(
@@ -360,20 +321,13 @@ class Store:
         now: datetime,
         error: str,
         run_after: datetime,
-        options: dict[str, Any] | None = None,
+        options: JobOptions | None = None,
     ) -> bool:
         """Running -> queued, not before ``run_after``, keeping the error for ``status``
         (and new ``options``, e.g. a lighter profile after running out of memory)."""
-        values: dict[str, Any] = {
-            "status": JobStatus.QUEUED,
-            "error": error,
-            "run_after": run_after,
-            "updated_at": now,
-            "lease_owner": None,
-            "lease_expires_at": None,
-        }
+        values = _off_lease(now, status=JobStatus.QUEUED, error=error, run_after=run_after)
         if options is not None:
-            values["options"] = options
+            values["options"] = options.to_dict()
         return self._update(self._running(job_id, owner), values)
 
     def leases(self) -> list[tuple[int, str]]:
@@ -388,13 +342,7 @@ class Store:
         """Running -> queued without counting the attempt (graceful stop)."""
         return self._update(
             self._running(job_id, owner),
-            {
-                "status": JobStatus.QUEUED,
-                "attempts": Job.attempts - 1,
-                "updated_at": now,
-                "lease_owner": None,
-                "lease_expires_at": None,
-            },
+            _off_lease(now, status=JobStatus.QUEUED, attempts=Job.attempts - 1),
         )
 
     def recover_expired(self, now: datetime) -> list[int]:
@@ -418,12 +366,7 @@ class Store:
                         Job.status == JobStatus.RUNNING,
                         Job.lease_expires_at < now,
                     )
-                    .values(
-                        status=JobStatus.QUEUED,
-                        lease_owner=None,
-                        lease_expires_at=None,
-                        updated_at=now,
-                    )
+                    .values(**_off_lease(now, status=JobStatus.QUEUED))
                 )
                 if res.rowcount == 1:
                     recovered.append(job_id)
@@ -474,12 +417,12 @@ class Store:
         return out
 
     def rewrite_done(
-        self, job_id: int, now: datetime, options: dict[str, Any], outputs: Sequence[str]
+        self, job_id: int, now: datetime, options: JobOptions, outputs: Sequence[str]
     ) -> bool:
         """A done job's options and outputs after its files were re-rendered (e.g. renames)."""
         return self._update(
             and_(Job.id == job_id, Job.status == JobStatus.DONE),
-            {"options": options, "outputs": list(outputs), "updated_at": now},
+            {"options": options.to_dict(), "outputs": list(outputs), "updated_at": now},
         )
 
     def _update(self, where: Any, values: dict[str, Any]) -> bool:

@@ -22,12 +22,8 @@ class LoadSnapshot:
     """Cores this process may run on (affinity), not the machine's total."""
     other_cores: float
     """Cores' worth of CPU used by other programs since the previous snapshot."""
-    load_average: float
     available_ram: int
     total_ram: int
-    daemon_rss: int
-    """Resident memory of this daemon and its worker processes, bytes."""
-    accelerators: tuple[str, ...] = ()
 
 
 def usable_cores() -> int:
@@ -65,11 +61,6 @@ def peak_rss() -> int:
     except OSError:
         pass
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
-
-
-def _accelerators() -> tuple[str, ...]:
-    found = sorted(p.name for p in Path("/dev").glob("nvidia[0-9]*"))
-    return tuple(f"cuda:{name.removeprefix('nvidia')}" for name in found)
 
 
 class LoadSampler:
@@ -116,11 +107,8 @@ class LoadSampler:
             taken_at=now,
             cores=usable_cores(),
             other_cores=round(other, 2),
-            load_average=os.getloadavg()[0],
             available_ram=int(mem.available),
             total_ram=int(mem.total),
-            daemon_rss=tree_rss(),
-            accelerators=_accelerators(),
         )
 
 
@@ -156,9 +144,8 @@ def bound_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
     """Cap glibc's malloc arenas for this process and the workers it starts.
 
     glibc gives each thread that allocates its own arena (up to 8 per core), and freed memory
-    stays in them: with CTranslate2, torch and pyannote threads the peak RSS of the fast
-    profile on a 14-minute file fell from 1.50 to 1.39 GB with two arenas, at the same speed
-    (bench, same run).  True when the cap was set (glibc only)."""
+    stays in them: with the threads of CTranslate2, torch and pyannote that raises the peak
+    RSS for no speed (bench/RESULTS.md).  True when the cap was set (glibc only)."""
     os.environ.setdefault("MALLOC_ARENA_MAX", str(arenas))  # inherited by spawned workers
     libc = _libc()
     return libc is not None and bool(libc.mallopt(M_ARENA_MAX, int(os.environ["MALLOC_ARENA_MAX"])))

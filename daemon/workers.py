@@ -1,40 +1,37 @@
-"""Running claimed jobs: warm models, the lease heartbeat, outputs, and the job's final state."""
+"""Running claimed jobs: the worker process's body, the lease heartbeat, the pipeline with the
+job's profile and threads, outputs, and the job's final state."""
 
 from __future__ import annotations
 
 import logging
 import os
+import queue
+import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from daemon import modelstore, retry
+from daemon import logs, retry
 from daemon.config import Config, SpeakerHints
-from daemon.modelstore import ResolvedModel
-from daemon.pipeline.asr import AsrModel
-from daemon.pipeline.diarize import DiarizeParams
+from daemon.errors import Cancelled
+from daemon.jobs import JobOptions, JobRecord
+from daemon.pipeline import spool as spool_mod
+from daemon.pipeline.cache import StepCache, never
 from daemon.pipeline.outputs import Transcript, rename_speakers, write_outputs
-from daemon.pipeline.run import (
-    Cancelled,
-    JobInput,
-    PipelineResult,
-    StepCache,
-    never,
-    transcribe_file,
-)
-from daemon.profiles import asr_lanes
+from daemon.pipeline.run import JobInput, Loaders, PipelineResult, transcribe_file
+from daemon.planner import profile_to_run, requested_profile
 from daemon.profiles import resolve as resolve_profile
-from daemon.store import JobRecord, Store, utcnow
-from daemon.sysload import peak_rss, usable_cores
-
-if TYPE_CHECKING:
-    from daemon.pipeline.diarize import Diarizer
+from daemon.store import Store, open_store, utcnow
+from daemon.sysload import bound_malloc_arenas, peak_rss, usable_cores
+from daemon.threads import split as split_threads
+from daemon.threads import worker_env
+from daemon.warm import WarmModels
 
 log = logging.getLogger(__name__)
 
@@ -43,97 +40,66 @@ def owner_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
 
-@dataclass
-class WarmModels:
-    """Models of one process, loaded on first use and kept for later jobs."""
+@dataclass(frozen=True)
+class Task:
+    job: JobRecord
+    owner: str
+    workers: int = 1
+    """How many workers the plan runs (recorded with the job's metrics)."""
 
-    cache_dir: Path
-    allow_download: bool = False
-    cpu_threads: int = 0
-    loads: int = 0
-    _resolved: dict[str, ResolvedModel] = field(default_factory=dict)
-    _asr: dict[tuple[str, str, int], AsrModel] = field(default_factory=dict)
-    _diarizers: dict[DiarizeParams, Diarizer] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def resolve(self, name: str) -> ResolvedModel:
-        with self._lock:
-            if name not in self._resolved:
-                self._resolved[name] = modelstore.resolve(name, self.cache_dir, self.allow_download)
-            return self._resolved[name]
+@dataclass(frozen=True)
+class Report:
+    worker: int
+    job_id: int
+    ok: bool
+    pid: int
+    model_loads: int
 
-    def asr(self, resolved: ResolvedModel, compute_type: str, threads: int = 0) -> AsrModel:
-        """The warm Whisper model for ``threads`` (split into lanes, see
-        :func:`daemon.profiles.asr_lanes`); CTranslate2 fixes them when it loads."""
-        threads = threads or self.cpu_threads
-        lanes, per_lane = asr_lanes(threads) if threads else (1, 0)
-        key = (resolved.identity, compute_type, threads)
-        with self._lock:
-            if key not in self._asr:
-                started = time.perf_counter()
-                self._asr[key] = AsrModel(resolved, compute_type, per_lane, lanes)
-                self.loads += 1
-                log.info(
-                    "loaded model %s",
-                    resolved.name,
-                    extra={
-                        "model": resolved.name,
-                        "compute_type": compute_type,
-                        "lanes": lanes,
-                        "seconds": round(time.perf_counter() - started, 2),
-                    },
-                )
-            return self._asr[key]
 
-    def diarizer(self, params: DiarizeParams, threads: int = 0) -> Diarizer:
-        """The warm diarization pipeline, set to use ``threads`` torch threads."""
-        from daemon.pipeline.diarize import Diarizer
+def worker_main(
+    index: int, config: Config, threads: int, tasks: Any, reports: Any, cancel: Any, parent: int
+) -> None:
+    """Body of a worker process (spawned: nothing heavy is inherited) granted ``threads``.
 
-        with self._lock:
-            if params not in self._diarizers:
-                started = time.perf_counter()
-                self._diarizers[params] = Diarizer(params)
-                self.loads += 1
-                log.info(
-                    "loaded diarization pipeline",
-                    extra={
-                        "step": params.segmentation_step,
-                        "seconds": round(time.perf_counter() - started, 2),
-                    },
-                )
-            diarizer = self._diarizers[params]
-        diarizer.threads = max(1, threads or self.cpu_threads or 1)
-        return diarizer
+    A running job stops at its next checkpoint (and releases its lease) when the pool's
+    ``cancel`` event is set, when this process gets SIGTERM (systemd may signal the whole
+    group), or when the parent has died (its replacement will claim the job).  ``parent`` is
+    passed in: asking os.getppid() here would be too late if the parent died meanwhile.
+    """
+    terminated = threading.Event()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops us
+    signal.signal(signal.SIGTERM, lambda _s, _f: terminated.set())
 
-    def widen(self, params: DiarizeParams, threads: int) -> None:
-        """Let a running diarization take ``threads`` from its next batch on (ASR is done)."""
-        with self._lock:
-            diarizer = self._diarizers.get(params)
-        if diarizer is not None:
-            diarizer.threads = max(1, threads)
+    def should_stop() -> bool:
+        return terminated.is_set() or cancel.is_set() or os.getppid() != parent
 
-    @property
-    def loaded(self) -> bool:
-        return bool(self._asr or self._diarizers)
-
-    def unload(self) -> None:
-        """Drop every loaded model (after a long idle time); the next job loads them again."""
-        with self._lock:
-            self._asr.clear()
-            self._diarizers.clear()
-        import gc
-
-        gc.collect()
-
-    @property
-    def calls(self) -> int:
-        return sum(m.calls for m in self._asr.values()) + sum(
-            d.calls for d in self._diarizers.values()
-        )
+    os.environ.update(worker_env(threads))  # before CTranslate2 and torch load
+    bound_malloc_arenas()
+    logs.setup(os.environ.get("TRANSCRIBD_LOG_LEVEL", "INFO"))
+    store = open_store(config, migrate=False)
+    models = WarmModels.of(config)
+    idle_since = time.monotonic()
+    while True:
+        try:
+            task: Task | None = tasks.get(timeout=5.0)
+        except queue.Empty:
+            if os.getppid() != parent or terminated.is_set():
+                return  # orphaned, or told to go: nothing more will come
+            if models.loaded and time.monotonic() - idle_since > config.daemon.model_idle_seconds:
+                models.unload()
+                log.info("worker %d unloaded idle models", index, extra={"worker": index})
+            continue
+        if task is None:
+            return
+        executor = Executor(config, store, models, task.owner, threads, should_stop=should_stop)
+        ok = executor.execute(task.job, workers=task.workers)
+        idle_since = time.monotonic()
+        reports.put(Report(index, task.job.id, ok, os.getpid(), models.loads))
 
 
 @contextmanager
-def lease_keeper(store: Store, job_id: int, owner: str, lease_seconds: float) -> Any:
+def lease_keeper(store: Store, job_id: int, owner: str, lease_seconds: float) -> Iterator[None]:
     """Renew the job's lease in the background while the body runs."""
     stop = threading.Event()
 
@@ -152,16 +118,13 @@ def lease_keeper(store: Store, job_id: int, owner: str, lease_seconds: float) ->
         thread.join()
 
 
-HINT_KEYS = ("num_speakers", "min_speakers", "max_speakers")
-
-
-def hints_for(config: Config, options: dict[str, Any]) -> SpeakerHints:
+def hints_for(config: Config, options: JobOptions) -> SpeakerHints:
     """Speaker hints of a job: its own options (CLI or folder) first, then the global config."""
+    d = config.diarization
     return SpeakerHints(
-        **{
-            k: options.get(k) if options.get(k) is not None else getattr(config.diarization, k)
-            for k in HINT_KEYS
-        }
+        num_speakers=d.num_speakers if options.num_speakers is None else options.num_speakers,
+        min_speakers=d.min_speakers if options.min_speakers is None else options.min_speakers,
+        max_speakers=d.max_speakers if options.max_speakers is None else options.max_speakers,
     )
 
 
@@ -171,76 +134,65 @@ def run_pipeline(
     store: Store,
     path: Path,
     sha256: str,
-    options: dict[str, Any],
+    options: JobOptions,
+    *,
+    previous_profile: str | None = None,
+    threads: int = 0,
     on_progress: Callable[[float], None] = lambda _p: None,
     clock: Callable[[], datetime] = utcnow,
     cache_only: bool = False,
-    threads: int = 0,
     should_stop: Callable[[], bool] = never,
 ) -> PipelineResult:
-    """One file through the cached pipeline with the profile, language and hints it asks for.
-
-    ``threads`` is the worker's share of the cores (0: all usable ones).  With overlap on,
-    ASR and diarization run side by side and split them; whichever finishes first hands its
-    threads to the other (diarization takes more torch threads between batches; ASR opens
-    more lanes, see :func:`daemon.profiles.asr_lanes`).  Otherwise each uses all of them in
-    turn.  Never more threads than granted.
-    """
-    threads = threads or usable_cores()
-    overlap = config.daemon.overlap_diarization and threads >= 2 and config.diarization.enabled
-    asr_threads = threads - threads // 2 if overlap else threads
-    diarize_threads = threads // 2 if overlap else threads
-    # the model gets lanes for all the threads; beside diarization it uses only its share
-    lanes, per_lane = asr_lanes(threads)
-    name = str(options.get("profile") or config.pipeline.profile)
-    profile = resolve_profile("balanced" if name == "auto" else name, config.profiles)
+    """One file through the cached pipeline with the profile, language, hints and threads it
+    gets (``threads`` 0: every usable core; see :func:`daemon.threads.split`).
+    ``previous_profile``: the one the job was claimed or last ran with."""
+    split = split_threads(
+        threads or usable_cores(), config.daemon.overlap_diarization, config.diarization.enabled
+    )
+    name = profile_to_run(requested_profile(options, previous_profile), config.pipeline.profile)
+    profile = resolve_profile(name, config.profiles)
     resolved = models.resolve(profile.model)
     english = models.resolve(profile.english_model) if profile.english_model else None
     job = JobInput(
         path=path,
         sha256=sha256,
         profile=profile,
-        language=str(options.get("language") or config.pipeline.language),
+        language=options.language or config.pipeline.language,
         model=resolved,
         hints=hints_for(config, options),
         diarize=config.diarization.enabled,
         window_seconds=config.diarization.window_seconds,
-        overlap=overlap,
         english_model=english,
-        asr_lanes=lanes,
-        asr_open_lanes=max(1, asr_threads // per_lane),
+        threads=split,
     )
+    # the ASR model gets lanes for all the threads; beside diarization it uses only its share
+    loaders = Loaders(
+        asr=lambda: models.asr(resolved, profile.compute_type, split.threads),
+        english=(lambda: models.asr(english, profile.compute_type, split.threads))
+        if english
+        else None,
+        diarizer=lambda: models.diarizer(profile.diarization, split.diarize),
+    )
+    cache = StepCache(store, sha256, clock, cache_only=cache_only, should_stop=should_stop)
     return transcribe_file(
         job,
-        StepCache(
-            store=store,
-            sha256=sha256,
-            clock=clock,
-            cache_only=cache_only,
-            should_stop=should_stop,
-        ),
-        lambda: models.asr(resolved, profile.compute_type, threads),
-        config.daemon.work_dir,
+        cache,
+        loaders,
+        spool_mod.Spool(spool_mod.spool_path(config.daemon.work_dir, sha256), path),
         on_progress,
-        lambda: models.diarizer(profile.diarization, diarize_threads),
-        (lambda: models.asr(english, profile.compute_type, threads)) if english else None,
-        on_asr_done=lambda: models.widen(profile.diarization, threads),
+        on_asr_done=lambda: models.widen(profile.diarization, split.threads),
     )
 
 
 def write_job_outputs(
-    config: Config,
-    store: Store,
-    job: JobRecord,
-    transcript: Transcript,
-    speaker_names: dict[str, str] | None = None,
+    config: Config, store: Store, job: JobRecord, transcript: Transcript, names: dict[str, str]
 ) -> list[str]:
-    """Write a job's transcript files, replacing its own earlier ones, never another's."""
-    names = speaker_names if speaker_names is not None else job.options.get("speaker_names", {})
+    """Write a job's transcript files (speakers named by ``names``), replacing its own earlier
+    ones, never another's."""
     own = set(job.outputs)
     return write_outputs(
-        rename_speakers(transcript, dict(names)),
-        Path(job.options.get("output_dir") or config.output.dir),
+        rename_speakers(transcript, names),
+        config.output.dir,
         Path(job.path).stem,
         config.output.formats,
         own=own,
@@ -249,15 +201,29 @@ def write_job_outputs(
     )
 
 
-LIGHTER_KEY = "oom_profile"
-"""Job option set when a job ran out of memory: the lighter profile its retries run with."""
-
-
-def retry_options(options: dict[str, Any], decision: retry.Decision) -> dict[str, Any] | None:
-    """A job's options for its retry: unchanged (None), or with the lighter profile."""
-    if decision.profile is None:
-        return None
-    return {**options, LIGHTER_KEY: decision.profile}
+def settle(
+    store: Store, job: JobRecord, owner: str, now: datetime, decision: retry.Decision
+) -> bool:
+    """Apply a retry decision to a running job: back to the queue (with its new options) not
+    before ``run_after``, or failed with the message.  True when it will run again."""
+    if decision.retry and decision.run_after is not None:
+        options = decision.options_for_retry(job.options)
+        store.retry(job.id, owner, now, decision.message, decision.run_after, options=options)
+        log.warning(
+            "job %s will retry: %s",
+            job.id,
+            decision.message,
+            extra={"job": job.id, "error": decision.message},
+        )
+        return True
+    store.fail(job.id, owner, now, decision.message)
+    log.error(
+        "job %s failed: %s",
+        job.id,
+        decision.message,
+        extra={"job": job.id, "error": decision.message},
+    )
+    return False
 
 
 @dataclass
@@ -268,31 +234,23 @@ class Executor:
     store: Store
     models: WarmModels
     owner: str
+    threads: int = 0
+    """This worker's share of the cores (0: every usable core)."""
     clock: Callable[[], datetime] = utcnow
     should_stop: Callable[[], bool] = never
     """True asks the running job to stop at its next checkpoint (graceful shutdown)."""
 
-    def execute(self, job: JobRecord, threads: int = 0, workers: int = 1) -> bool:
-        """Run a claimed job to its final state; True when it ended done.
-
-        ``threads``: this worker's share of the cores (0: all); ``workers``: how many workers
-        the plan runs (recorded with the job's metrics).
-        """
+    def execute(self, job: JobRecord, workers: int = 1) -> bool:
+        """Run a claimed job to its final state; True when it ended done.  ``workers``: how
+        many workers the plan runs (recorded with the job's metrics)."""
         started, cpu_started = time.perf_counter(), time.process_time()
-        lease = self.config.daemon.lease_seconds
-        last_beat = [0.0]
-
-        def on_progress(p: float) -> None:
-            t = time.perf_counter()
-            if t - last_beat[0] >= 1.0 or p >= 1.0:
-                last_beat[0] = t
-                self.store.heartbeat(job.id, self.owner, self.clock(), lease, progress=p)
-
         log.info("job %s started", job.id, extra={"job": job.id, "path": job.path})
         try:
-            with lease_keeper(self.store, job.id, self.owner, lease):
-                result = self._run(job, on_progress, threads)
-                outputs = self._write(job, result)
+            with lease_keeper(self.store, job.id, self.owner, self.config.daemon.lease_seconds):
+                result = self._run(job)
+                outputs = write_job_outputs(
+                    self.config, self.store, job, result.transcript, job.options.names
+                )
         except Cancelled:
             released = self.store.release(job.id, self.owner, self.clock())
             log.info(
@@ -302,36 +260,48 @@ class Executor:
             )
             return False
         except Exception as exc:  # a bad job must never stop the daemon
+            now = self.clock()
             decision = retry.decide(
-                exc, job.attempts, self.config.daemon.max_attempts, self.clock(), job.profile
+                exc, job.attempts, self.config.daemon.max_attempts, now, job.profile
             )
-            if decision.retry and decision.run_after is not None:
-                self.store.retry(
-                    job.id,
-                    self.owner,
-                    self.clock(),
-                    decision.message,
-                    decision.run_after,
-                    options=retry_options(job.options, decision),
-                )
-                log.warning(
-                    "job %s will retry: %s",
-                    job.id,
-                    decision.message,
-                    extra={"job": job.id, "error": decision.message},
-                )
-            else:
-                self.store.fail(job.id, self.owner, self.clock(), decision.message)
-                self._drop_spool(job)
-                log.error(
-                    "job %s failed: %s",
-                    job.id,
-                    decision.message,
-                    extra={"job": job.id, "error": decision.message},
-                )
+            if not settle(self.store, job, self.owner, now, decision):
+                spool_mod.drop(self.config.daemon.work_dir, job.sha256)
             return False
+        metrics = self._metrics(result, started, cpu_started, workers)
+        self.store.finish(job.id, self.owner, self.clock(), outputs, metrics)
+        spool_mod.drop(self.config.daemon.work_dir, job.sha256)
+        log.info("job %s done", job.id, extra={"job": job.id, **metrics})
+        return True
+
+    def _run(self, job: JobRecord) -> PipelineResult:
+        lease = self.config.daemon.lease_seconds
+        last_beat = [0.0]
+
+        def on_progress(p: float) -> None:
+            t = time.perf_counter()
+            if t - last_beat[0] >= 1.0 or p >= 1.0:
+                last_beat[0] = t
+                self.store.heartbeat(job.id, self.owner, self.clock(), lease, progress=p)
+
+        return run_pipeline(
+            self.config,
+            self.models,
+            self.store,
+            Path(job.path),
+            job.sha256,
+            job.options,
+            previous_profile=job.profile,
+            threads=self.threads,
+            on_progress=on_progress,
+            clock=self.clock,
+            should_stop=self.should_stop,
+        )
+
+    def _metrics(
+        self, result: PipelineResult, started: float, cpu_started: float, workers: int
+    ) -> dict[str, Any]:
         wall = time.perf_counter() - started
-        metrics = {
+        return {
             "wall_seconds": round(wall, 3),
             "cpu_seconds": round(time.process_time() - cpu_started, 3),
             "audio_seconds": round(result.audio_seconds, 3),
@@ -340,39 +310,7 @@ class Executor:
             "model_loads": self.models.loads,
             "profile": result.transcript.profile,
             "workers": workers,
-            "threads": threads or usable_cores(),
+            "threads": self.threads or usable_cores(),
             "peak_rss": peak_rss(),
             "pid": os.getpid(),
         }
-        self.store.finish(job.id, self.owner, self.clock(), outputs, metrics)
-        self._drop_spool(job)
-        log.info("job %s done", job.id, extra={"job": job.id, **metrics})
-        return True
-
-    def _run(
-        self, job: JobRecord, on_progress: Callable[[float], None], threads: int = 0
-    ) -> PipelineResult:
-        options = dict(job.options)
-        if options.get(LIGHTER_KEY):  # ran out of memory before: the lighter profile
-            options["profile"] = options[LIGHTER_KEY]
-        if job.profile and not options.get("profile"):
-            options["profile"] = job.profile
-        return run_pipeline(
-            self.config,
-            self.models,
-            self.store,
-            Path(job.path),
-            job.sha256,
-            options,
-            on_progress,
-            self.clock,
-            threads=threads,
-            should_stop=self.should_stop,
-        )
-
-    def _write(self, job: JobRecord, result: PipelineResult) -> list[str]:
-        return write_job_outputs(self.config, self.store, job, result.transcript)
-
-    def _drop_spool(self, job: JobRecord) -> None:
-        with suppress(OSError):
-            (self.config.daemon.work_dir / f"{job.sha256}.pcm").unlink()

@@ -11,9 +11,8 @@ from typing import Any
 import pytest
 
 from daemon import config as config_mod
-from daemon.app import open_store
 from daemon.config import Config
-from daemon.store import Store
+from daemon.store import Store, open_store
 
 REPO = Path(__file__).resolve().parents[1]
 EVAL = Path(os.environ.get("TRANSCRIBD_EVAL", REPO.parent / "shared" / "eval"))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,7 +39,7 @@ class AsrOptions:
 
 
 class AsrModel:
-    """One loaded Whisper model. ``calls`` counts model invocations (tests and metrics).
+    """One loaded Whisper model.
 
     ``lanes`` CTranslate2 workers (replicas sharing the weights), ``cpu_threads`` each, let
     that many chunks be transcribed at once from as many threads.
@@ -64,13 +63,10 @@ class AsrModel:
             local_files_only=True,
         )
         self._batched = BatchedInferencePipeline(self._model)
-        self.calls = 0
-        self._lock = threading.Lock()
 
     def detect_language(self, audio: Audio) -> tuple[str, float]:
         if not self.resolved.multilingual:
             return "en", 1.0
-        self._count()
         language, probability, _ = self._model.detect_language(
             audio=audio, language_detection_segments=3
         )
@@ -84,15 +80,13 @@ class AsrModel:
 
         faster-whisper's batched pipeline: ``audio`` is cut into equal windows of at most 30 s,
         decoded together without timestamp tokens or temperature fallback; one segment per
-        window, its words timed (``daemon.pipeline.segments`` cuts it into sentences).  Measured
-        against its sequential ``transcribe`` (bench/lanes.py): 1.46x faster on the English
-        clips of ../shared/eval with a lower WER (4.25 % against 5.67 %), 1.89x on meetings.
+        window, its words timed (``daemon.pipeline.segments`` cuts it into sentences).  Faster
+        than its sequential ``transcribe`` at no cost in WER (bench/lanes.py, bench/RESULTS.md).
         """
         if not self.resolved.multilingual:
             language = "en"
         if audio.size < SAMPLE_RATE // 10:
             return [], language or "en"
-        self._count()
         windows = -(-audio.size // (WINDOW_SECONDS * SAMPLE_RATE))
         size = audio.size / windows / SAMPLE_RATE
         clips = [{"start": i * size, "end": (i + 1) * size} for i in range(windows)]
@@ -106,10 +100,6 @@ class AsrModel:
             batch_size=windows,
         )
         return [_segment(s) for s in segments], str(info.language)
-
-    def _count(self) -> None:
-        with self._lock:
-            self.calls += 1
 
 
 def _segment(s: Any) -> Segment:

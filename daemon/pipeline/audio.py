@@ -16,14 +16,12 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from daemon.errors import DecodeError
+
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16_000
 Audio = npt.NDArray[np.float32]
-
-
-class DecodeError(Exception):
-    """The file is not decodable audio; permanent for this content."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +84,14 @@ def _wav_declared(path: Path) -> float | None:
     if frames == 0 or rate <= 0 or size >= 0xFFFFFFFF - 16:
         return None
     return frames / rate
+
+
+def probe_duration(path: Path) -> float | None:
+    """Seconds of audio from the container header (cheap); None when it cannot tell."""
+    try:
+        return probe(path).duration or None
+    except (DecodeError, OSError):
+        return None
 
 
 TRUNCATED_SHARE = 0.9

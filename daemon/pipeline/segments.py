@@ -1,9 +1,8 @@
 """Pure: a Whisper window's words -> subtitle-sized segments.
 
-Whisper decoded without timestamp tokens gives one segment per 30-s window (faster and, on the
-English clips of ../shared/eval, more accurate than seeking by timestamp tokens: bench/lanes.py);
-its word timestamps then place
-the cuts: after a sentence end, at a pause, and before a segment grows past ``max_seconds``.
+Whisper decoded without timestamp tokens (see :meth:`daemon.pipeline.asr.AsrModel.transcribe`)
+gives one segment per 30-s window; its word timestamps then place the cuts: after a sentence
+end, at a pause, and before a segment grows past ``max_seconds``.
 """
 
 from __future__ import annotations

@@ -18,9 +18,8 @@ import numpy as np
 import pytest
 
 from daemon import config as config_mod
-from daemon.app import open_store
 from daemon.models import JobStatus
-from daemon.store import utcnow
+from daemon.store import open_store, utcnow
 from tests.conftest import make_video, need_eval, write_config
 
 pytestmark = [pytest.mark.model, pytest.mark.eval]

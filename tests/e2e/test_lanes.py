@@ -10,10 +10,12 @@ from typing import Any
 import pytest
 
 from bench.metrics import wer
-from daemon.app import open_store
 from daemon.config import Config
+from daemon.jobs import JobOptions
 from daemon.pipeline.asr import AsrModel
-from daemon.workers import WarmModels, run_pipeline
+from daemon.store import open_store
+from daemon.warm import WarmModels
+from daemon.workers import run_pipeline
 from tests.conftest import lj_clips, speech_file
 
 pytestmark = [pytest.mark.model, pytest.mark.eval]
@@ -47,7 +49,13 @@ def test_chunks_of_one_file_run_in_parallel_lanes_with_the_same_text(
         models = WarmModels(config.models.cache_dir)
         most[0] = 0
         result = run_pipeline(
-            config, models, store, audio, f"sha-{threads}", {"language": "en"}, threads=threads
+            config,
+            models,
+            store,
+            audio,
+            f"sha-{threads}",
+            JobOptions(language="en"),
+            threads=threads,
         )
         assert result.stats.computed["asr"] >= 3  # 30-s chunks of ~2 min of speech
         (model,) = models._asr.values()

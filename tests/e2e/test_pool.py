@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from daemon.app import open_store
 from daemon.config import Config
 from daemon.intake import Intake
 from daemon.models import JobStatus
 from daemon.pool import Report, WorkerPool
-from daemon.store import utcnow
+from daemon.store import open_store, utcnow
 from tests.conftest import need_eval
 
 pytestmark = [pytest.mark.model, pytest.mark.eval]

@@ -18,9 +18,8 @@ import psutil
 import pytest
 
 from daemon import config as config_mod
-from daemon.app import open_store
 from daemon.models import JobStatus
-from daemon.store import JobRecord, Store
+from daemon.store import JobRecord, Store, open_store
 from tests.conftest import lj_clips, speech_file, write_config
 
 pytestmark = [pytest.mark.model, pytest.mark.eval]
@@ -226,7 +225,7 @@ def test_worker_killed_like_the_oom_killer_retries_lighter(
         (job,) = wait_for(store, lambda js: js[0].status is JobStatus.DONE, 300, "the retried job")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
-    assert job.options.get("oom_profile") == "fast" and job.profile == "fast"
+    assert job.options.oom_profile == "fast" and job.profile == "fast"
     assert job.metrics["profile"] == "fast" and job.attempts == 2
     text = log.read_text()
     assert "killed by SIGKILL (out of memory?); retrying with the fast profile" in text

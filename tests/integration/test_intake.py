@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from daemon.app import open_store
 from daemon.config import Config
-from daemon.intake import Intake
-from daemon.store import Enqueued, Store, utcnow
+from daemon.intake import Intake, observer_for
+from daemon.store import Enqueued, Store, open_store, utcnow
 from tests.conftest import write_wav
 
 
@@ -105,7 +104,7 @@ def test_outputs_hidden_partial_and_foreign_files_are_ignored(
     config = make_config(
         output={"dir": str(inbox / "transcripts")}, daemon={"work_dir": str(inbox / ".work")}
     )
-    from daemon.app import open_store
+    from daemon.store import open_store
 
     store = open_store(config)
     intake = Intake(config, store)
@@ -129,7 +128,7 @@ def test_outputs_hidden_partial_and_foreign_files_are_ignored(
 
 def test_non_recursive_ignores_subfolders(make_config: Callable[..., Config]) -> None:
     config = make_config(watch={"recursive": False})
-    from daemon.app import open_store
+    from daemon.store import open_store
 
     intake = Intake(config, open_store(config))
     write_wav(config.watch.folders[0] / "top.wav", 0.2)
@@ -190,3 +189,24 @@ def test_auto_observer_uses_kernel_events_on_a_local_disk(config: Config, store:
         assert "Polling" not in type(intake._observers[0]).__name__
     finally:
         intake.stop()
+
+
+@pytest.mark.parametrize(
+    ("setting", "fstype", "kind"),
+    [
+        ("auto", "ext4", "inotify"),
+        ("auto", "xfs", "inotify"),
+        ("auto", "overlay", "inotify"),
+        ("auto", "tmpfs", "inotify"),
+        ("auto", "nfs4", "polling"),
+        ("auto", "cifs", "polling"),
+        ("auto", "fuse.sshfs", "polling"),
+        ("auto", "fuse.rclone", "polling"),
+        ("auto", "9p", "polling"),
+        ("auto", "", "inotify"),
+        ("polling", "ext4", "polling"),
+        ("inotify", "nfs4", "inotify"),
+    ],
+)
+def test_observer_for(setting: str, fstype: str, kind: str) -> None:
+    assert observer_for(setting, fstype) == kind

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from daemon.profiles import PlannerSettings, QueueFacts, choose
+from daemon.planner import PlannerSettings, QueueFacts, choose
 from daemon.store import utcnow
 from daemon.sysload import LoadSampler, usable_cores
 

@@ -7,10 +7,10 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
-from daemon.app import open_store, warm_models
 from daemon.config import Config
 from daemon.models import JobStatus
-from daemon.store import utcnow
+from daemon.store import open_store, utcnow
+from daemon.warm import WarmModels
 from daemon.workers import Executor
 from tests.conftest import write_wav
 
@@ -28,7 +28,7 @@ def test_unwritable_output_folder_retries_then_succeeds(
     store = open_store(config)
     wav = write_wav(tmp_path / "inbox" / "tone.wav", 2.0)
     store.enqueue(str(wav), "b" * 64, wav.stat().st_size, utcnow())
-    executor = Executor(config=config, store=store, models=warm_models(config), owner="t:1")
+    executor = Executor(config=config, store=store, models=WarmModels.of(config), owner="t:1")
     now = utcnow()
     (job,) = store.claim("t:1", 1, now, 60)
     assert executor.execute(job) is False

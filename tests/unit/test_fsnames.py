@@ -58,26 +58,3 @@ def test_reject_is_recorded_once_and_never_requeued(store: Store) -> None:
     assert job is not None and job.status.value == "failed" and job.error
     res = store.requeue(failed=True, now=utcnow())
     assert res.requeued == [] and "refused at intake" in res.skipped[first.job_id]
-
-
-@pytest.mark.parametrize(
-    ("setting", "fstype", "kind"),
-    [
-        ("auto", "ext4", "inotify"),
-        ("auto", "xfs", "inotify"),
-        ("auto", "overlay", "inotify"),
-        ("auto", "tmpfs", "inotify"),
-        ("auto", "nfs4", "polling"),
-        ("auto", "cifs", "polling"),
-        ("auto", "fuse.sshfs", "polling"),
-        ("auto", "fuse.rclone", "polling"),
-        ("auto", "9p", "polling"),
-        ("auto", "", "inotify"),
-        ("polling", "ext4", "polling"),
-        ("inotify", "nfs4", "inotify"),
-    ],
-)
-def test_observer_for(setting: str, fstype: str, kind: str) -> None:
-    from daemon.intake import observer_for
-
-    assert observer_for(setting, fstype) == kind

@@ -4,7 +4,15 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from daemon.profiles import FileFacts, PlannerSettings, QueueFacts, asr_lanes, choose
+from daemon.jobs import JobOptions
+from daemon.planner import (
+    FileFacts,
+    PlannerSettings,
+    QueueFacts,
+    choose,
+    profile_to_run,
+    requested_profile,
+)
 from daemon.sysload import LoadSnapshot
 
 NOW = datetime(2026, 1, 1, 12)
@@ -16,10 +24,8 @@ def snap(cores: int = 2, other: float = 0.0, ram: float = 16, age: float = 0) ->
         taken_at=NOW - timedelta(seconds=age),
         cores=cores,
         other_cores=other,
-        load_average=other,
         available_ram=int(ram * GB),
         total_ram=24 * GB,
-        daemon_rss=0,
     )
 
 
@@ -51,14 +57,6 @@ CASES = [
     (snap(ram=0.5), q(1), SHORT, AUTO, "balanced", ("balanced", 1, 2)),
     (snap(), q(1), SHORT, PlannerSettings(profile="fast"), None, ("fast", 1, 2)),
     (snap(age=300), q(1), SHORT, AUTO, None, ("balanced", 1, 1)),  # stale: assume busy
-    (
-        snap(),
-        q(1, 90),
-        FileFacts(duration=5400, speech_share=0.5),
-        AUTO,
-        None,
-        ("balanced", 1, 2),
-    ),  # half of it is silence: 45 min of speech, under the backlog limit
 ]
 
 
@@ -88,12 +86,37 @@ def test_threads_never_exceed_cores(cores: int, other: float, queued: int, ram: 
     assert plan.workers * plan.threads <= max(1, round(free + 0.25))
 
 
-@pytest.mark.parametrize(
-    ("threads", "lanes"),
-    [(0, (1, 1)), (1, (1, 1)), (2, (2, 1)), (3, (3, 1)), (4, (2, 2)), (8, (4, 2)), (9, (4, 2))],
-)
-def test_asr_lanes_split_the_grant_and_never_exceed_it(
-    threads: int, lanes: tuple[int, int]
+REQUESTS = [
+    # (options, previous, original) -> the profile the job must run with (None: the planner's)
+    (JobOptions(), None, None, None),
+    (JobOptions(profile="fast"), None, None, "fast"),  # asked for (CLI or folder)
+    (JobOptions(profile="fast", oom_profile="balanced"), "quality", None, "balanced"),  # OOM
+    (JobOptions(oom_profile="fast"), "balanced", "quality", "fast"),
+    (JobOptions(), None, "quality", "quality"),  # a duplicate reuses its original's steps
+    (JobOptions(profile="fast"), None, "quality", "fast"),  # unless it asks for another
+    (JobOptions(), "balanced", None, "balanced"),  # requeued: keeps the profile it ran with
+    (JobOptions(), "balanced", "quality", "quality"),
+    (JobOptions(profile="auto"), None, None, None),  # "auto" asks for nothing
+]
+
+
+@pytest.mark.parametrize(("options", "previous", "original", "expected"), REQUESTS)
+def test_requested_profile_table(
+    options: JobOptions, previous: str | None, original: str | None, expected: str | None
 ) -> None:
-    assert asr_lanes(threads) == lanes
-    assert lanes[0] * lanes[1] <= max(1, threads)
+    assert requested_profile(options, previous, original) == expected
+
+
+@pytest.mark.parametrize(
+    ("requested", "configured", "expected"),
+    [
+        (None, "auto", "balanced"),
+        (None, "fast", "fast"),
+        ("quality", "auto", "quality"),
+        ("quality", "fast", "quality"),
+    ],
+)
+def test_profile_to_run_outside_the_planner(
+    requested: str | None, configured: str, expected: str
+) -> None:
+    assert profile_to_run(requested, configured) == expected

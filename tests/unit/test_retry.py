@@ -4,9 +4,9 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from daemon.modelstore import ModelError
-from daemon.pipeline.audio import DecodeError
-from daemon.retry import WorkerDied, decide, describe
+from daemon.errors import DecodeError, ModelError, WorkerDied
+from daemon.jobs import JobOptions
+from daemon.retry import decide, describe
 
 NOW = datetime(2026, 1, 1)
 
@@ -78,3 +78,32 @@ def test_out_of_memory_retries_lighter(exc: Exception, profile: str, lighter: st
 def test_transient_messages_say_what_to_do(exc: Exception, words: str) -> None:
     d = decide(exc, attempts=1, max_attempts=3, now=NOW)
     assert d.retry and words in d.message
+
+
+@pytest.mark.parametrize(
+    ("exc", "profile", "before", "after"),
+    [
+        # a retry after running out of memory carries the lighter profile in the job's options
+        (
+            MemoryError(),
+            "quality",
+            JobOptions(language="de"),
+            JobOptions(language="de", oom_profile="balanced"),
+        ),
+        (
+            WorkerDied(-9),
+            "balanced",
+            JobOptions(oom_profile="balanced"),
+            JobOptions(oom_profile="fast"),
+        ),
+        # anything else keeps the options as they are
+        (MemoryError(), "fast", JobOptions(profile="fast"), None),
+        (RuntimeError("database is locked"), "quality", JobOptions(), None),
+        (WorkerDied(-11), "quality", JobOptions(num_speakers=2), None),
+    ],
+)
+def test_options_for_retry(
+    exc: Exception, profile: str, before: JobOptions, after: JobOptions | None
+) -> None:
+    d = decide(exc, attempts=1, max_attempts=3, now=NOW, profile=profile)
+    assert d.options_for_retry(before) == after

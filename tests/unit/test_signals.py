@@ -5,9 +5,6 @@ import signal
 import socket
 from pathlib import Path
 
-import pytest
-
-from daemon.pool import owner_gone
 from daemon.signals import Notifier, StopSignals
 
 
@@ -54,18 +51,3 @@ def test_first_signal_is_graceful_second_is_urgent() -> None:
         os.kill(os.getpid(), signal.SIGINT)
         assert stop.urgent.is_set()
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
-
-
-@pytest.mark.parametrize(
-    ("owner", "alive", "gone"),
-    [
-        ("h:100:7:w0:200", {100, 200}, False),
-        ("h:100:7:w0:200", {100}, True),  # the worker is gone
-        ("h:100:7:w0:200", {200}, False),  # orphaned worker still alive: it releases itself
-        ("other:100:7:w0:200", set(), False),  # another machine: wait for the lease
-        ("h:100:7", set(), False),  # not a pool owner
-        ("h:100:7:w0:x", set(), False),
-    ],
-)
-def test_owner_gone(owner: str, alive: set[int], gone: bool) -> None:
-    assert owner_gone(owner, "h", lambda pid: pid in alive) is gone

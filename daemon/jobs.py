@@ -1,0 +1,104 @@
+"""What a job is, outside the database: its options and a read-only copy of its row.
+
+:class:`JobOptions` is the one typed record of what a file asks for (from the CLI or its folder's
+``[folders."..."]`` table) and what the daemon decided for it (a lighter profile after running out
+of memory, speaker names); the store (de)serialises it at its boundary.  Unknown keys in old rows
+are ignored, so a newer daemon reads an older database.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from typing import Any
+
+from daemon.models import JobStatus
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    profile: str | None = None
+    """A profile the job asks for (CLI ``--profile`` or its folder's)."""
+    language: str | None = None
+    """An ISO code that forces the language."""
+    num_speakers: int | None = None
+    min_speakers: int | None = None
+    max_speakers: int | None = None
+    oom_profile: str | None = None
+    """Set when the job ran out of memory: the lighter profile its retries run with."""
+    speaker_names: tuple[tuple[str, str], ...] = ()
+    """(diarized label, name) pairs set by ``transcribd speakers --rename``."""
+
+    @property
+    def names(self) -> dict[str, str]:
+        return dict(self.speaker_names)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stored form: only what is set."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "speaker_names":
+                if value:
+                    out[f.name] = dict(value)
+            elif value is not None:
+                out[f.name] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any] | None) -> JobOptions:
+        """Read a stored (or CLI-given) mapping; keys this version does not know are skipped."""
+        raw = dict(raw or {})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            log.debug("ignoring unknown job options", extra={"keys": unknown})
+        values = {k: v for k, v in raw.items() if k in known and v is not None}
+        names = values.pop("speaker_names", None) or {}
+        return cls(**values, speaker_names=tuple((str(k), str(v)) for k, v in names.items()))
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """A detached, read-only copy of a job row."""
+
+    id: int
+    path: str
+    sha256: str
+    size: int
+    duration: float | None
+    status: JobStatus
+    duplicate_of: int | None
+    profile: str | None
+    options: JobOptions
+    attempts: int
+    error: str | None
+    progress: float
+    outputs: list[str]
+    metrics: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    run_after: datetime | None
+    lease_owner: str | None
+    lease_expires_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Enqueued:
+    job_id: int
+    created: bool
+    """False when the same path with the same content is already known (nothing new to do)."""
+    duplicate_of: int | None = None
+
+
+@dataclass(frozen=True)
+class Requeued:
+    requeued: list[int] = field(default_factory=list)
+    skipped: dict[int, str] = field(default_factory=dict)
+    """Job id -> why it was not requeued."""

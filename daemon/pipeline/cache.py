@@ -1,0 +1,90 @@
+"""The step cache: each step's output is looked up in, or stored to, ``step_results``.
+
+A step is keyed by (content sha256, step name, hash of its parameters), so the same content is
+never computed twice for the same parameters, across requeues, renames and duplicate copies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from daemon.errors import CacheMiss, Cancelled
+from daemon.sysload import release_free_memory
+
+PIPELINE_VERSION = 3
+"""Bumped when a step's output format or semantics change; part of every cache key."""
+
+
+class CacheStore(Protocol):
+    def cache_get(self, sha256: str, step: str, params_hash: str) -> Any | None: ...
+    def cache_put(
+        self, sha256: str, step: str, params_hash: str, payload: Any, now: Any
+    ) -> None: ...
+
+
+def params_hash(params: dict[str, Any]) -> str:
+    blob = json.dumps({"v": PIPELINE_VERSION, **params}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+@dataclass
+class StepStats:
+    computed: Counter[str] = field(default_factory=Counter)
+    cached: Counter[str] = field(default_factory=Counter)
+    seconds: dict[str, float] = field(default_factory=dict)
+    """Wall seconds spent computing each step (summed over chunks)."""
+
+    def as_dict(self) -> dict[str, dict[str, Any]]:
+        return {
+            "computed": dict(self.computed),
+            "cached": dict(self.cached),
+            "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+        }
+
+
+def never() -> bool:
+    return False
+
+
+@dataclass
+class StepCache:
+    store: CacheStore
+    sha256: str
+    clock: Callable[[], Any]
+    stats: StepStats = field(default_factory=StepStats)
+    cache_only: bool = False
+    should_stop: Callable[[], bool] = never
+    """Asked before each step is computed (and inside long ones): True stops the job there."""
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def checkpoint(self, *_args: Any, **_kwargs: Any) -> None:
+        """Raise :class:`Cancelled` if the job was asked to stop (usable as a progress hook)."""
+        if self.should_stop():
+            raise Cancelled("stopped at a checkpoint")
+
+    def run(self, step: str, params: dict[str, Any], compute: Callable[[], Any]) -> Any:
+        key = params_hash(params)
+        hit = self.store.cache_get(self.sha256, step, key)
+        if hit is not None:
+            with self._lock:
+                self.stats.cached[step] += 1
+            return hit
+        if self.cache_only:
+            raise CacheMiss(f"step '{step}' is not in the cache")
+        self.checkpoint()
+        started = time.perf_counter()
+        payload = compute()
+        elapsed = time.perf_counter() - started
+        release_free_memory()  # not part of the step's measured time
+        self.store.cache_put(self.sha256, step, key, payload, self.clock())
+        with self._lock:  # steps may run in two threads (ASR beside diarization)
+            self.stats.seconds[step] = self.stats.seconds.get(step, 0.0) + elapsed
+            self.stats.computed[step] += 1
+        return payload

@@ -1,0 +1,132 @@
+"""The planner (pure): which profile a job runs with, and how many workers of how many threads.
+
+:func:`requested_profile` is what a job itself asks for; :func:`choose` decides the rest from a
+load snapshot, the queue and the next file.  Both are functions of their inputs, time included.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from daemon.jobs import JobOptions
+from daemon.sysload import LoadSnapshot
+
+RAM_PER_WORKER = 1_500_000_000
+"""Bytes one worker needs with its models loaded (the measured peak, rounded up)."""
+
+DEFAULT_PROFILE = "balanced"
+"""What "auto" means where no planner runs (``transcribe``, a job run outside the scheduler)."""
+
+
+def requested_profile(
+    options: JobOptions, previous: str | None = None, original: str | None = None
+) -> str | None:
+    """The profile a job must run with, or None to leave it to the planner.
+
+    In order: the lighter profile after running out of memory; one the job asks for (CLI or
+    folder); its original's, for a duplicate (so it is served from the original's cached steps);
+    the one it ran with before, for a requeued or resumed job.  "auto" asks for nothing.
+    """
+    for name in (options.oom_profile, options.profile, original, previous):
+        if name and name != "auto":
+            return name
+    return None
+
+
+def profile_to_run(requested: str | None, configured: str) -> str:
+    """The profile name a job runs with outside the planner: its request, else the configured
+    one, with "auto" meaning :data:`DEFAULT_PROFILE`."""
+    name = requested or configured
+    return DEFAULT_PROFILE if name == "auto" else name
+
+
+@dataclass(frozen=True)
+class QueueFacts:
+    queued: int
+    """Jobs waiting (this one included)."""
+    queued_audio_seconds: float
+    """Their audio, as far as known."""
+    running: int = 0
+
+
+@dataclass(frozen=True)
+class FileFacts:
+    duration: float
+
+
+@dataclass(frozen=True)
+class PlannerSettings:
+    profile: str = "auto"
+    """"auto" lets the planner choose; a profile name fixes it."""
+    max_workers: int = 0
+    """0: as many as the granted cores allow."""
+    ram_per_worker: int = RAM_PER_WORKER
+    backlog_fast_seconds: float = 3600.0
+    """Queued speech beyond which everything goes through the fast profile."""
+    quality_max_seconds: float = 1800.0
+    """Longest file the quality profile is chosen for automatically."""
+    idle_other_cores: float = 0.3
+    """Other programs using less CPU than this count as an idle machine."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    profile: str
+    workers: int
+    threads: int
+    """Threads per worker; workers x threads never exceeds the granted cores."""
+    reason: str
+
+
+def choose(
+    snapshot: LoadSnapshot,
+    queue: QueueFacts,
+    file: FileFacts | None,
+    settings: PlannerSettings,
+    now: datetime,
+    requested: str | None = None,
+) -> Plan:
+    """Profile, worker count and threads for the next job, from load, queue and file (pure).
+
+    Cores granted are those other programs leave free.  Several workers only when several
+    files wait; each worker gets the remaining cores as threads.  Profile: an explicit request
+    always wins; short memory or a long backlog -> fast; an idle machine, a short queue and a
+    file of reasonable length -> quality; otherwise balanced.  A snapshot older than a minute
+    is treated as a loaded machine (the planner does not trust stale numbers).
+    """
+    stale = (now - snapshot.taken_at).total_seconds() > 60
+    other = float(snapshot.cores) / 2 if stale else snapshot.other_cores
+    granted = max(1, min(snapshot.cores, int(snapshot.cores - other + 0.25)))
+    by_ram = max(1, snapshot.available_ram // max(1, settings.ram_per_worker))
+    cap = settings.max_workers or granted
+    parallel_files = max(1, queue.queued + queue.running)
+    workers = max(1, min(granted, by_ram, cap, parallel_files))
+    threads = max(1, granted // workers)
+
+    speech = queue.queued_audio_seconds
+    if requested and requested != "auto":
+        profile, reason = requested, "requested"
+    elif settings.profile != "auto":
+        profile, reason = settings.profile, "configured"
+    elif snapshot.available_ram < settings.ram_per_worker:
+        profile, reason = "fast", "low memory"
+    elif speech > settings.backlog_fast_seconds:
+        profile, reason = "fast", f"backlog of {speech / 60:.0f} min"
+    elif (
+        not stale
+        and other < settings.idle_other_cores
+        and queue.queued <= 1
+        and (file is None or file.duration <= settings.quality_max_seconds)
+    ):
+        profile, reason = "quality", "idle machine, short queue"
+    else:
+        profile, reason = "balanced", "default"
+    if other >= 0.5:
+        reason += f"; other programs use {other:.1f} cores"
+    return Plan(
+        profile=profile,
+        workers=workers,
+        threads=threads,
+        reason=f"{reason}; {workers}x{threads} threads on {granted} free cores",
+    )

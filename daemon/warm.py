@@ -1,0 +1,107 @@
+"""The models of one worker process: loaded on first use, kept warm for later jobs, unloaded
+after a long idle time.  Nothing here decides threads: every call says how many it gets."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from daemon import modelstore
+from daemon.config import Config
+from daemon.modelstore import ResolvedModel
+from daemon.pipeline.asr import AsrModel
+from daemon.pipeline.diarize import DiarizeParams
+from daemon.threads import asr_lanes
+
+if TYPE_CHECKING:
+    from daemon.pipeline.diarize import Diarizer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WarmModels:
+    """Models of one process, loaded on first use and kept for later jobs."""
+
+    cache_dir: Path
+    allow_download: bool = False
+    loads: int = 0
+    _resolved: dict[str, ResolvedModel] = field(default_factory=dict)
+    _asr: dict[tuple[str, str, int], AsrModel] = field(default_factory=dict)
+    _diarizers: dict[DiarizeParams, Diarizer] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def of(cls, config: Config) -> WarmModels:
+        return cls(cache_dir=config.models.cache_dir, allow_download=config.models.allow_download)
+
+    def resolve(self, name: str) -> ResolvedModel:
+        with self._lock:
+            if name not in self._resolved:
+                self._resolved[name] = modelstore.resolve(name, self.cache_dir, self.allow_download)
+            return self._resolved[name]
+
+    def asr(self, resolved: ResolvedModel, compute_type: str, threads: int) -> AsrModel:
+        """The warm Whisper model for ``threads``, split into lanes (see
+        :func:`daemon.threads.asr_lanes`); CTranslate2 fixes them when it loads."""
+        lanes, per_lane = asr_lanes(threads)
+        key = (resolved.identity, compute_type, threads)
+        with self._lock:
+            if key not in self._asr:
+                started = time.perf_counter()
+                self._asr[key] = AsrModel(resolved, compute_type, per_lane, lanes)
+                self.loads += 1
+                log.info(
+                    "loaded model %s",
+                    resolved.name,
+                    extra={
+                        "model": resolved.name,
+                        "compute_type": compute_type,
+                        "lanes": lanes,
+                        "seconds": round(time.perf_counter() - started, 2),
+                    },
+                )
+            return self._asr[key]
+
+    def diarizer(self, params: DiarizeParams, threads: int) -> Diarizer:
+        """The warm diarization pipeline, set to use ``threads`` torch threads."""
+        from daemon.pipeline.diarize import Diarizer
+
+        with self._lock:
+            if params not in self._diarizers:
+                started = time.perf_counter()
+                self._diarizers[params] = Diarizer(params)
+                self.loads += 1
+                log.info(
+                    "loaded diarization pipeline",
+                    extra={
+                        "step": params.segmentation_step,
+                        "seconds": round(time.perf_counter() - started, 2),
+                    },
+                )
+            diarizer = self._diarizers[params]
+        diarizer.threads = max(1, threads)
+        return diarizer
+
+    def widen(self, params: DiarizeParams, threads: int) -> None:
+        """Let a running diarization take ``threads`` from its next batch on (ASR is done)."""
+        with self._lock:
+            diarizer = self._diarizers.get(params)
+        if diarizer is not None:
+            diarizer.threads = max(1, threads)
+
+    @property
+    def loaded(self) -> bool:
+        return bool(self._asr or self._diarizers)
+
+    def unload(self) -> None:
+        """Drop every loaded model (after a long idle time); the next job loads them again."""
+        with self._lock:
+            self._asr.clear()
+            self._diarizers.clear()
+        gc.collect()
