@@ -9,9 +9,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from daemon import db, fsnames, modelstore
+from daemon import db, fsnames, logs, modelstore
 from daemon import doctor as doctor_mod
-from daemon.config import Config
+from daemon.config import Config, ConfigError
+from daemon.config import load as load_config
+from daemon.config import reload as config_reload
 from daemon.doctor import Finding
 from daemon.errors import CacheMiss, DiarizationError, ModelError, UserError
 from daemon.intake import Intake, hash_file
@@ -22,11 +24,11 @@ from daemon.pipeline.audio import probe_duration
 from daemon.pipeline.outputs import remove_stale_temps, write_outputs
 from daemon.pool import WorkerPool
 from daemon.profiles import models_in_use
-from daemon.scheduler import PLAN_KEY, Scheduler, Summary
+from daemon.scheduler import DAEMON_KEY, PLAN_KEY, Scheduler, Summary
 from daemon.signals import Notifier, StopSignals
-from daemon.store import Store, open_store, utcnow
+from daemon.store import TERMINAL, Store, open_store, utcnow
 from daemon.warm import WarmModels
-from daemon.workers import owner_id, run_pipeline, write_job_outputs
+from daemon.workers import owner_id, run_pipeline, spool_path, write_job_outputs
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +44,10 @@ def _intake(config: Config, store: Store) -> Intake:
 def _scheduler(config: Config, store: Store) -> Scheduler:
     for folder in (*config.watch.folders, config.output.dir, config.daemon.work_dir):
         Path(folder).mkdir(parents=True, exist_ok=True)
-    # what a killed daemon left half-written: temp outputs and partial spools (never read)
-    removed = remove_stale_temps(config.output.dir) + spool.remove_partials(config.daemon.work_dir)
+    # what a killed daemon left half-written: temp outputs, spools of jobs no longer running
+    live = {j.id for j in store.jobs([JobStatus.QUEUED, JobStatus.RUNNING])}
+    removed = remove_stale_temps(config.output.dir)
+    removed += spool.remove_stale(config.daemon.work_dir, live)
     if removed:
         log.info("removed %d unfinished temporary file(s)", removed, extra={"removed": removed})
     pool = WorkerPool(config=config, owner_prefix=owner_id())
@@ -80,13 +84,16 @@ def prepare_models(config: Config) -> list[str]:
 
 
 def run_forever(config: Config, notifier: Notifier | None = None) -> None:
-    """The daemon in the foreground until SIGTERM or SIGINT (a second one: stop at once).
+    """The daemon in the foreground until SIGTERM, SIGINT or SIGQUIT (a second one: stop at
+    once); SIGHUP reloads the config.  Ends with :class:`UserError` when its database file was
+    deleted or replaced under it (systemd then restarts it).
 
     Under systemd (Type=notify) it reports READY=1 once the database is migrated and the models
     are verified, STATUS= with the queue and plan, and WATCHDOG=1 while the scheduler ticks.
     """
     notify = notifier or Notifier()
     store = open_store(config)
+    watch = db.DatabaseWatch(config.database.url)
     models = prepare_models(config)
     sched = _scheduler(config, store)
     with StopSignals() as stop:
@@ -110,13 +117,7 @@ def run_forever(config: Config, notifier: Notifier | None = None) -> None:
                 flush=True,
             )
             notify.ready(sched.describe())
-            # a hung tick must show: ping only while ticks keep completing
-            stale = max(60.0, 10 * config.daemon.tick_seconds)
-            every = min(1.0, notify.watchdog_seconds / 3) if notify.watchdog_seconds else 1.0
-            while not stop.graceful.wait(every):
-                if sched.tick_age() < stale:
-                    notify.watchdog()
-                notify.status(sched.describe())
+            problem = _serve(sched, watch, stop, notify)
         finally:
             notify.stopping(f"stopping: running jobs get {config.daemon.stop_seconds:g} s")
             sched.intake.stop()
@@ -126,6 +127,59 @@ def run_forever(config: Config, notifier: Notifier | None = None) -> None:
                 extra={"clean": clean},
             )
             notify.close()
+    if problem is not None:
+        raise UserError(f"{problem}; stopped (a restart begins on a fresh database)")
+
+
+def _serve(
+    sched: Scheduler, watch: db.DatabaseWatch, stop: StopSignals, notify: Notifier
+) -> str | None:
+    """The main loop (systemd's watchdog and status, reloads); returns why the daemon must
+    stop, or None when it was asked to."""
+    # a hung tick must show: ping only while ticks keep completing
+    stale = max(60.0, 10 * sched.config.daemon.tick_seconds)
+    every = min(1.0, notify.watchdog_seconds / 3) if notify.watchdog_seconds else 1.0
+    while not stop.graceful.wait(every):
+        problem = watch.problem()
+        if problem is not None:
+            log.error("%s; stopping", problem, extra={"database": str(watch.path)})
+            return problem
+        if stop.reload.is_set():
+            stop.reload.clear()
+            reload_config(sched)
+        if sched.tick_age() < stale:
+            notify.watchdog()
+        notify.status(sched.describe())
+    return None
+
+
+def reload_config(sched: Scheduler) -> None:
+    """SIGHUP: read the config file again and apply what can change while running (watched
+    folders, per-folder options, the log level); name in one line what needs a restart."""
+    current = sched.config
+    if current.source is None:
+        log.info("reload: no config file (built-in defaults); nothing to reload")
+        return
+    try:
+        new = load_config(current.source)
+    except ConfigError as exc:
+        log.error("reload: config not reloaded, the running one stays: %s", exc)
+        return
+    change = config_reload(current, new)
+    if change.config.daemon.log_level:
+        logs.set_level(change.config.daemon.log_level)
+    sched.reconfigure(change.config)
+    log.info(
+        "reload: %s",
+        ", ".join(change.applied) or "nothing that can change while running changed",
+        extra={"applied": list(change.applied)},
+    )
+    if change.need_restart:
+        log.warning(
+            "reload: changed, but applied only after a restart: %s",
+            ", ".join(change.need_restart),
+            extra={"need_restart": list(change.need_restart)},
+        )
 
 
 @dataclass(frozen=True)
@@ -162,7 +216,7 @@ def view(job: JobRecord, now: datetime) -> JobView:
     """Elapsed and ETA (pure): ETA extrapolates the running job's progress rate."""
     if job.started_at is None:
         return JobView(job, None, None)
-    end = job.finished_at if job.status in (JobStatus.DONE, JobStatus.FAILED) else now
+    end = job.finished_at if job.status in TERMINAL else now
     elapsed = max(0.0, ((end or now) - job.started_at).total_seconds())
     eta = None
     if job.status is JobStatus.RUNNING and job.progress >= 0.02:
@@ -176,19 +230,42 @@ class StatusReport:
     plan: dict[str, Any] | None
     """The plan the daemon last published (profile, workers, threads, reason)."""
     plan_at: datetime | None
+    daemon: str
+    """Whether a daemon uses this database: one line."""
+    missing_folders: list[str]
+    """Watched folders the running daemon cannot find."""
+
+
+def daemon_line(beat: tuple[Any, datetime] | None, now: datetime, config: Config) -> str:
+    """Whether a daemon uses this database, from its heartbeat (pure)."""
+    where = config.database.url
+    if beat is None:
+        return f"daemon: none has used this database yet ({where})"
+    value, at = beat
+    who = f"pid {value.get('pid')} on {value.get('host')}"
+    age = (now - at).total_seconds()
+    if age <= max(30.0, 5 * config.daemon.tick_seconds):
+        return f"daemon: running ({who})"
+    return (
+        f"daemon: not running on this database ({where}); last seen {at:%Y-%m-%d %H:%M:%S} "
+        f"UTC ({who})"
+    )
 
 
 def status(config: Config, job_id: int | None = None) -> StatusReport:
     store = open_store(config)
     now = utcnow()
-    state = store.get_state(PLAN_KEY)
+    state = store.results.get_state(PLAN_KEY)
     plan, plan_at = (state[0], state[1]) if state else (None, None)
+    beat = store.results.get_state(DAEMON_KEY)
+    alive = daemon_line(beat, now, config)
+    missing = list(beat[0].get("missing_folders", [])) if beat and "running" in alive else []
     if job_id is not None:
         job = store.get(job_id)
         if job is None:
             raise UserError(f"no job #{job_id}")
-        return StatusReport([view(job, now)], plan, plan_at)
-    return StatusReport([view(j, now) for j in store.jobs()], plan, plan_at)
+        return StatusReport([view(job, now)], plan, plan_at, alive, missing)
+    return StatusReport([view(j, now) for j in store.jobs()], plan, plan_at, alive, missing)
 
 
 def add(config: Config, paths: list[Path], options: JobOptions) -> list[tuple[Path, Enqueued]]:
@@ -237,7 +314,7 @@ def transcribe(config: Config, path: Path, out_dir: Path | None, options: JobOpt
     store = open_store(config)
     sha, _size = hash_file(path)
     result = run_pipeline(config, WarmModels.of(config), store, path, sha, options)
-    spool.drop(config.daemon.work_dir, sha)
+    spool.drop(spool_path(config, sha))
     return write_outputs(
         result.transcript,
         out_dir or config.output.dir,

@@ -70,18 +70,21 @@ def _config(ctx: click.Context) -> Config:
     "--log-level",
     default=None,
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
-    help="Logging level (default: INFO for run, WARNING otherwise).",
+    help="Logging level (default: daemon.log_level or INFO for run, WARNING otherwise).",
 )
 @click.version_option(__version__, prog_name="transcribd")
 @click.pass_context
 def cli(ctx: click.Context, config_path: Path | None, log_level: str | None) -> None:
     """transcribd: drop audio or video into a folder, get transcripts."""
-    logs.setup(log_level or ("INFO" if ctx.invoked_subcommand == "run" else "WARNING"))
+    running = ctx.invoked_subcommand == "run"
+    logs.setup(log_level or ("INFO" if running else "WARNING"))
     try:
         config = load(config_path)
     except ConfigError as exc:
         click.echo(f"transcribd: config: {exc}", err=True)
         ctx.exit(2)
+    if running and not log_level and config.daemon.log_level:
+        logs.set_level(config.daemon.log_level)
     ctx.obj = {"config": config}
 
 
@@ -123,6 +126,12 @@ def status(ctx: click.Context, job: int | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([v.as_dict() for v in views], indent=2, ensure_ascii=False))
         return
+    click.echo(report.daemon)
+    for folder in report.missing_folders:
+        click.echo(
+            f"warning: watched folder {folder} is missing (the daemon watches it again "
+            "once it exists)"
+        )
     if report.plan is not None and report.plan_at is not None:
         p = report.plan
         click.echo(

@@ -84,6 +84,7 @@ class WatchConfig:
 
 
 OBSERVERS = ("auto", "inotify", "polling")
+LOG_LEVELS = ("", "DEBUG", "INFO", "WARNING", "ERROR")
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,14 @@ class DaemonConfig:
     stop_seconds: float = 30.0
     """On SIGTERM/SIGINT, running jobs get this long to finish; then they stop where they are
     (finished chunks are cached), their leases are released and the daemon exits 0."""
+    backoff_seconds: float = 5.0
+    """First wait before a transient error is retried; doubled each attempt (at most 10 min)."""
+    resource_backoff_seconds: float = 300.0
+    """First wait after a full disk or an output folder that cannot be written: such problems
+    take a person minutes to fix; doubled each attempt (at most 1 h)."""
+    log_level: str = ""
+    """DEBUG, INFO, WARNING or ERROR ("": INFO for ``run``; ``--log-level`` wins); reloaded on
+    SIGHUP."""
 
 
 @dataclass(frozen=True)
@@ -264,6 +273,11 @@ def _check(config: Config) -> None:
             f"watch.observer: unknown observer '{config.watch.observer}' "
             f"(known: {', '.join(OBSERVERS)})"
         )
+    if config.daemon.log_level.upper() not in LOG_LEVELS:
+        raise ConfigError(
+            f"daemon.log_level: unknown level '{config.daemon.log_level}' "
+            f"(known: {', '.join(LOG_LEVELS[1:])})"
+        )
     if not config.watch.folders:
         raise ConfigError("watch.folders: at least one folder is needed")
     positive = {
@@ -273,6 +287,8 @@ def _check(config: Config) -> None:
         "daemon.lease_seconds": config.daemon.lease_seconds,
         "daemon.max_attempts": config.daemon.max_attempts,
         "daemon.stop_seconds": config.daemon.stop_seconds,
+        "daemon.backoff_seconds": config.daemon.backoff_seconds,
+        "daemon.resource_backoff_seconds": config.daemon.resource_backoff_seconds,
     }
     for key, number in positive.items():
         if number <= 0:
@@ -350,3 +366,52 @@ def _convert(hint: Any, value: Any, key: str, base: Path) -> Any:
 
 def _kind(value: Any) -> str:
     return f"{type(value).__name__} {value!r}"
+
+
+@dataclass(frozen=True)
+class Reload:
+    """What a reloaded config changes in a running daemon (see :func:`reload`)."""
+
+    config: Config
+    """The config in force from now on: the old one with the reloadable parts of the new."""
+    applied: tuple[str, ...]
+    """Keys that changed and took effect."""
+    need_restart: tuple[str, ...]
+    """Keys that changed but only take effect after a restart."""
+
+
+RELOADABLE = ("watch", "folders", "daemon.log_level")
+
+
+def reload(old: Config, new: Config) -> Reload:
+    """Apply a re-read config (SIGHUP) to a running daemon's (pure): the watched folders and
+    their options, per-folder options and the log level change at once; every other key that
+    changed is named as needing a restart."""
+    changed = _changed_keys(old, new)
+    applied = tuple(k for k in changed if k.startswith(RELOADABLE))
+    effective = dataclasses.replace(
+        old,
+        watch=new.watch,
+        folders=new.folders,
+        daemon=dataclasses.replace(old.daemon, log_level=new.daemon.log_level),
+    )
+    return Reload(effective, applied, tuple(k for k in changed if k not in applied))
+
+
+def _changed_keys(old: Config, new: Config) -> list[str]:
+    out: list[str] = []
+    for f in dataclasses.fields(Config):
+        if f.name == "source":
+            continue
+        a, b = getattr(old, f.name), getattr(new, f.name)
+        if a == b:
+            continue
+        if dataclasses.is_dataclass(a) and dataclasses.is_dataclass(b):
+            out += [
+                f"{f.name}.{g.name}"
+                for g in dataclasses.fields(a)
+                if getattr(a, g.name) != getattr(b, g.name)
+            ]
+        else:
+            out.append(f.name)
+    return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -103,3 +104,45 @@ def revisions(engine: Engine) -> tuple[str | None, str | None]:
     with engine.connect() as conn:
         current = MigrationContext.configure(conn).get_current_revision()
     return current, head
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL (None for other databases and in-memory ones)."""
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    return Path(database).expanduser()
+
+
+class DatabaseWatch:
+    """Notices that the SQLite file a daemon opened is no longer the file at its path (deleted
+    by a cleanup script, replaced by a restore): the daemon would go on writing to an unlinked
+    file that nobody else can read.
+
+    It holds the file open for the life of the process, so that its inode cannot be reused by
+    a new file at the same path; it never closes it (closing any descriptor of a SQLite file
+    drops the POSIX locks the process's connections hold on it).
+    """
+
+    def __init__(self, url: str) -> None:
+        self.path = sqlite_file(url)
+        self._fd: int | None = None
+        if self.path is not None:
+            try:
+                self._fd = os.open(self.path, os.O_RDONLY)
+            except OSError:
+                self._fd = None
+
+    def problem(self) -> str | None:
+        """Why the database is not the one opened, or None when it is (or is not a file)."""
+        if self.path is None or self._fd is None:
+            return None
+        opened = os.fstat(self._fd)
+        try:
+            now = self.path.stat()
+        except OSError:
+            return f"the database {self.path} was deleted while the daemon ran"
+        if (now.st_dev, now.st_ino) == (opened.st_dev, opened.st_ino):
+            return None
+        return f"the database {self.path} was replaced by another file while the daemon ran"

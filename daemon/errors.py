@@ -33,6 +33,10 @@ class Cancelled(Exception):
     """The job was asked to stop (graceful shutdown); finished steps stay cached."""
 
 
+class InputRemoved(Exception):
+    """The job's input file disappeared before it was decoded: the job is cancelled."""
+
+
 class WorkerDied(Exception):
     """The worker process running the job ended without reporting (killed, crashed)."""
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import stat
 import threading
 from collections.abc import Callable, Iterable
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -63,18 +65,37 @@ class Intake:
         """``measure``: a file's length in seconds from its header, when it can tell (the
         planner's estimate of queued audio; given by the caller so that intake needs no
         decoder)."""
-        self.config = config
         self.store = store
         self.measure = measure
+        self._configure(config)
+        self._pending: dict[Path, _Candidate] = {}
+        self._lock = threading.Lock()
+        self._observers: dict[str, Any] = {}
+        self._watches: dict[Path, tuple[Any, Any, tuple[int, int] | None]] = {}
+        """Watched folder -> (its observer, watchdog's watch, the folder's identity)."""
+        self._started = False
+        self.missing: set[Path] = set()
+        """Watched folders that were deleted while the daemon ran (and are not back yet)."""
+
+    def _configure(self, config: Config) -> None:
+        self.config = config
         self.folders = [Path(f).expanduser() for f in config.watch.folders]
         self.extensions = {e.lower().lstrip(".") for e in config.watch.extensions}
         self.excluded = [
             _real(p) for p in (config.output.dir, config.daemon.work_dir, config.models.cache_dir)
         ]
         self.roots = [_real(f) for f in self.folders]
-        self._pending: dict[Path, _Candidate] = {}
-        self._lock = threading.Lock()
-        self._observers: list[Any] = []
+
+    def reconfigure(self, config: Config, now: datetime) -> None:
+        """Take a reloaded config (watched folders, per-folder options): watch the folders it
+        names, then rescan them."""
+        started = self._started
+        self.stop()
+        self._configure(config)
+        self.missing &= set(self.folders)
+        if started:
+            self.start()
+        self.rescan(now)
 
     # ------------------------------------------------------------------ filters
     def accepts(self, path: Path) -> bool:
@@ -164,7 +185,9 @@ class Intake:
 
     # ------------------------------------------------------------------ enqueueing
     def poll(self, now: datetime) -> list[Enqueued]:
-        """Enqueue the files that have been stable long enough."""
+        """Enqueue the files that have been stable long enough (and look after the watched
+        folders, see :meth:`check_folders`)."""
+        self.check_folders(now)
         stable_for = timedelta(seconds=self.config.watch.stable_seconds)
         with self._lock:
             items = list(self._pending.items())
@@ -221,40 +244,78 @@ class Intake:
     # ------------------------------------------------------------------ watchdog
     def start(self) -> None:
         """Watch every folder with the observer its file system needs (see :func:`observer_for`)."""
+        for folder in self.folders:
+            folder.mkdir(parents=True, exist_ok=True)
+            self._attach(folder)
+        self._started = True
+
+    def stop(self) -> None:
+        for observer in self._observers.values():
+            observer.stop()
+        for observer in self._observers.values():
+            observer.join(timeout=5)
+        self._observers = {}
+        self._watches = {}
+        self._started = False
+
+    def check_folders(self, now: datetime) -> None:
+        """A watched folder deleted or replaced while the daemon runs: warn once, and watch it
+        again as soon as a folder exists at its path; a rescan picks up what is there then."""
+        if not self._started:
+            return
+        for folder in self.folders:
+            identity = _folder_identity(folder)
+            known = self._watches.get(folder)
+            if known is not None and identity == known[2]:
+                continue
+            if known is not None:
+                observer, watch, _ = self._watches.pop(folder)
+                with suppress(Exception):  # its emitter may have stopped with the folder
+                    observer.unschedule(watch)
+            if identity is None:
+                if folder not in self.missing:
+                    self.missing.add(folder)
+                    log.warning(
+                        "watched folder %s is missing; files put there are not seen until "
+                        "it is back",
+                        fsnames.printable(folder),
+                        extra={"folder": str(folder)},
+                    )
+                continue
+            self.missing.discard(folder)
+            log.warning(
+                "watched folder %s is there again; watching it",
+                fsnames.printable(folder),
+                extra={"folder": str(folder)},
+            )
+            self._attach(folder)
+            for path in self._walk(folder):
+                self.notice(path, now)
+
+    def _attach(self, folder: Path) -> None:
         from watchdog.observers import Observer
         from watchdog.observers.polling import PollingObserver
 
-        handler = _Handler(self)
-        observers: dict[str, Any] = {}
-        for folder in self.folders:
-            folder.mkdir(parents=True, exist_ok=True)
-            fstype = fs_type(folder)
-            kind = observer_for(self.config.watch.observer, fstype)
-            if kind not in observers:
-                observers[kind] = (
-                    PollingObserver(timeout=self.config.watch.poll_seconds)
-                    if kind == "polling"
-                    else Observer()
-                )
-            observers[kind].schedule(handler, str(folder), recursive=self.config.watch.recursive)
-            log.info(
-                "watching %s (%s, %s)",
-                fsnames.printable(folder),
-                fstype or "unknown file system",
-                kind,
-                extra={"folder": str(folder), "fstype": fstype, "observer": kind},
-            )
-        for observer in observers.values():
+        fstype = fs_type(folder)
+        kind = observer_for(self.config.watch.observer, fstype)
+        observer = self._observers.get(kind)
+        if observer is None:
+            poll = self.config.watch.poll_seconds
+            observer = PollingObserver(timeout=poll) if kind == "polling" else Observer()
             observer.daemon = True
             observer.start()
-        self._observers = list(observers.values())
-
-    def stop(self) -> None:
-        for observer in self._observers:
-            observer.stop()
-        for observer in self._observers:
-            observer.join(timeout=5)
-        self._observers = []
+            self._observers[kind] = observer
+        watch = observer.schedule(
+            _Handler(self), str(folder), recursive=self.config.watch.recursive
+        )
+        self._watches[folder] = (observer, watch, _folder_identity(folder))
+        log.info(
+            "watching %s (%s, %s)",
+            fsnames.printable(folder),
+            fstype or "unknown file system",
+            kind,
+            extra={"folder": str(folder), "fstype": fstype, "observer": kind},
+        )
 
 
 class _Handler(FileSystemEventHandler):
@@ -307,11 +368,18 @@ def observer_for(setting: str, fstype: str) -> str:
     return "inotify"
 
 
+def _folder_identity(folder: Path) -> tuple[int, int] | None:
+    """(device, inode) of a folder, None when there is no folder at that path."""
+    try:
+        st = folder.stat()
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino) if stat.S_ISDIR(st.st_mode) else None
+
+
 def _real(path: Path) -> Path:
     return Path(os.path.realpath(Path(path).expanduser()))
 
 
 def _is_regular(mode: int) -> bool:
-    import stat
-
     return stat.S_ISREG(mode)

@@ -95,6 +95,8 @@ class Enqueued:
     created: bool
     """False when the same path with the same content is already known (nothing new to do)."""
     duplicate_of: int | None = None
+    superseded: list[int] = field(default_factory=list)
+    """Older jobs of the same path that this one superseded (new content there)."""
 
 
 @dataclass(frozen=True)

@@ -25,3 +25,8 @@ def setup(level: str = "INFO") -> None:
     root.setLevel(level.upper())
     for noisy in ("apscheduler", "faster_whisper", "watchdog", "alembic", "numba"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def set_level(level: str) -> None:
+    """Change the level of the running process (a reloaded config)."""
+    logging.getLogger().setLevel(level.upper())

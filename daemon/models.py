@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -52,6 +53,17 @@ class JobStatus(enum.StrEnum):
     """Outputs written; terminal until requeued."""
     FAILED = "failed"
     """Permanent error or attempts exhausted; terminal until requeued."""
+    SUPERSEDED = "superseded"
+    """A newer job of the same path (new content there) took over; its outputs replace this
+    one's.  Terminal; ``requeue --failed`` skips it."""
+    CANCELLED = "cancelled"
+    """Its input was removed before it was decoded; cached steps are kept.  Terminal until
+    requeued."""
+
+
+ACTIVE_JOB_WHERE = "status != 'superseded' AND sha256 != ''"
+"""Rows among which (path, sha256) is unique: one live job per path and content; superseded
+jobs and files refused before they could be read (sha256 '') are not counted."""
 
 
 class Job(Base):
@@ -96,6 +108,14 @@ class Job(Base):
         Index("ix_jobs_status", "status"),
         Index("ix_jobs_sha256", "sha256"),
         Index("ix_jobs_path", "path"),
+        Index(
+            "uq_jobs_path_content",
+            "path",
+            "sha256",
+            unique=True,
+            sqlite_where=text(ACTIVE_JOB_WHERE),
+            postgresql_where=text(ACTIVE_JOB_WHERE),
+        ),
     )
 
 

@@ -19,6 +19,8 @@ from daemon.jobs import JobOptions
 
 BASE_DELAY_SECONDS = 5.0
 MAX_DELAY_SECONDS = 600.0
+RESOURCE_DELAY_SECONDS = 300.0
+RESOURCE_MAX_SECONDS = 3600.0
 
 PERMANENT: tuple[type[BaseException], ...] = (
     DecodeError,
@@ -57,6 +59,21 @@ def out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and ("bad_alloc" in text or "out of memory" in text)
 
 
+FIXES = {
+    errno.ENOSPC: "free some space",
+    errno.EDQUOT: "free some space",
+    errno.EROFS: "the output folder must be writable",
+    errno.EACCES: "the output folder must be writable",
+    errno.EPERM: "the output folder must be writable",
+}
+"""Errors a person has to fix (a full disk, an unwritable folder): what to do."""
+
+
+def needs_a_person(exc: BaseException) -> str | None:
+    """What a person must do before a retry can succeed, or None."""
+    return FIXES.get(exc.errno) if isinstance(exc, OSError) and exc.errno else None
+
+
 def describe(exc: BaseException) -> str:
     """One line for ``status``: the error's kind and message, no traceback."""
     if isinstance(exc, DecodeError | ModelError | DiarizationError | WorkerDied) or (
@@ -67,10 +84,6 @@ def describe(exc: BaseException) -> str:
         text = "out of memory"
     elif isinstance(exc, OSError):
         text = f"{exc.strerror or type(exc).__name__}: {exc.filename or ''}".rstrip(": ")
-        if exc.errno == errno.ENOSPC:
-            text += " (free some space; the job retries)"
-        elif exc.errno in (errno.EROFS, errno.EACCES):
-            text += " (the output folder must be writable; the job retries)"
     else:
         text = f"{type(exc).__name__}: {exc}"
     return " ".join(text.split())[:500]
@@ -82,18 +95,33 @@ def decide(
     max_attempts: int,
     now: datetime,
     profile: str | None = None,
+    backoff: float = BASE_DELAY_SECONDS,
+    resource_backoff: float = RESOURCE_DELAY_SECONDS,
 ) -> Decision:
     """Permanent errors fail at once; transient ones back off exponentially, then fail.
 
     ``profile``: the one the failed attempt ran with; out of memory retries with a lighter one.
+    A full disk or an unwritable folder waits ``resource_backoff`` (a person has to act), other
+    transient errors ``backoff``, doubling each attempt.  The message says what to do: for a
+    job that has used its attempts, fix it and requeue.
     """
     message = describe(exc)
+    fix = needs_a_person(exc)
     if isinstance(exc, PERMANENT) or attempts >= max_attempts:
+        if fix is not None:
+            message += f" ({fix}, then run: transcribd requeue --failed)"
         return Decision(retry=False, run_after=None, message=message)
-    delay = min(MAX_DELAY_SECONDS, BASE_DELAY_SECONDS * 2 ** max(0, attempts - 1))
+    first, most = (resource_backoff, RESOURCE_MAX_SECONDS) if fix else (backoff, MAX_DELAY_SECONDS)
+    delay = min(most, first * 2 ** max(0, attempts - 1))
+    if fix is not None:
+        message += f" ({fix}; the job retries in {_wait(delay)})"
     lighter = LIGHTER.get(profile or "") if out_of_memory(exc) else None
     if lighter is not None:
         message += f"; retrying with the {lighter} profile"
     return Decision(
         retry=True, run_after=now + timedelta(seconds=delay), message=message, profile=lighter
     )
+
+
+def _wait(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"

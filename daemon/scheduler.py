@@ -10,6 +10,7 @@ each.  The plan in force and its reason are published for ``transcribd status``.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -17,7 +18,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from daemon import retry
 from daemon.config import Config
 from daemon.errors import WorkerDied
 from daemon.intake import Intake
@@ -39,6 +39,8 @@ from daemon.workers import settle
 log = logging.getLogger(__name__)
 
 PLAN_KEY = "plan"
+DAEMON_KEY = "daemon"
+"""The running daemon's heartbeat (host, pid, missing folders), renewed every tick."""
 
 
 @dataclass
@@ -87,6 +89,7 @@ class Scheduler:
     def _tick(self, now: datetime) -> int:
         try:
             self.intake.poll(now)
+            self._publish(now)
             self.store.recover_expired(now)
             self._recover_abandoned(now)
             self._collect()
@@ -96,6 +99,19 @@ class Scheduler:
             return 0
         finally:
             self._last_tick = time.monotonic()
+
+    def reconfigure(self, config: Config) -> None:
+        """A reloaded config (see :func:`daemon.config.reload`): the intake watches its
+        folders from now on."""
+        with self._tick_lock:
+            self.config = config
+            self.intake.reconfigure(config, self.clock())
+
+    def _publish(self, now: datetime) -> None:
+        """This daemon's heartbeat, for ``status``: which host and pid use this database."""
+        missing = sorted(str(f) for f in self.intake.missing)
+        beat = {"host": HOST, "pid": os.getpid(), "missing_folders": missing}
+        self.store.results.set_state(DAEMON_KEY, beat, now)
 
     def tick_age(self) -> float:
         """Seconds since the last tick completed (the systemd watchdog's liveness test)."""
@@ -124,11 +140,7 @@ class Scheduler:
         job = self.store.get(job_id)
         if job is None:
             return
-        now = self.clock()
-        decision = retry.decide(
-            WorkerDied(exitcode), job.attempts, self.config.daemon.max_attempts, now, job.profile
-        )
-        if not settle(self.store, job, owner, now, decision):
+        if not settle(self.config, self.store, job, owner, self.clock(), WorkerDied(exitcode)):
             self.summary.failed.append(job_id)
 
     def _recover_abandoned(self, now: datetime) -> None:
@@ -170,7 +182,7 @@ class Scheduler:
                 plan.reason,
                 extra=asdict(plan),
             )
-            self.store.set_state(PLAN_KEY, asdict(plan), now)
+            self.store.results.set_state(PLAN_KEY, asdict(plan), now)
             self.plan = plan
         self.pool.resize(plan.workers, plan.threads)
         dispatched = 0

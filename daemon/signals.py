@@ -22,16 +22,29 @@ log = logging.getLogger(__name__)
 
 
 class StopSignals:
-    """Installs SIGTERM/SIGINT handlers for its ``with`` block and restores the old ones."""
+    """Installs handlers for the signals a service gets, for its ``with`` block, and restores
+    the old ones: SIGTERM, SIGINT and SIGQUIT stop gracefully (a second one: at once), SIGHUP
+    asks for a reload, SIGUSR1/SIGUSR2 are logged and ignored.  None of them kills the daemon
+    without its graceful stop."""
 
-    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+    SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
+    IGNORED = (signal.SIGUSR1, signal.SIGUSR2)
 
     def __init__(self) -> None:
         self.graceful = threading.Event()
         """Set by the first signal: stop intake, let running jobs checkpoint, exit 0."""
         self.urgent = threading.Event()
         """Set by a second signal: kill workers now (their leases are released), exit 0."""
+        self.reload = threading.Event()
+        """Set by SIGHUP: re-read the config (the main loop clears it)."""
         self._previous: dict[int, Any] = {}
+
+    def _hangup(self, signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %s: reloading the config", signum, extra={"signal": signum})
+        self.reload.set()
+
+    def _ignore(self, signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %s ignored", signum, extra={"signal": signum})
 
     def _handle(self, signum: int, _frame: FrameType | None) -> None:
         if self.graceful.is_set():
@@ -43,6 +56,8 @@ class StopSignals:
 
     def __enter__(self) -> StopSignals:
         self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        self._previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, self._hangup)
+        self._previous |= {s: signal.signal(s, self._ignore) for s in self.IGNORED}
         return self
 
     def __exit__(self, *_exc: object) -> None:

@@ -12,18 +12,18 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine, and_, func, or_, select, update
 from sqlalchemy.orm import aliased
 
 from daemon import db
 from daemon.config import Config
 from daemon.jobs import Enqueued, JobOptions, JobRecord, Requeued
-from daemon.models import DaemonState, Job, JobStatus, StepResult
+from daemon.models import Job, JobStatus
+from daemon.results import Results
 
 log = logging.getLogger(__name__)
 
-TERMINAL = (JobStatus.DONE, JobStatus.FAILED)
+TERMINAL = (JobStatus.DONE, JobStatus.FAILED, JobStatus.SUPERSEDED, JobStatus.CANCELLED)
 UNREAD = ""
 """The sha256 of a job refused at intake before its content could be read."""
 JOBS = Job.__table__
@@ -46,11 +46,38 @@ def _from_row(row: Any) -> JobRecord:
     return JobRecord(**values)
 
 
-def _insert(conn: Any, now: datetime, **values: Any) -> int:
-    """A new job row: nothing done yet, then ``values``; its id."""
+def why_not_requeued(job: JobRecord | None) -> str | None:
+    """Why a job cannot go back to the queue, or None when it can (pure)."""
+    if job is None:
+        return "no such job"
+    if job.status not in TERMINAL:
+        return f"job is {job.status.value}"
+    if job.status is JobStatus.SUPERSEDED:
+        return f"{job.error}; requeue that one"
+    if job.sha256 == UNREAD:
+        return f"refused at intake ({job.error}); fix that, then touch the file"
+    return None
+
+
+def _insert(conn: Any, now: datetime, unique: bool, **values: Any) -> Any:
+    """A new job row (nothing done yet, then ``values``) and its id; with ``unique``, None
+    instead when it would break the one-live-job-per-path-and-content index."""
     row = {"attempts": 0, "progress": 0.0, "outputs": [], "metrics": {}, **values}
-    result = conn.execute(insert(Job).values(**row, created_at=now, updated_at=now))
-    return int(result.inserted_primary_key[0])
+    stmt: Any = _dialect_insert(conn)(Job).values(**row, created_at=now, updated_at=now)
+    if unique:
+        stmt = stmt.on_conflict_do_nothing()
+    return conn.execute(stmt.returning(Job.id)).scalar_one_or_none()
+
+
+def _dialect_insert(conn: Any) -> Any:
+    """The INSERT of the connection's dialect (both have ON CONFLICT DO NOTHING)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
 
 
 def _off_lease(now: datetime, **values: Any) -> dict[str, Any]:
@@ -74,6 +101,8 @@ def estimated_duration(job: JobRecord) -> float:
 class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.results = Results(engine)
+        """The step cache and the daemon's published facts (not job rows)."""
 
     # ------------------------------------------------------------------ reads
     def get(self, job_id: int) -> JobRecord | None:
@@ -109,30 +138,20 @@ class Store:
 
     def next_ready(self, now: datetime) -> JobRecord | None:
         """The job :meth:`claim` would take next, without taking it."""
+        first = self._ready(now).limit(1).scalar_subquery()
         with self.engine.connect() as conn:
-            row = conn.execute(self._ready(now).limit(1)).first()
-            if row is None:
-                return None
-            full = conn.execute(select(JOBS).where(Job.id == row[0])).first()
-        return _from_row(full) if full else None
+            row = conn.execute(select(JOBS).where(Job.id == first)).first()
+        return _from_row(row) if row else None
 
-    def set_state(self, key: str, value: Any, now: datetime) -> None:
-        """Publish a small fact (e.g. the plan in force) for ``status``."""
-        with self.engine.begin() as conn:
-            res = conn.execute(
-                update(DaemonState)
-                .where(DaemonState.key == key)
-                .values(value=value, updated_at=now)
-            )
-            if res.rowcount == 0:
-                conn.execute(insert(DaemonState).values(key=key, value=value, updated_at=now))
-
-    def get_state(self, key: str) -> tuple[Any, datetime] | None:
+    def superseded_outputs(self, path: str, job_id: int) -> set[str]:
+        """Outputs of the jobs that job ``job_id`` superseded at ``path`` (it replaces them)."""
         with self.engine.connect() as conn:
-            row = conn.execute(
-                select(DaemonState.value, DaemonState.updated_at).where(DaemonState.key == key)
-            ).first()
-        return None if row is None else (row[0], row[1])
+            rows = conn.execute(
+                select(Job.outputs).where(
+                    Job.path == path, Job.id < job_id, Job.status == JobStatus.SUPERSEDED
+                )
+            ).scalars()
+            return {p for outs in rows for p in (outs or [])}
 
     def outputs_in_use(self) -> set[str]:
         """Every output path recorded by any job (so writers never clobber another job's file)."""
@@ -150,22 +169,21 @@ class Store:
         options: JobOptions | None = None,
         duration: float | None = None,
     ) -> Enqueued:
-        """Register a file; same path and content: no-op; same content elsewhere: duplicate."""
+        """Register a file.  Same path and content as a live job: nothing new (however many
+        intakes see it at once: the database's unique index decides, not a look-up first).
+        New content at a known path: the path's older jobs are superseded by this one.  Same
+        content elsewhere: a duplicate, served from its original's cached steps."""
         with self.engine.begin() as conn:
-            same = conn.execute(
-                select(Job.id).where(Job.path == path, Job.sha256 == sha256).order_by(Job.id)
-            ).first()
-            if same is not None:
-                return Enqueued(job_id=same[0], created=False)
             original = conn.execute(
                 select(Job.id)
-                .where(Job.sha256 == sha256, Job.duplicate_of.is_(None))
+                .where(Job.sha256 == sha256, Job.duplicate_of.is_(None), Job.path != path)
                 .order_by(Job.id)
             ).first()
             dup = original[0] if original else None
             job_id = _insert(
                 conn,
                 now,
+                unique=True,
                 path=path,
                 sha256=sha256,
                 size=size,
@@ -174,10 +192,33 @@ class Store:
                 duplicate_of=dup,
                 options=(options or JobOptions()).to_dict(),
             )
+            if job_id is None:
+                same = conn.execute(
+                    select(Job.id).where(
+                        Job.path == path, Job.sha256 == sha256, Job.status != JobStatus.SUPERSEDED
+                    )
+                ).scalar_one()
+                return Enqueued(job_id=same, created=False)
+            older = conn.execute(
+                update(Job)
+                .where(Job.path == path, Job.id != job_id, Job.status != JobStatus.SUPERSEDED)
+                .values(
+                    **_off_lease(
+                        now,
+                        status=JobStatus.SUPERSEDED,
+                        error=f"superseded by #{job_id} (new content at this path)",
+                        finished_at=now,
+                    )
+                )
+                .returning(Job.id)
+            )
+            superseded = list(older.scalars())
         log.info(
-            "enqueued job %s", job_id, extra={"job": job_id, "path": path, "duplicate_of": dup}
+            "enqueued job %s",
+            job_id,
+            extra={"job": job_id, "path": path, "duplicate_of": dup, "superseded": superseded},
         )
-        return Enqueued(job_id=job_id, created=True, duplicate_of=dup)
+        return Enqueued(job_id=job_id, created=True, duplicate_of=dup, superseded=superseded)
 
     def reject(self, path: str, size: int, reason: str, now: datetime) -> Enqueued:
         """A file refused at intake (unreadable, a symlink leading out of the watched folders):
@@ -196,6 +237,7 @@ class Store:
             job_id = _insert(
                 conn,
                 now,
+                unique=False,
                 path=path,
                 sha256=UNREAD,
                 size=size,
@@ -307,6 +349,19 @@ class Store:
             values["metrics"] = metrics
         return self._update(self._running(job_id, owner), values)
 
+    def cancel(self, job_id: int, owner: str, now: datetime, reason: str) -> bool:
+        """Running -> cancelled (its input was removed); cached steps stay."""
+        return self._update(
+            self._running(job_id, owner),
+            _off_lease(now, status=JobStatus.CANCELLED, error=reason, finished_at=now),
+        )
+
+    def owns(self, job_id: int, owner: str) -> bool:
+        """Whether ``owner`` still holds the job's lease (else it must publish nothing)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(Job.id).where(self._running(job_id, owner))).first()
+        return row is not None
+
     def fail(self, job_id: int, owner: str, now: datetime, error: str) -> bool:
         """Running -> failed, with the error kept for ``status``."""
         return self._update(
@@ -347,29 +402,16 @@ class Store:
 
     def recover_expired(self, now: datetime) -> list[int]:
         """Running jobs whose lease expired (their worker died) go back to queued."""
+        expired = and_(Job.status == JobStatus.RUNNING, Job.lease_expires_at < now)
         with self.engine.begin() as conn:
-            ids = (
+            recovered = list(
                 conn.execute(
-                    select(Job.id).where(
-                        Job.status == JobStatus.RUNNING, Job.lease_expires_at < now
-                    )
-                )
-                .scalars()
-                .all()
-            )
-            recovered = []
-            for job_id in ids:
-                res = conn.execute(
                     update(Job)
-                    .where(
-                        Job.id == job_id,
-                        Job.status == JobStatus.RUNNING,
-                        Job.lease_expires_at < now,
-                    )
+                    .where(expired)
                     .values(**_off_lease(now, status=JobStatus.QUEUED))
-                )
-                if res.rowcount == 1:
-                    recovered.append(job_id)
+                    .returning(Job.id)
+                ).scalars()
+            )
         if recovered:
             log.warning(
                 "recovered %d job(s) with expired leases", len(recovered), extra={"jobs": recovered}
@@ -385,32 +427,14 @@ class Store:
         ids = list(job_ids)
         if failed:
             ids += [j.id for j in self.jobs([JobStatus.FAILED])]
+        fresh = {"status": JobStatus.QUEUED, "attempts": 0, "error": None, "progress": 0.0}
+        fresh |= {"run_after": None, "finished_at": None, "updated_at": now}
         for job_id in dict.fromkeys(ids):
             job = self.get(job_id)
-            if job is None:
-                out.skipped[job_id] = "no such job"
-                continue
-            if job.status not in TERMINAL:
-                out.skipped[job_id] = f"job is {job.status.value}"
-                continue
-            if job.sha256 == UNREAD:
-                out.skipped[job_id] = (
-                    f"refused at intake ({job.error}); fix that, then touch the file"
-                )
-                continue
-            ok = self._update(
-                and_(Job.id == job_id, Job.status == job.status),
-                {
-                    "status": JobStatus.QUEUED,
-                    "attempts": 0,
-                    "error": None,
-                    "progress": 0.0,
-                    "run_after": None,
-                    "finished_at": None,
-                    "updated_at": now,
-                },
-            )
-            if ok:
+            why = why_not_requeued(job)
+            if job is None or why is not None:
+                out.skipped[job_id] = why or "no such job"
+            elif self._update(and_(Job.id == job_id, Job.status == job.status), fresh):
                 out.requeued.append(job_id)
             else:
                 out.skipped[job_id] = "job changed state meanwhile"
@@ -429,32 +453,3 @@ class Store:
         with self.engine.begin() as conn:
             res = conn.execute(update(Job).where(where).values(**values))
         return res.rowcount == 1
-
-    # ------------------------------------------------------------------ step cache
-    def cache_get(self, sha256: str, step: str, params_hash: str) -> Any | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                select(StepResult.payload).where(
-                    StepResult.sha256 == sha256,
-                    StepResult.step == step,
-                    StepResult.params_hash == params_hash,
-                )
-            ).first()
-        return None if row is None else row[0]
-
-    def cache_put(
-        self, sha256: str, step: str, params_hash: str, payload: Any, now: datetime
-    ) -> None:
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(
-                    insert(StepResult).values(
-                        sha256=sha256,
-                        step=step,
-                        params_hash=params_hash,
-                        payload=payload,
-                        created_at=now,
-                    )
-                )
-        except IntegrityError:
-            pass  # another worker stored the same result first; both are equal

@@ -19,7 +19,7 @@ from typing import Any
 
 from daemon import logs, retry
 from daemon.config import Config, SpeakerHints
-from daemon.errors import Cancelled
+from daemon.errors import Cancelled, InputRemoved
 from daemon.jobs import JobOptions, JobRecord
 from daemon.pipeline import spool as spool_mod
 from daemon.pipeline.cache import StepCache, never
@@ -68,7 +68,9 @@ def worker_main(
     passed in: asking os.getppid() here would be too late if the parent died meanwhile.
     """
     terminated = threading.Event()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops us
+    # Ctrl-C and a closed terminal reach the parent, which stops or reloads us
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda _s, _f: terminated.set())
 
     def should_stop() -> bool:
@@ -99,14 +101,18 @@ def worker_main(
 
 
 @contextmanager
-def lease_keeper(store: Store, job_id: int, owner: str, lease_seconds: float) -> Iterator[None]:
-    """Renew the job's lease in the background while the body runs."""
+def lease_keeper(
+    store: Store, job_id: int, owner: str, lease_seconds: float, lost: threading.Event
+) -> Iterator[None]:
+    """Renew the job's lease in the background while the body runs; ``lost`` is set once the
+    lease is lost (the job was superseded, or recovered after a stall)."""
     stop = threading.Event()
 
     def beat() -> None:
         while not stop.wait(lease_seconds / 3):
             if not store.heartbeat(job_id, owner, utcnow(), lease_seconds):
                 log.warning("lost the lease of job %s", job_id, extra={"job": job_id})
+                lost.set()
                 return
 
     thread = threading.Thread(target=beat, name=f"lease-{job_id}", daemon=True)
@@ -138,6 +144,7 @@ def run_pipeline(
     *,
     previous_profile: str | None = None,
     threads: int = 0,
+    spool_key: str = "",
     on_progress: Callable[[float], None] = lambda _p: None,
     clock: Callable[[], datetime] = utcnow,
     cache_only: bool = False,
@@ -145,7 +152,8 @@ def run_pipeline(
 ) -> PipelineResult:
     """One file through the cached pipeline with the profile, language, hints and threads it
     gets (``threads`` 0: every usable core; see :func:`daemon.threads.split`).
-    ``previous_profile``: the one the job was claimed or last ran with."""
+    ``previous_profile``: the one the job was claimed or last ran with; ``spool_key`` names its
+    spool (:func:`daemon.pipeline.spool.job_key`; default: this process's own)."""
     split = split_threads(
         threads or usable_cores(), config.daemon.overlap_diarization, config.diarization.enabled
     )
@@ -173,23 +181,28 @@ def run_pipeline(
         else None,
         diarizer=lambda: models.diarizer(profile.diarization, split.diarize),
     )
-    cache = StepCache(store, sha256, clock, cache_only=cache_only, should_stop=should_stop)
+    cache = StepCache(store.results, sha256, clock, cache_only=cache_only, should_stop=should_stop)
     return transcribe_file(
         job,
         cache,
         loaders,
-        spool_mod.Spool(spool_mod.spool_path(config.daemon.work_dir, sha256), path),
+        spool_mod.Spool(spool_path(config, sha256, spool_key), path),
         on_progress,
         on_asr_done=lambda: models.widen(profile.diarization, split.threads),
     )
+
+
+def spool_path(config: Config, sha256: str, key: str = "") -> Path:
+    """The spool of content ``sha256`` for ``key``; no key: this process's own."""
+    return spool_mod.spool_path(config.daemon.work_dir, sha256, key or f"p{os.getpid()}")
 
 
 def write_job_outputs(
     config: Config, store: Store, job: JobRecord, transcript: Transcript, names: dict[str, str]
 ) -> list[str]:
     """Write a job's transcript files (speakers named by ``names``), replacing its own earlier
-    ones, never another's."""
-    own = set(job.outputs)
+    ones and those of the jobs it superseded at its path, never another's."""
+    own = set(job.outputs) | store.superseded_outputs(job.path, job.id)
     return write_outputs(
         rename_speakers(transcript, names),
         config.output.dir,
@@ -202,10 +215,21 @@ def write_job_outputs(
 
 
 def settle(
-    store: Store, job: JobRecord, owner: str, now: datetime, decision: retry.Decision
+    config: Config, store: Store, job: JobRecord, owner: str, now: datetime, exc: BaseException
 ) -> bool:
-    """Apply a retry decision to a running job: back to the queue (with its new options) not
-    before ``run_after``, or failed with the message.  True when it will run again."""
+    """A running job's attempt ended in ``exc``: decide (:func:`daemon.retry.decide`) and apply
+    it: back to the queue (with its new options) not before ``run_after``, or failed with the
+    message.  True when it will run again."""
+    d = config.daemon
+    decision = retry.decide(
+        exc,
+        job.attempts,
+        d.max_attempts,
+        now,
+        job.profile,
+        backoff=d.backoff_seconds,
+        resource_backoff=d.resource_backoff_seconds,
+    )
     if decision.retry and decision.run_after is not None:
         options = decision.options_for_retry(job.options)
         store.retry(job.id, owner, now, decision.message, decision.run_after, options=options)
@@ -244,36 +268,44 @@ class Executor:
         """Run a claimed job to its final state; True when it ended done.  ``workers``: how
         many workers the plan runs (recorded with the job's metrics)."""
         started, cpu_started = time.perf_counter(), time.process_time()
+        key = spool_mod.job_key(job.id, job.attempts)
+        lost = threading.Event()
+        lease = self.config.daemon.lease_seconds
         log.info("job %s started", job.id, extra={"job": job.id, "path": job.path})
         try:
-            with lease_keeper(self.store, job.id, self.owner, self.config.daemon.lease_seconds):
-                result = self._run(job)
+            with lease_keeper(self.store, job.id, self.owner, lease, lost):
+                result = self._run(job, key, lost.is_set)
+                if not self.store.owns(job.id, self.owner):  # fenced: publish nothing
+                    raise Cancelled("the job is no longer this worker's")
                 outputs = write_job_outputs(
                     self.config, self.store, job, result.transcript, job.options.names
                 )
         except Cancelled:
-            released = self.store.release(job.id, self.owner, self.clock())
-            log.info(
-                "job %s stopped at a checkpoint; it resumes from its finished steps",
+            if self.store.release(job.id, self.owner, self.clock()):
+                log.info("job %s stopped at a checkpoint; it resumes later", job.id)
+                return False  # the same attempt resumes, with its spool
+            log.warning(
+                "job %s is no longer this worker's (superseded, or recovered after a stall); "
+                "nothing was published",
                 job.id,
-                extra={"job": job.id, "released": released},
+                extra={"job": job.id},
             )
-            return False
+            done = False
+        except InputRemoved as exc:
+            self.store.cancel(job.id, self.owner, self.clock(), str(exc))
+            log.warning("job %s cancelled: %s", job.id, exc, extra={"job": job.id})
+            done = False
         except Exception as exc:  # a bad job must never stop the daemon
-            now = self.clock()
-            decision = retry.decide(
-                exc, job.attempts, self.config.daemon.max_attempts, now, job.profile
-            )
-            if not settle(self.store, job, self.owner, now, decision):
-                spool_mod.drop(self.config.daemon.work_dir, job.sha256)
-            return False
-        metrics = self._metrics(result, started, cpu_started, workers)
-        self.store.finish(job.id, self.owner, self.clock(), outputs, metrics)
-        spool_mod.drop(self.config.daemon.work_dir, job.sha256)
-        log.info("job %s done", job.id, extra={"job": job.id, **metrics})
-        return True
+            settle(self.config, self.store, job, self.owner, self.clock(), exc)
+            done = False
+        else:
+            metrics = self._metrics(result, started, cpu_started, workers)
+            done = self.store.finish(job.id, self.owner, self.clock(), outputs, metrics)
+            log.info("job %s done", job.id, extra={"job": job.id, **metrics})
+        spool_mod.drop(spool_path(self.config, job.sha256, key))  # this attempt has ended
+        return done
 
-    def _run(self, job: JobRecord) -> PipelineResult:
+    def _run(self, job: JobRecord, spool_key: str, lost: Callable[[], bool]) -> PipelineResult:
         lease = self.config.daemon.lease_seconds
         last_beat = [0.0]
 
@@ -292,9 +324,10 @@ class Executor:
             job.options,
             previous_profile=job.profile,
             threads=self.threads,
+            spool_key=spool_key,
             on_progress=on_progress,
             clock=self.clock,
-            should_stop=self.should_stop,
+            should_stop=lambda: self.should_stop() or lost(),
         )
 
     def _metrics(

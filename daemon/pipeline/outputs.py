@@ -167,26 +167,43 @@ def choose_stem(
         n += 1
 
 
-_TEMP = re.compile(r"^\..+\.(txt|srt|vtt|json|rttm)\.[A-Za-z0-9_]{8}\.tmp$")
+_TEMP = re.compile(r"^\..+\.(txt|srt|vtt|json|rttm)\.(?:(\d+)\.)?[A-Za-z0-9_]{8}\.tmp$")
 
 
 def remove_stale_temps(out_dir: Path) -> int:
     """Delete temp files :func:`write_atomic` left behind when the daemon was killed while
-    writing (the finished file was never replaced, so nothing is lost); returns how many."""
+    writing (the finished file was never replaced, so nothing is lost); a temp file of a
+    process still alive (another daemon on the same folder) stays.  Returns how many went."""
     removed = 0
     if not out_dir.is_dir():
         return 0
     for entry in out_dir.iterdir():
-        if _TEMP.match(entry.name) and entry.is_file():
-            entry.unlink(missing_ok=True)
-            removed += 1
+        match = _TEMP.match(entry.name)
+        if match is None or not entry.is_file():
+            continue
+        if match.group(2) and _alive(int(match.group(2))):
+            continue
+        entry.unlink(missing_ok=True)
+        removed += 1
     return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def write_atomic(path: Path, text: str) -> None:
     """Write via a temp file in the same folder, fsync, then ``os.replace``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent
+    )
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
             f.write(text)

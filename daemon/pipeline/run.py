@@ -80,8 +80,7 @@ def transcribe_file(
 ) -> PipelineResult:
     """Run the steps for one file; ``on_asr_done`` is told when ASR has finished (diarization,
     if still running, may take its threads)."""
-    if not job.path.exists() and not job.path.is_symlink():
-        raise FileNotFoundError(f"file no longer exists: {job.path}")
+    steps.check_input(job.path)
     info = steps.probe(cache, job.path)
     speech = steps.decode(
         cache, spool, job.profile.vad, info, lambda f: on_progress(DECODE_SHARE * f)

@@ -1,14 +1,16 @@
 """The spool: a file's audio decoded once to 16 kHz int16 PCM in the work folder, from which
 chunks and diarization windows are read (memory follows the chunk, not the file).
 
-It is a work file, not a result: deleted when its job ends, and decoded again from the source
-if it is missing when a resumed job needs it.
+It is a work file, not a result: one per job attempt (two daemons sharing a work folder never
+share one), deleted when the attempt ends, and decoded again from the source if it is missing
+when a resumed job needs it.  A job stopped gracefully resumes as the same attempt, and reuses it.
 """
 
 from __future__ import annotations
 
+import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from contextlib import suppress
 from pathlib import Path
 
@@ -18,22 +20,36 @@ from daemon.pipeline import audio
 from daemon.pipeline.vad import Chunk, chunk_samples
 
 
-def spool_path(work_dir: Path, sha256: str) -> Path:
-    """Where the spool of a file with this content lives."""
-    return work_dir / f"{sha256}.pcm"
+def job_key(job_id: int, attempt: int) -> str:
+    """The spool key of one attempt of a job."""
+    return f"j{job_id}a{attempt}"
 
 
-def drop(work_dir: Path, sha256: str) -> None:
-    """Delete a spool (its job has ended); a missing one is fine."""
+def spool_path(work_dir: Path, sha256: str, key: str) -> Path:
+    """Where the spool of content ``sha256`` lives for ``key`` (see :func:`job_key`)."""
+    return work_dir / f"{sha256}.{key}.pcm"
+
+
+def drop(path: Path) -> None:
+    """Delete a spool (its attempt has ended); a missing one is fine."""
     with suppress(OSError):
-        spool_path(work_dir, sha256).unlink()
+        path.unlink()
 
 
-def remove_partials(work_dir: Path) -> int:
-    """Delete half-written spools a killed decoder left behind; how many there were."""
+_JOB_SPOOL = re.compile(r"^[0-9a-f]{64}\.j(\d+)a\d+\.pcm(\.part)?$")
+
+
+def remove_stale(work_dir: Path, live_jobs: Collection[int]) -> int:
+    """Delete spools (whole or half-written) of jobs that are not queued or running, and of
+    older versions; another daemon's live jobs keep theirs.  Returns how many went."""
     removed = 0
-    for part in work_dir.glob("*.pcm.part"):
-        part.unlink(missing_ok=True)
+    for entry in work_dir.glob("*.pcm*"):
+        match = _JOB_SPOOL.match(entry.name)
+        if match is not None and int(match.group(1)) in live_jobs:
+            continue
+        if match is None and not entry.name.endswith((".pcm", ".pcm.part")):
+            continue
+        entry.unlink(missing_ok=True)
         removed += 1
     return removed
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from daemon import fsnames
 from daemon.config import SpeakerHints
-from daemon.errors import DecodeError
+from daemon.errors import DecodeError, InputRemoved
 from daemon.pipeline import audio
 from daemon.pipeline.asr import AsrModel, AsrOptions, Segment, Word
 from daemon.pipeline.cache import StepCache
@@ -64,6 +64,12 @@ class AsrChoice:
     load: ModelLoader
 
 
+def check_input(path: Path) -> None:
+    """:class:`InputRemoved` when the file is gone (deleted or moved away)."""
+    if not path.exists() and not path.is_symlink():
+        raise InputRemoved(f"input removed: {fsnames.printable(path)} no longer exists")
+
+
 def probe(cache: StepCache, path: Path) -> dict[str, Any]:
     """Container facts: duration, and the length the header declares (for truncation)."""
     return dict(cache.run("probe", {}, lambda: asdict(audio.probe(path))))
@@ -84,6 +90,7 @@ def decode(
 
         def on_block(block: audio.Audio, offset: int) -> None:
             cache.checkpoint()
+            check_input(spool.source)
             detector.feed(block, offset)
             on_progress(min(1.0, (offset + block.size) / audio.SAMPLE_RATE / total_hint))
 

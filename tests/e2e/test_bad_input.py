@@ -172,11 +172,11 @@ def test_bad_input_corpus_through_the_daemon(tmp_path: Path, model_cache: Path) 
     cfg = write_config(tmp_path, model_cache)
     config = config_mod.load(cfg)
     store = open_store(config)
-    # enqueued, then deleted before a worker reaches it
+    # enqueued, then deleted before a worker reaches it: cancelled, not failed
     gone = tmp_path / "gone.flac"
     shutil.copy(src, gone)
     store.enqueue(str(inbox / "gone.flac"), "0" * 64, gone.stat().st_size, utcnow())
-    expect_failed["gone.flac"] = "no longer exists"
+    expect_cancelled = {"gone.flac": "no longer exists"}
 
     proc = subprocess.run(
         [*cmd, "--config", str(cfg), "run", "--once"],
@@ -190,7 +190,7 @@ def test_bad_input_corpus_through_the_daemon(tmp_path: Path, model_cache: Path) 
 
     jobs = {os.path.basename(j.path): j for j in store.jobs()}
     assert "folder.wav" not in jobs
-    assert set(jobs) == set(expect_done) | set(expect_failed), sorted(jobs)
+    assert set(jobs) == set(expect_done) | set(expect_failed) | set(expect_cancelled), sorted(jobs)
     out_dir = (tmp_path / "out").resolve()
     for name, words in expect_failed.items():
         job = jobs[name]
@@ -198,6 +198,10 @@ def test_bad_input_corpus_through_the_daemon(tmp_path: Path, model_cache: Path) 
         assert job.error and words in job.error, (name, job.error)
         assert "\n" not in job.error and "Traceback" not in job.error
         assert job.attempts <= 1, (name, job.attempts)  # permanent: no retries
+    for name, words in expect_cancelled.items():
+        job = jobs[name]
+        assert job.status is JobStatus.CANCELLED, (name, job.status, job.error)
+        assert job.error and words in job.error and "input removed" in job.error, job.error
     for name, phrase in expect_done.items():
         job = jobs[name]
         assert job.status is JobStatus.DONE, (name, job.status, job.error)

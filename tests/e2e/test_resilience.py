@@ -86,6 +86,7 @@ def computed(job: JobRecord, steps: tuple[str, ...] = ("asr", "diarize_window"))
     return sum(job.metrics["steps"]["computed"].get(s, 0) for s in steps)
 
 
+@pytest.mark.slow
 def test_sigterm_during_a_long_job_checkpoints_and_resumes(
     tmp_path: Path, model_cache: Path
 ) -> None:
@@ -124,6 +125,7 @@ def test_sigterm_during_a_long_job_checkpoints_and_resumes(
     assert "resumes from its finished steps" in log.read_text()
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_instants_loses_and_repeats_nothing(
     tmp_path: Path, model_cache: Path
 ) -> None:

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -100,7 +101,7 @@ def test_bad_input_fails_job_with_clear_error_and_requeue_failed(
 
 def test_db_upgrade(invoke: Callable[..., Result]) -> None:
     res = invoke("db", "upgrade")
-    assert res.exit_code == 0 and "database at revision 0002" in res.output
+    assert res.exit_code == 0 and "database at revision 0003" in res.output
 
 
 def test_transcribe_missing_file_exits_1(invoke: Callable[..., Result], tmp_path: Path) -> None:
@@ -114,3 +115,16 @@ def test_python_dash_m_is_the_same_cli(config: Config) -> None:
     )
     for command in ("run", "status", "add", "requeue", "transcribe", "db"):
         assert command in out.stdout
+
+
+def test_status_says_whether_a_daemon_uses_the_database(config: Config) -> None:
+    from datetime import timedelta
+
+    from daemon.app import daemon_line
+
+    now = datetime(2026, 1, 1, 12)
+    beat = ({"pid": 41, "host": "box"}, now - timedelta(seconds=3))
+    assert daemon_line(beat, now, config) == "daemon: running (pid 41 on box)"
+    old = ({"pid": 41, "host": "box"}, now - timedelta(minutes=5))
+    assert daemon_line(old, now, config).startswith("daemon: not running on this database")
+    assert daemon_line(None, now, config).startswith("daemon: none has used this database")

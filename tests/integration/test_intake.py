@@ -171,7 +171,7 @@ def test_polling_observer_sees_new_files(
     intake = Intake(config, store)
     intake.start()
     try:
-        assert [type(o).__name__ for o in intake._observers] == ["PollingObserver"]
+        assert [type(o).__name__ for o in intake._observers.values()] == ["PollingObserver"]
         write_wav(config.watch.folders[0] / "share" / "call.wav", 1.0)
         got = poll_until(intake, lambda g: len(g) >= 1)
     finally:
@@ -186,7 +186,7 @@ def test_auto_observer_uses_kernel_events_on_a_local_disk(config: Config, store:
     intake = Intake(config, store)
     intake.start()
     try:
-        assert "Polling" not in type(intake._observers[0]).__name__
+        assert "Polling" not in type(next(iter(intake._observers.values()))).__name__
     finally:
         intake.stop()
 
@@ -210,3 +210,57 @@ def test_auto_observer_uses_kernel_events_on_a_local_disk(config: Config, store:
 )
 def test_observer_for(setting: str, fstype: str, kind: str) -> None:
     assert observer_for(setting, fstype) == kind
+
+
+@pytest.mark.parametrize("observer", ["inotify", "polling"])
+def test_a_watched_folder_deleted_and_recreated_is_watched_again(
+    make_config: Callable[..., Config], tmp_path: Path, observer: str
+) -> None:
+    config = make_config(watch={"observer": observer, "poll_seconds": 0.2})
+    store = open_store(config)
+    intake = Intake(config, store)
+    inbox = config.watch.folders[0]
+    intake.start()
+    try:
+        shutil.rmtree(inbox)
+        intake.poll(utcnow())
+        assert intake.missing == {inbox}
+        inbox.mkdir()
+        write_wav(inbox / "before-the-next-tick.wav", 1.0)  # there when it is noticed: rescan
+        got = poll_until(intake, lambda g: len(g) >= 1)
+        assert intake.missing == set()
+        write_wav(inbox / "after.wav", 1.0)  # dropped later: seen by the new watch
+        got += poll_until(intake, lambda g: len(g) >= 1)
+    finally:
+        intake.stop()
+    assert sorted(Path(j.path).name for j in store.jobs()) == [
+        "after.wav",
+        "before-the-next-tick.wav",
+    ]
+
+
+def test_reconfigure_watches_a_new_folder_with_its_options(
+    make_config: Callable[..., Config], tmp_path: Path
+) -> None:
+    config = make_config()
+    store = open_store(config)
+    intake = Intake(config, store)
+    intake.start()
+    calls = tmp_path / "calls"
+    try:
+        calls.mkdir()
+        write_wav(calls / "early.wav", 1.0)  # not watched yet
+        assert poll_until(intake, lambda g: len(g) >= 1, timeout=1.0) == []
+        reloaded = make_config(
+            watch={"folders": [str(config.watch.folders[0]), str(calls)]},
+            folders={str(calls): {"num_speakers": 2}},
+        )
+        intake.reconfigure(reloaded, utcnow())
+        got = poll_until(intake, lambda g: len(g) >= 1)  # found by the rescan
+        write_wav(calls / "late.wav", 1.0)
+        got += poll_until(intake, lambda g: len(g) >= 1)
+    finally:
+        intake.stop()
+    jobs = store.jobs()
+    assert sorted(Path(j.path).name for j in jobs) == ["early.wav", "late.wav"]
+    assert all(j.options.num_speakers == 2 for j in jobs)

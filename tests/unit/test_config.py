@@ -100,3 +100,35 @@ def test_folder_options_and_hints() -> None:
     assert c.folders[Path("/in/calls")].num_speakers == 2
     assert c.folders[Path("/in/calls")].profile == "fast"
     assert c.diarization.max_speakers == 5 and c.diarization.num_speakers is None
+
+
+def test_reload_applies_folders_and_log_level_and_names_the_rest(tmp_path: Path) -> None:
+    base = {
+        "watch": {"folders": [str(tmp_path / "in")]},
+        "database": {"url": f"sqlite:///{tmp_path / 'a.db'}"},
+    }
+    old = from_mapping(base)
+    new = from_mapping(
+        {
+            "watch": {"folders": [str(tmp_path / "in"), str(tmp_path / "calls")]},
+            "folders": {str(tmp_path / "calls"): {"num_speakers": 2}},
+            "database": {"url": f"sqlite:///{tmp_path / 'b.db'}"},
+            "daemon": {"log_level": "DEBUG", "max_workers": 1},
+            "pipeline": {"profile": "fast"},
+        }
+    )
+    change = cfg.reload(old, new)
+    assert change.applied == ("watch.folders", "daemon.log_level", "folders")
+    assert change.need_restart == ("database.url", "pipeline.profile", "daemon.max_workers")
+    assert change.config.watch == new.watch and change.config.folders == new.folders
+    assert change.config.daemon.log_level == "DEBUG"
+    assert change.config.database == old.database and change.config.pipeline == old.pipeline
+    assert change.config.daemon.max_workers == old.daemon.max_workers
+    same = cfg.reload(old, from_mapping(base))
+    assert same.applied == () and same.need_restart == () and same.config == old
+
+
+def test_log_level_is_checked() -> None:
+    with pytest.raises(ConfigError, match=r"daemon\.log_level"):
+        from_mapping({"daemon": {"log_level": "LOUD"}})
+    assert from_mapping({"daemon": {"log_level": "debug"}}).daemon.log_level == "debug"

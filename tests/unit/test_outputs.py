@@ -150,3 +150,28 @@ def test_stale_temps_of_a_killed_writer_are_removed(tmp_path: Path) -> None:
     os.close(_fd)
     assert remove_stale_temps(tmp_path) == 1
     assert not Path(tmp).exists() and all(p.exists() for p in keep)
+
+
+def test_a_live_writers_temps_stay(tmp_path: Path) -> None:
+    """Another daemon writing into the same folder: its temp files are not swept away."""
+    import subprocess
+    import sys
+    import tempfile
+
+    from daemon.pipeline.outputs import remove_stale_temps
+
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    try:
+        paths = []
+        for pid in (live.pid, int(dead.stdout)):
+            fd, tmp = tempfile.mkstemp(prefix=f".talk.txt.{pid}.", suffix=".tmp", dir=tmp_path)
+            os.close(fd)
+            paths.append(Path(tmp))
+        assert remove_stale_temps(tmp_path) == 1
+        assert paths[0].exists() and not paths[1].exists()
+    finally:
+        live.kill()
+        live.wait()

@@ -107,3 +107,46 @@ def test_options_for_retry(
 ) -> None:
     d = decide(exc, attempts=1, max_attempts=3, now=NOW, profile=profile)
     assert d.options_for_retry(before) == after
+
+
+@pytest.mark.parametrize(
+    ("exc", "attempts", "delay"),
+    [
+        (OSError(28, "No space left on device", "/out/a.txt"), 1, 300),  # a person must act
+        (OSError(28, "No space left on device", "/out/a.txt"), 2, 600),
+        (OSError(122, "Disk quota exceeded", "/out/a.txt"), 1, 300),
+        (PermissionError(13, "Permission denied", "/out/a.txt"), 3, 1200),
+        (OSError(30, "Read-only file system", "/out/a.txt"), 9, 3600),  # capped at an hour
+        (RuntimeError("database is locked"), 1, 5),  # others: seconds
+    ],
+)
+def test_backoff_fits_the_error(exc: Exception, attempts: int, delay: int) -> None:
+    d = decide(exc, attempts, max_attempts=10, now=NOW)
+    assert d.retry and d.run_after == NOW + timedelta(seconds=delay)
+
+
+def test_configured_backoffs() -> None:
+    full = OSError(28, "No space left on device", "/out/a.txt")
+    d = decide(full, 1, 3, NOW, backoff=1.0, resource_backoff=60.0)
+    assert d.run_after == NOW + timedelta(seconds=60) and "retries in 60 s" in d.message
+    d = decide(RuntimeError("x"), 2, 3, NOW, backoff=1.0, resource_backoff=60.0)
+    assert d.run_after == NOW + timedelta(seconds=2)
+
+
+@pytest.mark.parametrize(
+    ("exc", "words"),
+    [
+        (
+            OSError(28, "No space left on device", "/o/a"),
+            "free some space, then run: ",
+        ),
+        (
+            OSError(30, "Read-only file system", "/o/a"),
+            "must be writable, then run: ",
+        ),
+    ],
+)
+def test_a_job_out_of_attempts_says_what_to_do_now(exc: Exception, words: str) -> None:
+    d = decide(exc, attempts=3, max_attempts=3, now=NOW)
+    assert not d.retry and words + "transcribd requeue --failed" in d.message
+    assert "retries" not in d.message

@@ -51,3 +51,15 @@ def test_first_signal_is_graceful_second_is_urgent() -> None:
         os.kill(os.getpid(), signal.SIGINT)
         assert stop.urgent.is_set()
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_hangup_asks_for_a_reload_and_user_signals_are_ignored() -> None:
+    with StopSignals() as stop:
+        os.kill(os.getpid(), signal.SIGHUP)
+        assert stop.reload.is_set() and not stop.graceful.is_set()
+        os.kill(os.getpid(), signal.SIGUSR1)
+        os.kill(os.getpid(), signal.SIGUSR2)
+        assert not stop.graceful.is_set()
+        os.kill(os.getpid(), signal.SIGQUIT)
+        assert stop.graceful.is_set() and not stop.urgent.is_set()
+    assert signal.getsignal(signal.SIGHUP) is signal.SIG_DFL

@@ -196,8 +196,49 @@ def test_other_owner_cannot_finish(store: Store) -> None:
 
 
 def test_step_cache_roundtrip(store: Store) -> None:
-    assert store.cache_get("a" * 64, "asr", "p1") is None
-    store.cache_put("a" * 64, "asr", "p1", {"x": [1, 2]}, T0)
-    store.cache_put("a" * 64, "asr", "p1", {"x": [1, 2]}, T0)  # a second put is harmless
-    assert store.cache_get("a" * 64, "asr", "p1") == {"x": [1, 2]}
-    assert store.cache_get("a" * 64, "asr", "p2") is None
+    assert store.results.cache_get("a" * 64, "asr", "p1") is None
+    store.results.cache_put("a" * 64, "asr", "p1", {"x": [1, 2]}, T0)
+    store.results.cache_put("a" * 64, "asr", "p1", {"x": [1, 2]}, T0)  # a second put is harmless
+    assert store.results.cache_get("a" * 64, "asr", "p1") == {"x": [1, 2]}
+    assert store.results.cache_get("a" * 64, "asr", "p2") is None
+
+
+def test_new_content_at_a_path_supersedes_its_older_jobs(store: Store) -> None:
+    done = running(store)
+    assert store.finish(done, "w1", T0, ["/out/a.txt"])
+    failed = store.enqueue("/in/a.wav", "b" * 64, 10, T0).job_id  # a partial copy, say
+    [job] = store.claim("w1", 1, T0, LEASE)
+    assert job.id == failed
+    assert store.fail(failed, "w1", T0, "truncated")
+    newest = store.enqueue("/in/a.wav", "c" * 64, 10, T0)
+    assert newest.created and sorted(newest.superseded) == [failed]
+    assert status(store, done) is JobStatus.SUPERSEDED  # superseded by the second already
+    assert status(store, failed) is JobStatus.SUPERSEDED
+    assert store.superseded_outputs("/in/a.wav", newest.job_id) == {"/out/a.txt"}
+    res = store.requeue([done], failed=True, now=T0)  # --failed skips superseded jobs
+    assert res.requeued == [] and "superseded by" in res.skipped[done]
+
+
+def test_content_back_at_its_path_is_a_new_job(store: Store) -> None:
+    first = new_job(store, sha="a" * 64)
+    store.enqueue("/in/a.wav", "b" * 64, 10, T0)
+    again = store.enqueue("/in/a.wav", "a" * 64, 10, T0)
+    assert again.created and again.job_id != first
+    assert not store.enqueue("/in/a.wav", "a" * 64, 10, T0).created
+
+
+def test_a_superseded_running_job_loses_its_lease(store: Store) -> None:
+    job_id = running(store)
+    assert store.owns(job_id, "w1")
+    store.enqueue("/in/a.wav", "b" * 64, 10, T0)
+    assert not store.owns(job_id, "w1")
+    assert not store.heartbeat(job_id, "w1", T0, LEASE)
+    assert not store.finish(job_id, "w1", T0, ["/out/a.txt"])  # fenced: nothing published
+
+
+def test_cancel_ends_a_running_job(store: Store) -> None:
+    job_id = running(store)
+    assert store.cancel(job_id, "w1", T0, "input removed: /in/a.wav no longer exists")
+    job = store.get(job_id)
+    assert job is not None and job.status is JobStatus.CANCELLED and job.finished_at == T0
+    assert store.requeue([job_id], now=T0).requeued == [job_id]  # the file may be back
