@@ -282,7 +282,11 @@ class Executor:
                 )
         except Cancelled:
             if self.store.release(job.id, self.owner, self.clock()):
-                log.info("job %s stopped at a checkpoint; it resumes later", job.id)
+                log.info(
+                    "job %s stopped at a checkpoint; it resumes from its finished steps",
+                    job.id,
+                    extra={"job": job.id},
+                )
                 return False  # the same attempt resumes, with its spool
             log.warning(
                 "job %s is no longer this worker's (superseded, or recovered after a stall); "
