@@ -45,7 +45,8 @@ def _scheduler(config: Config, store: Store) -> Scheduler:
     for folder in (*config.watch.folders, config.output.dir, config.daemon.work_dir):
         Path(folder).mkdir(parents=True, exist_ok=True)
     # what a killed daemon left half-written: temp outputs, spools of jobs no longer running
-    live = {j.id for j in store.jobs([JobStatus.QUEUED, JobStatus.RUNNING])}
+    live = {spool.job_key(j.id, j.attempts) for j in store.jobs([JobStatus.RUNNING])}
+    live |= {spool.job_key(j.id, j.attempts + 1) for j in store.jobs([JobStatus.QUEUED])}
     removed = remove_stale_temps(config.output.dir)
     removed += spool.remove_stale(config.daemon.work_dir, live)
     if removed:
@@ -166,9 +167,14 @@ def reload_config(sched: Scheduler) -> None:
         log.error("reload: config not reloaded, the running one stays: %s", exc)
         return
     change = config_reload(current, new)
-    if change.config.daemon.log_level:
-        logs.set_level(change.config.daemon.log_level)
-    sched.reconfigure(change.config)
+    try:
+        sched.reconfigure(change.config)
+    except Exception as exc:  # a new folder that cannot be watched: keep what ran
+        log.error("reload: not applied, the running config stays: %s", exc)
+        sched.reconfigure(current)
+        return
+    if change.config.daemon.log_level != current.daemon.log_level:
+        logs.set_level(change.config.daemon.log_level or "INFO")
     log.info(
         "reload: %s",
         ", ".join(change.applied) or "nothing that can change while running changed",
@@ -259,7 +265,8 @@ def status(config: Config, job_id: int | None = None) -> StatusReport:
     plan, plan_at = (state[0], state[1]) if state else (None, None)
     beat = store.results.get_state(DAEMON_KEY)
     alive = daemon_line(beat, now, config)
-    missing = list(beat[0].get("missing_folders", [])) if beat and "running" in alive else []
+    running = beat is not None and alive.startswith("daemon: running")
+    missing = list(beat[0].get("missing_folders", [])) if beat and running else []
     if job_id is not None:
         job = store.get(job_id)
         if job is None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -83,8 +84,10 @@ def cli(ctx: click.Context, config_path: Path | None, log_level: str | None) -> 
     except ConfigError as exc:
         click.echo(f"transcribd: config: {exc}", err=True)
         ctx.exit(2)
-    if running and not log_level and config.daemon.log_level:
-        logs.set_level(config.daemon.log_level)
+    if running:
+        level = (log_level or config.daemon.log_level or "INFO").upper()
+        logs.set_level(level)
+        os.environ["TRANSCRIBD_LOG_LEVEL"] = level  # the worker processes' level
     ctx.obj = {"config": config}
 
 

@@ -130,8 +130,8 @@ class DaemonConfig:
     """First wait after a full disk or an output folder that cannot be written: such problems
     take a person minutes to fix; doubled each attempt (at most 1 h)."""
     log_level: str = ""
-    """DEBUG, INFO, WARNING or ERROR ("": INFO for ``run``; ``--log-level`` wins); reloaded on
-    SIGHUP."""
+    """DEBUG, INFO, WARNING or ERROR ("": INFO for ``run``; ``--log-level`` wins at start); a
+    SIGHUP applies it."""
 
 
 @dataclass(frozen=True)

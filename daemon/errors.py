@@ -34,7 +34,8 @@ class Cancelled(Exception):
 
 
 class InputRemoved(Exception):
-    """The job's input file disappeared before it was decoded: the job is cancelled."""
+    """The job's input file is gone when the job starts, or disappears while it is decoded: the
+    job is cancelled (a file that goes once it is decoded no longer matters)."""
 
 
 class WorkerDied(Exception):

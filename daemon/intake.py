@@ -71,8 +71,8 @@ class Intake:
         self._pending: dict[Path, _Candidate] = {}
         self._lock = threading.Lock()
         self._observers: dict[str, Any] = {}
-        self._watches: dict[Path, tuple[Any, Any, tuple[int, int] | None]] = {}
-        """Watched folder -> (its observer, watchdog's watch, the folder's identity)."""
+        self._watches: dict[Path, tuple[Any, Any, int]] = {}
+        """Watched folder -> (its observer, watchdog's watch, a descriptor of the folder)."""
         self._started = False
         self.missing: set[Path] = set()
         """Watched folders that were deleted while the daemon ran (and are not back yet)."""
@@ -224,16 +224,12 @@ class Intake:
             if size != cand.size:  # changed while hashing: look again later
                 self.notice(path, now)
                 continue
-            results.append(
-                self.store.enqueue(
-                    name,
-                    sha,
-                    size,
-                    now,
-                    self.options_for(path),
-                    duration=self.measure(path),
-                )
-            )
+            try:
+                options, duration = self.options_for(path), self.measure(path)
+                results.append(self.store.enqueue(name, sha, size, now, options, duration))
+            except Exception:
+                self.notice(path, now)  # not lost: tried again at a later tick
+                raise
         return results
 
     def _forget(self, path: Path, cand: _Candidate) -> None:
@@ -250,12 +246,13 @@ class Intake:
         self._started = True
 
     def stop(self) -> None:
+        for folder in list(self._watches):
+            self._detach(folder)
         for observer in self._observers.values():
             observer.stop()
         for observer in self._observers.values():
             observer.join(timeout=5)
         self._observers = {}
-        self._watches = {}
         self._started = False
 
     def check_folders(self, now: datetime) -> None:
@@ -266,12 +263,10 @@ class Intake:
         for folder in self.folders:
             identity = _folder_identity(folder)
             known = self._watches.get(folder)
-            if known is not None and identity == known[2]:
+            if known is not None and identity == _fd_identity(known[2]):
                 continue
             if known is not None:
-                observer, watch, _ = self._watches.pop(folder)
-                with suppress(Exception):  # its emitter may have stopped with the folder
-                    observer.unschedule(watch)
+                self._detach(folder)
             if identity is None:
                 if folder not in self.missing:
                     self.missing.add(folder)
@@ -282,15 +277,36 @@ class Intake:
                         extra={"folder": str(folder)},
                     )
                 continue
-            self.missing.discard(folder)
-            log.warning(
-                "watched folder %s is there again; watching it",
-                fsnames.printable(folder),
-                extra={"folder": str(folder)},
-            )
-            self._attach(folder)
-            for path in self._walk(folder):
-                self.notice(path, now)
+            try:
+                self._attach(folder)
+                for path in self._walk(folder):
+                    self.notice(path, now)
+            except OSError as exc:  # unreadable, or out of inotify watches: try next tick
+                self._detach(folder)
+                self.missing.add(folder)
+                log.error(
+                    "cannot watch %s: %s",
+                    fsnames.printable(folder),
+                    exc.strerror or exc,
+                    extra={"folder": str(folder)},
+                )
+                continue
+            if folder in self.missing:
+                self.missing.discard(folder)
+                log.warning(
+                    "watched folder %s is there again; watching it",
+                    fsnames.printable(folder),
+                    extra={"folder": str(folder)},
+                )
+
+    def _detach(self, folder: Path) -> None:
+        known = self._watches.pop(folder, None)
+        if known is None:
+            return
+        observer, watch, fd = known
+        with suppress(Exception):  # its emitter may have stopped with the folder
+            observer.unschedule(watch)
+        os.close(fd)
 
     def _attach(self, folder: Path) -> None:
         from watchdog.observers import Observer
@@ -305,10 +321,16 @@ class Intake:
             observer.daemon = True
             observer.start()
             self._observers[kind] = observer
-        watch = observer.schedule(
-            _Handler(self), str(folder), recursive=self.config.watch.recursive
-        )
-        self._watches[folder] = (observer, watch, _folder_identity(folder))
+        # held open: the folder's inode cannot be reused by a folder made again at its path
+        # before the next tick, which would otherwise look like the same folder
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            recursive = self.config.watch.recursive
+            watch = observer.schedule(_Handler(self), str(folder), recursive=recursive)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._watches[folder] = (observer, watch, fd)
         log.info(
             "watching %s (%s, %s)",
             fsnames.printable(folder),
@@ -375,6 +397,11 @@ def _folder_identity(folder: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return (st.st_dev, st.st_ino) if stat.S_ISDIR(st.st_mode) else None
+
+
+def _fd_identity(fd: int) -> tuple[int, int]:
+    st = os.fstat(fd)
+    return st.st_dev, st.st_ino
 
 
 def _real(path: Path) -> Path:

@@ -57,8 +57,8 @@ class JobStatus(enum.StrEnum):
     """A newer job of the same path (new content there) took over; its outputs replace this
     one's.  Terminal; ``requeue --failed`` skips it."""
     CANCELLED = "cancelled"
-    """Its input was removed before it was decoded; cached steps are kept.  Terminal until
-    requeued."""
+    """Its input was gone when it started, or went while it was decoded; cached steps are kept.
+    Terminal until requeued."""
 
 
 ACTIVE_JOB_WHERE = "status != 'superseded' AND sha256 != ''"

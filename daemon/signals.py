@@ -1,11 +1,11 @@
 """Graceful stop and the systemd notify protocol.
 
-:class:`StopSignals` turns the first SIGTERM/SIGINT into "stop gracefully" and a second one into
-"stop now"; both are events the main loop and the pool read.  :class:`Notifier` speaks
-sd_notify(3): ``READY=1``, ``STATUS=...``, ``STOPPING=1`` and ``WATCHDOG=1`` datagrams to
-``$NOTIFY_SOCKET``, a no-op outside systemd.  The protocol is one datagram per message on a
-Unix socket; it is written here rather than taken from ``sdnotify`` (unmaintained) or
-``systemd-python`` (needs libsystemd headers to build).
+:class:`StopSignals` turns the first SIGTERM/SIGINT/SIGQUIT into "stop gracefully" and a second
+one into "stop now", and SIGHUP into "reload"; they are events the main loop and the pool read.
+:class:`Notifier` speaks sd_notify(3): ``READY=1``, ``STATUS=...``, ``STOPPING=1`` and
+``WATCHDOG=1`` datagrams to ``$NOTIFY_SOCKET``, a no-op outside systemd.  The protocol is one
+datagram per message on a Unix socket; it is written here rather than taken from ``sdnotify``
+(unmaintained) or ``systemd-python`` (needs libsystemd headers to build).
 """
 
 from __future__ import annotations

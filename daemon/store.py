@@ -1,8 +1,11 @@
-"""The only code that reads or writes job rows, and the step-result cache.
+"""The only code that reads or writes job rows (the step cache and published facts are in
+:mod:`daemon.results`, reached as ``Store.results``).
 
 Every state change is a single guarded UPDATE (``... WHERE id = ? AND status = ?`` and, for a
-running job, ``AND lease_owner = ?``); a call that loses the race returns False and changes nothing.
-Times are passed in (``now``) so that callers and tests control the clock.
+running job's own transitions, ``AND lease_owner = ?``); a call that loses the race returns False
+and changes nothing.  Two changes are not a worker's own: recovering expired leases, and a new job
+superseding its path's older ones (which takes the lease from a running one: it is fenced and
+publishes nothing).  Times are passed in (``now``) so that callers and tests control the clock.
 """
 
 from __future__ import annotations
@@ -125,16 +128,13 @@ class Store:
     def queue_facts(self, now: datetime) -> tuple[int, float, int]:
         """(queued jobs, their audio seconds, running jobs); unknown durations are estimated
         as :func:`estimated_duration` does."""
+        seconds = func.sum(func.coalesce(Job.duration, Job.size / BYTES_PER_SECOND))
         with self.engine.connect() as conn:
-            queued, seconds = conn.execute(
-                select(
-                    func.count(), func.sum(func.coalesce(Job.duration, Job.size / BYTES_PER_SECOND))
-                ).where(Job.status == JobStatus.QUEUED)
-            ).one()
-            running = conn.execute(
-                select(func.count()).where(Job.status == JobStatus.RUNNING)
-            ).scalar_one()
-        return int(queued), float(seconds or 0.0), int(running)
+            queued = conn.execute(
+                select(func.count(), seconds).where(Job.status == JobStatus.QUEUED)
+            )
+            (count, total), running = queued.one(), self.counts().get(JobStatus.RUNNING, 0)
+        return int(count), float(total or 0.0), int(running)
 
     def next_ready(self, now: datetime) -> JobRecord | None:
         """The job :meth:`claim` would take next, without taking it."""

@@ -14,7 +14,7 @@ LANE_THREADS_FROM = 4
 to two threads; past that, more lanes would multiply its per-replica buffers)."""
 
 POOL_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
-"""OpenMP/MKL/numexpr pools: sized to the worker's grant before any numeric library loads."""
+"""OpenMP/MKL/numexpr pools: sized to the worker's grant before CTranslate2 and torch load."""
 
 DETERMINISTIC_ENV = {"OPENBLAS_NUM_THREADS": "1"}
 """numpy's BLAS (faster-whisper's mel features) sums in an order that depends on its thread

@@ -68,9 +68,10 @@ def worker_main(
     passed in: asking os.getppid() here would be too late if the parent died meanwhile.
     """
     terminated = threading.Event()
-    # Ctrl-C and a closed terminal reach the parent, which stops or reloads us
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    # what a terminal sends the whole group (Ctrl-C, Ctrl-\, hang-up) and the user signals
+    # are the parent's to handle: it stops or reloads us
+    for ignored in (signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(ignored, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda _s, _f: terminated.set())
 
     def should_stop() -> bool:
@@ -219,7 +220,8 @@ def settle(
 ) -> bool:
     """A running job's attempt ended in ``exc``: decide (:func:`daemon.retry.decide`) and apply
     it: back to the queue (with its new options) not before ``run_after``, or failed with the
-    message.  True when it will run again."""
+    message; the attempt's spool goes either way.  True when it will run again."""
+    spool_mod.drop(spool_path(config, job.sha256, spool_mod.job_key(job.id, job.attempts)))
     d = config.daemon
     decision = retry.decide(
         exc,
@@ -230,29 +232,23 @@ def settle(
         backoff=d.backoff_seconds,
         resource_backoff=d.resource_backoff_seconds,
     )
+    extra = {"job": job.id, "error": decision.message}
     if decision.retry and decision.run_after is not None:
         options = decision.options_for_retry(job.options)
-        store.retry(job.id, owner, now, decision.message, decision.run_after, options=options)
-        log.warning(
-            "job %s will retry: %s",
-            job.id,
-            decision.message,
-            extra={"job": job.id, "error": decision.message},
-        )
-        return True
-    store.fail(job.id, owner, now, decision.message)
-    log.error(
-        "job %s failed: %s",
-        job.id,
-        decision.message,
-        extra={"job": job.id, "error": decision.message},
-    )
+        if store.retry(job.id, owner, now, decision.message, decision.run_after, options):
+            log.warning("job %s will retry: %s", job.id, decision.message, extra=extra)
+            return True
+    elif store.fail(job.id, owner, now, decision.message):
+        log.error("job %s failed: %s", job.id, decision.message, extra=extra)
+        return False
+    log.warning("job %s ended (%s) after it was superseded", job.id, decision.message, extra=extra)
     return False
 
 
 @dataclass
 class Executor:
-    """Processes one claimed job from start to its final state; never raises."""
+    """Processes one claimed job from start to its final state; a job's own errors never
+    escape it."""
 
     config: Config
     store: Store
@@ -305,7 +301,12 @@ class Executor:
         else:
             metrics = self._metrics(result, started, cpu_started, workers)
             done = self.store.finish(job.id, self.owner, self.clock(), outputs, metrics)
-            log.info("job %s done", job.id, extra={"job": job.id, **metrics})
+            if done:
+                log.info("job %s done", job.id, extra={"job": job.id, **metrics})
+            else:  # superseded between the last check and now: take back what it wrote
+                for path in set(outputs) - self.store.outputs_in_use():
+                    Path(path).unlink(missing_ok=True)
+                log.warning("job %s was superseded as it finished", job.id, extra={"job": job.id})
         spool_mod.drop(spool_path(self.config, job.sha256, key))  # this attempt has ended
         return done
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from daemon.pipeline.asr import Segment
 from daemon.pipeline.merge import Turn
+from daemon.sysload import pid_alive
 
 
 @dataclass(frozen=True)
@@ -181,20 +182,12 @@ def remove_stale_temps(out_dir: Path) -> int:
         match = _TEMP.match(entry.name)
         if match is None or not entry.is_file():
             continue
-        if match.group(2) and _alive(int(match.group(2))):
+        if match.group(2) and pid_alive(int(match.group(2))):
             continue
         entry.unlink(missing_ok=True)
         removed += 1
     return removed
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     return True
 
 

@@ -2,8 +2,9 @@
 chunks and diarization windows are read (memory follows the chunk, not the file).
 
 It is a work file, not a result: one per job attempt (two daemons sharing a work folder never
-share one), deleted when the attempt ends, and decoded again from the source if it is missing
-when a resumed job needs it.  A job stopped gracefully resumes as the same attempt, and reuses it.
+share one), deleted when the attempt ends (left by a killed daemon, it goes at the next start),
+and decoded again from the source if it is missing when a resumed job needs it.  A job stopped
+gracefully resumes as the same attempt, and reuses it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 
 from daemon.pipeline import audio
 from daemon.pipeline.vad import Chunk, chunk_samples
+from daemon.sysload import pid_alive
 
 
 def job_key(job_id: int, attempt: int) -> str:
@@ -36,22 +38,27 @@ def drop(path: Path) -> None:
         path.unlink()
 
 
-_JOB_SPOOL = re.compile(r"^[0-9a-f]{64}\.j(\d+)a\d+\.pcm(\.part)?$")
+_SPOOL = re.compile(r"^[0-9a-f]{64}\.(j\d+a\d+|p(\d+))\.pcm(\.part)?$")
 
 
-def remove_stale(work_dir: Path, live_jobs: Collection[int]) -> int:
-    """Delete spools (whole or half-written) of jobs that are not queued or running, and of
-    older versions; another daemon's live jobs keep theirs.  Returns how many went."""
+def remove_stale(work_dir: Path, live: Collection[str]) -> int:
+    """Delete spools (whole or half-written) but those of the ``live`` keys (the attempts that
+    run or will run next, this daemon's or another's) and of processes still running a
+    one-shot ``transcribe``.  Returns how many went."""
     removed = 0
     for entry in work_dir.glob("*.pcm*"):
-        match = _JOB_SPOOL.match(entry.name)
-        if match is not None and int(match.group(1)) in live_jobs:
+        match = _SPOOL.match(entry.name)
+        if match is not None and (
+            match.group(1) in live or (match.group(2) and pid_alive(int(match.group(2))))
+        ):
             continue
-        if match is None and not entry.name.endswith((".pcm", ".pcm.part")):
+        if not entry.name.endswith((".pcm", ".pcm.part")):
             continue
         entry.unlink(missing_ok=True)
         removed += 1
     return removed
+
+    return True
 
 
 class Spool:

@@ -25,7 +25,7 @@ WHERE = "status != 'superseded' AND sha256 != ''"
 def upgrade() -> None:
     op.execute(
         sa.text(
-            "UPDATE jobs SET status = 'superseded', "
+            "UPDATE jobs SET status = 'superseded', finished_at = updated_at, "
             "error = 'a second job of the same file (enqueued twice)' "
             f"WHERE {WHERE} AND EXISTS ("
             "  SELECT 1 FROM jobs AS older WHERE older.path = jobs.path"

@@ -264,3 +264,32 @@ def test_reconfigure_watches_a_new_folder_with_its_options(
     jobs = store.jobs()
     assert sorted(Path(j.path).name for j in jobs) == ["early.wav", "late.wav"]
     assert all(j.options.num_speakers == 2 for j in jobs)
+
+
+def test_a_folder_that_cannot_be_watched_again_does_not_stop_the_tick(
+    config: Config, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Out of inotify watches, or the folder came back unreadable: the tick goes on and the
+    intake tries again at the next one."""
+    import errno
+
+    intake = Intake(config, store)
+    inbox = config.watch.folders[0]
+    intake.start()
+    try:
+        shutil.rmtree(inbox)
+        intake.poll(utcnow())
+        inbox.mkdir()
+        attach = intake._attach
+
+        def refused(folder: Path) -> None:
+            raise OSError(errno.ENOSPC, "inotify watch limit reached", str(folder))
+
+        monkeypatch.setattr(intake, "_attach", refused)
+        assert intake.poll(utcnow()) == []  # no exception out of the tick
+        monkeypatch.setattr(intake, "_attach", attach)
+        write_wav(inbox / "late.wav", 1.0)
+        got = poll_until(intake, lambda g: len(g) >= 1)
+    finally:
+        intake.stop()
+    assert len(got) == 1 and intake.missing == set()
