@@ -40,7 +40,9 @@ log = logging.getLogger(__name__)
 
 PLAN_KEY = "plan"
 DAEMON_KEY = "daemon"
-"""The running daemon's heartbeat (host, pid, missing folders), renewed every tick."""
+"""The running daemon's heartbeat (host, pid, missing folders)."""
+HEARTBEAT_SECONDS = 5.0
+"""How often the heartbeat is written (not every tick: a write contends with the workers')."""
 
 
 @dataclass
@@ -79,6 +81,7 @@ class Scheduler:
         self._aps: Any = None
         self._last_tick = time.monotonic()
         self._tick_lock = threading.Lock()
+        self._published: tuple[dict[str, Any], datetime] | None = None
 
     # ------------------------------------------------------------------ one iteration
     def tick(self, now: datetime | None = None) -> int:
@@ -108,10 +111,19 @@ class Scheduler:
             self.intake.reconfigure(config, self.clock())
 
     def _publish(self, now: datetime) -> None:
-        """This daemon's heartbeat, for ``status``: which host and pid use this database."""
+        """This daemon's heartbeat, for ``status``: which host and pid use this database, and
+        the watched folders it misses; written when it changes, else every few seconds."""
         missing = sorted(str(f) for f in self.intake.missing)
         beat = {"host": HOST, "pid": os.getpid(), "missing_folders": missing}
+        last = self._published
+        if (
+            last is not None
+            and last[0] == beat
+            and (now - last[1]).total_seconds() < HEARTBEAT_SECONDS
+        ):
+            return
         self.store.results.set_state(DAEMON_KEY, beat, now)
+        self._published = (beat, now)
 
     def tick_age(self) -> float:
         """Seconds since the last tick completed (the systemd watchdog's liveness test)."""
