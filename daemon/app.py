@@ -45,8 +45,10 @@ def _scheduler(config: Config, store: Store) -> Scheduler:
     for folder in (*config.watch.folders, config.output.dir, config.daemon.work_dir):
         Path(folder).mkdir(parents=True, exist_ok=True)
     # what a killed daemon left half-written: temp outputs, spools of jobs no longer running
-    live = {spool.job_key(j.id, j.attempts) for j in store.jobs([JobStatus.RUNNING])}
-    live |= {spool.job_key(j.id, j.attempts + 1) for j in store.jobs([JobStatus.QUEUED])}
+    live = {  # a running attempt's spool, or the one a queued job's next attempt resumes with
+        spool.job_key(j.id, j.attempts + (j.status is JobStatus.QUEUED))
+        for j in store.jobs([JobStatus.QUEUED, JobStatus.RUNNING])
+    }
     removed = remove_stale_temps(config.output.dir)
     removed += spool.remove_stale(config.daemon.work_dir, live)
     if removed:
@@ -242,15 +244,20 @@ class StatusReport:
     """Watched folders the running daemon cannot find."""
 
 
+def daemon_alive(beat: tuple[Any, datetime] | None, now: datetime, config: Config) -> bool:
+    """Whether a daemon's heartbeat is recent enough to say it uses this database (pure)."""
+    limit = max(30.0, 5 * config.daemon.tick_seconds)
+    return beat is not None and (now - beat[1]).total_seconds() <= limit
+
+
 def daemon_line(beat: tuple[Any, datetime] | None, now: datetime, config: Config) -> str:
-    """Whether a daemon uses this database, from its heartbeat (pure)."""
+    """Whether a daemon uses this database, from its heartbeat, in one line (pure)."""
     where = config.database.url
     if beat is None:
         return f"daemon: none has used this database yet ({where})"
     value, at = beat
     who = f"pid {value.get('pid')} on {value.get('host')}"
-    age = (now - at).total_seconds()
-    if age <= max(30.0, 5 * config.daemon.tick_seconds):
+    if daemon_alive(beat, now, config):
         return f"daemon: running ({who})"
     return (
         f"daemon: not running on this database ({where}); last seen {at:%Y-%m-%d %H:%M:%S} "
@@ -265,7 +272,7 @@ def status(config: Config, job_id: int | None = None) -> StatusReport:
     plan, plan_at = (state[0], state[1]) if state else (None, None)
     beat = store.results.get_state(DAEMON_KEY)
     alive = daemon_line(beat, now, config)
-    running = beat is not None and alive.startswith("daemon: running")
+    running = beat is not None and daemon_alive(beat, now, config)
     missing = list(beat[0].get("missing_folders", [])) if beat and running else []
     if job_id is not None:
         job = store.get(job_id)

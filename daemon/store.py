@@ -128,13 +128,16 @@ class Store:
     def queue_facts(self, now: datetime) -> tuple[int, float, int]:
         """(queued jobs, their audio seconds, running jobs); unknown durations are estimated
         as :func:`estimated_duration` does."""
-        seconds = func.sum(func.coalesce(Job.duration, Job.size / BYTES_PER_SECOND))
-        with self.engine.connect() as conn:
-            queued = conn.execute(
-                select(func.count(), seconds).where(Job.status == JobStatus.QUEUED)
-            )
-            (count, total), running = queued.one(), self.counts().get(JobStatus.RUNNING, 0)
-        return int(count), float(total or 0.0), int(running)
+        queued, running = Job.status == JobStatus.QUEUED, Job.status == JobStatus.RUNNING
+        seconds = func.coalesce(Job.duration, Job.size / BYTES_PER_SECOND)
+        facts = select(
+            func.count().filter(queued),
+            func.sum(seconds).filter(queued),
+            func.count().filter(running),
+        )
+        with self.engine.connect() as conn:  # one query, each tick
+            count, total, busy = conn.execute(facts).one()
+        return int(count), float(total or 0.0), int(busy)
 
     def next_ready(self, now: datetime) -> JobRecord | None:
         """The job :meth:`claim` would take next, without taking it."""
