@@ -24,7 +24,7 @@ from daemon.pipeline.audio import probe_duration
 from daemon.pipeline.outputs import remove_stale_temps, write_outputs
 from daemon.pool import WorkerPool
 from daemon.profiles import models_in_use
-from daemon.scheduler import DAEMON_KEY, PLAN_KEY, Scheduler, Summary
+from daemon.scheduler import DAEMON_KEY, HOST, PLAN_KEY, Scheduler, Summary
 from daemon.signals import Notifier, StopSignals
 from daemon.store import TERMINAL, Store, open_store, utcnow
 from daemon.warm import WarmModels
@@ -53,7 +53,7 @@ def _scheduler(config: Config, store: Store) -> Scheduler:
     removed += spool.remove_stale(config.daemon.work_dir, live)
     if removed:
         log.info("removed %d unfinished temporary file(s)", removed, extra={"removed": removed})
-    pool = WorkerPool(config=config, owner_prefix=owner_id())
+    pool = WorkerPool(config=config, owner_prefix=owner_id(config.daemon.node))
     return Scheduler(config, store, _intake(config, store), pool)
 
 
@@ -95,11 +95,14 @@ def run_forever(config: Config, notifier: Notifier | None = None) -> None:
     are verified, STATUS= with the queue and plan, and WATCHDOG=1 while the scheduler ticks.
     """
     notify = notifier or Notifier()
-    store = open_store(config)
-    watch = db.DatabaseWatch(config.database.url)
-    models = prepare_models(config)
-    sched = _scheduler(config, store)
     with StopSignals() as stop:
+        store = _open_when_reachable(config, stop)
+        if store is None:
+            return
+        _check_node_free(config, store)
+        watch = db.DatabaseWatch(config.database.url)
+        models = prepare_models(config)
+        sched = _scheduler(config, store)
         try:
             sched.intake.start()
             seen = sched.intake.rescan(utcnow())
@@ -109,7 +112,8 @@ def run_forever(config: Config, notifier: Notifier | None = None) -> None:
                 extra={
                     "inbox": [str(f) for f in config.watch.folders],
                     "outputs": str(config.output.dir),
-                    "database": config.database.url,
+                    "database": db.printable_url(config.database.url),
+                    "node": config.daemon.node,
                     "found_at_start": seen,
                     "models": models,
                 },
@@ -132,6 +136,47 @@ def run_forever(config: Config, notifier: Notifier | None = None) -> None:
             notify.close()
     if problem is not None:
         raise UserError(f"{problem}; stopped (a restart begins on a fresh database)")
+
+
+RETRY_MAX_SECONDS = 60.0
+
+
+def _open_when_reachable(config: Config, stop: StopSignals) -> Store | None:
+    """The store, once its database can be reached: a server that is down at start (a
+    reboot of the whole fleet) is waited for, with growing pauses, instead of failing and
+    being restarted in a loop.  None when asked to stop meanwhile."""
+    pause = 1.0
+    while True:
+        try:
+            return open_store(config)
+        except Exception as exc:
+            if not db.unreachable(exc):
+                raise
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            log.error(
+                "cannot reach the database (%s); trying again in %.0f s",
+                reason,
+                pause,
+                extra={"database": db.printable_url(config.database.url)},
+            )
+        if stop.graceful.wait(pause):
+            return None
+        pause = min(RETRY_MAX_SECONDS, pause * 2)
+
+
+def _check_node_free(config: Config, store: Store) -> None:
+    """Refuse to start under a node name that a daemon on another machine uses now (their
+    jobs would be judged by each other's process tables)."""
+    node = config.daemon.node
+    beat = store.results.get_state(DAEMON_KEY)
+    if beat is None or not daemon_alive(beat, store.now(), config):
+        return
+    host = beat[0].get("host")
+    if host != HOST:
+        raise UserError(
+            f"node '{node}' is in use by a running daemon on {host} (pid {beat[0].get('pid')}): "
+            "give each machine its own [daemon] node"
+        )
 
 
 def _serve(
@@ -210,6 +255,7 @@ class JobView:
             "attempts": j.attempts,
             "error": j.error,
             "outputs": j.outputs,
+            "node": j.node,
             "metrics": j.metrics,
             "options": j.options.to_dict(),
             "created_at": _iso(j.created_at),
@@ -233,15 +279,69 @@ def view(job: JobRecord, now: datetime) -> JobView:
 
 
 @dataclass(frozen=True)
+class NodeView:
+    """A daemon that has used this database, from its heartbeat and published plan."""
+
+    node: str
+    alive: bool
+    heartbeat_at: datetime
+    host: str | None
+    pid: int | None
+    plan: dict[str, Any] | None
+    plan_at: datetime | None
+    missing_folders: list[str]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "node": self.node,
+            "alive": self.alive,
+            "heartbeat_at": _iso(self.heartbeat_at),
+            "host": self.host,
+            "pid": self.pid,
+            "plan": self.plan,
+            "plan_at": _iso(self.plan_at),
+            "missing_folders": self.missing_folders,
+        }
+
+
+def node_views(
+    beats: dict[str, tuple[Any, datetime]],
+    plans: dict[str, tuple[Any, datetime]],
+    now: datetime,
+    config: Config,
+) -> list[NodeView]:
+    """Each node's state from the heartbeats and plans the nodes published (pure)."""
+    out = []
+    for node, (beat, at) in sorted(beats.items()):
+        plan, plan_at = plans.get(node, (None, None))
+        alive = daemon_alive((beat, at), now, config)
+        out.append(
+            NodeView(
+                node=node,
+                alive=alive,
+                heartbeat_at=at,
+                host=beat.get("host"),
+                pid=beat.get("pid"),
+                plan=plan,
+                plan_at=plan_at,
+                missing_folders=list(beat.get("missing_folders", [])) if alive else [],
+            )
+        )
+    return out
+
+
+@dataclass(frozen=True)
 class StatusReport:
     jobs: list[JobView]
     plan: dict[str, Any] | None
-    """The plan the daemon last published (profile, workers, threads, reason)."""
+    """The plan this node's daemon last published (profile, workers, threads, reason)."""
     plan_at: datetime | None
     daemon: str
-    """Whether a daemon uses this database: one line."""
+    """Whether this node's daemon uses this database: one line."""
     missing_folders: list[str]
-    """Watched folders the running daemon cannot find."""
+    """Watched folders this node's running daemon cannot find."""
+    nodes: list[NodeView] = dataclasses.field(default_factory=list)
+    """Every node that has used this database."""
 
 
 def daemon_alive(beat: tuple[Any, datetime] | None, now: datetime, config: Config) -> bool:
@@ -252,7 +352,7 @@ def daemon_alive(beat: tuple[Any, datetime] | None, now: datetime, config: Confi
 
 def daemon_line(beat: tuple[Any, datetime] | None, now: datetime, config: Config) -> str:
     """Whether a daemon uses this database, from its heartbeat, in one line (pure)."""
-    where = config.database.url
+    where = db.printable_url(config.database.url)
     if beat is None:
         return f"daemon: none has used this database yet ({where})"
     value, at = beat
@@ -267,19 +367,32 @@ def daemon_line(beat: tuple[Any, datetime] | None, now: datetime, config: Config
 
 def status(config: Config, job_id: int | None = None) -> StatusReport:
     store = open_store(config)
-    now = utcnow()
-    state = store.results.get_state(PLAN_KEY)
-    plan, plan_at = (state[0], state[1]) if state else (None, None)
-    beat = store.results.get_state(DAEMON_KEY)
-    alive = daemon_line(beat, now, config)
-    running = beat is not None and daemon_alive(beat, now, config)
-    missing = list(beat[0].get("missing_folders", [])) if beat and running else []
+    now = store.now()
+    nodes = _nodes(store, now, config)
+    here = next((n for n in nodes if n.node == config.daemon.node), None)
+    beat = ({"host": here.host, "pid": here.pid}, here.heartbeat_at) if here else None
+    line = daemon_line(beat, now, config)
+    plan, plan_at = (here.plan, here.plan_at) if here else (None, None)
+    missing = here.missing_folders if here else []
     if job_id is not None:
         job = store.get(job_id)
         if job is None:
             raise UserError(f"no job #{job_id}")
-        return StatusReport([view(job, now)], plan, plan_at, alive, missing)
-    return StatusReport([view(j, now) for j in store.jobs()], plan, plan_at, alive, missing)
+        jobs = [view(job, now)]
+    else:
+        jobs = [view(j, now) for j in store.jobs()]
+    return StatusReport(jobs, plan, plan_at, line, missing, nodes)
+
+
+def nodes(config: Config) -> list[NodeView]:
+    """Every node that has used the database: alive or when last seen, host, pid, plan."""
+    store = open_store(config)
+    return _nodes(store, store.now(), config)
+
+
+def _nodes(store: Store, now: datetime, config: Config) -> list[NodeView]:
+    results = store.results
+    return node_views(results.states(DAEMON_KEY), results.states(PLAN_KEY), now, config)
 
 
 def add(config: Config, paths: list[Path], options: JobOptions) -> list[tuple[Path, Enqueued]]:
@@ -308,7 +421,7 @@ def add(config: Config, paths: list[Path], options: JobOptions) -> list[tuple[Pa
                     str(f.absolute()),
                     sha,
                     size,
-                    utcnow(),
+                    store.now(),
                     options=options,
                     duration=probe_duration(f),
                 ),
@@ -318,7 +431,8 @@ def add(config: Config, paths: list[Path], options: JobOptions) -> list[tuple[Pa
 
 
 def requeue(config: Config, job_ids: list[int], failed: bool) -> Requeued:
-    return open_store(config).requeue(job_ids, failed=failed, now=utcnow())
+    store = open_store(config)
+    return store.requeue(job_ids, failed=failed, now=store.now())
 
 
 def transcribe(config: Config, path: Path, out_dir: Path | None, options: JobOptions) -> list[str]:
@@ -370,7 +484,7 @@ def rename_speakers(config: Config, job_id: int, renames: dict[str, str]) -> lis
         names[current[old]] = new
     written = write_job_outputs(config, store, job, result.transcript, names)
     options = dataclasses.replace(job.options, speaker_names=tuple(names.items()))
-    store.rewrite_done(job_id, utcnow(), options, written)
+    store.rewrite_done(job_id, store.now(), options, written)
     return written
 
 

@@ -10,13 +10,13 @@ import functools
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from daemon import __version__, app, fsnames, logs
+from daemon import __version__, app, db, fsnames, logs
 from daemon.config import PROFILE_NAMES, Config, ConfigError, load
 from daemon.errors import DecodeError, ModelError, UserError
 from daemon.jobs import JobOptions
@@ -47,7 +47,11 @@ def handled(fn: F) -> F:
             )
             sys.exit(1)
         except Exception as exc:  # database down, etc.: still one line
-            click.echo(f"transcribd: {type(exc).__name__}: {exc}".splitlines()[0], err=True)
+            if db.unreachable(exc):
+                reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+                click.echo(f"transcribd: cannot reach the database: {reason}", err=True)
+            else:
+                click.echo(f"transcribd: {type(exc).__name__}: {exc}".splitlines()[0], err=True)
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
@@ -135,16 +139,16 @@ def status(ctx: click.Context, job: int | None, as_json: bool) -> None:
             f"warning: watched folder {folder} is missing (the daemon watches it again "
             "once it exists)"
         )
-    if report.plan is not None and report.plan_at is not None:
-        p = report.plan
-        click.echo(
-            f"plan: {p['profile']}, {p['workers']} worker(s) x {p['threads']} thread(s) "
-            f"({p['reason']}), as of {report.plan_at:%Y-%m-%d %H:%M:%S} UTC"
-        )
+    fleet = len(report.nodes) > 1
+    if fleet:  # several nodes share this database: each one's state
+        click.echo("nodes:")
+        _node_table(report.nodes, indent="  ")
+    elif report.plan is not None and report.plan_at is not None:
+        click.echo(f"plan: {_plan(report.plan)}, as of {report.plan_at:%Y-%m-%d %H:%M:%S} UTC")
     if not views:
         click.echo("no jobs yet")
         return
-    rows = [("ID", "FILE", "STATUS", "PROGRESS", "ELAPSED/ETA", "ERROR")]
+    rows = [("ID", "FILE", "STATUS", "PROGRESS", "ELAPSED/ETA", *(("NODE",) * fleet), "ERROR")]
     for v in views:
         j = v.job
         state = j.status.value
@@ -157,12 +161,53 @@ def status(ctx: click.Context, job: int | None, as_json: bool) -> None:
                 state,
                 f"{j.progress * 100:.0f}%",
                 f"{_duration(v.elapsed)}/{_duration(v.eta)}",
+                *((j.node or "-",) * fleet),
                 (j.error or "")[:80],
             )
         )
+    _table(rows)
+
+
+def _plan(p: dict[str, Any]) -> str:
+    return f"{p['profile']}, {p['workers']} worker(s) x {p['threads']} thread(s) ({p['reason']})"
+
+
+def _table(rows: Sequence[tuple[str, ...]], indent: str = "") -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
-        click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+        line = "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True))
+        click.echo(f"{indent}{line}".rstrip())
+
+
+def _node_table(nodes: list[app.NodeView], indent: str = "") -> None:
+    rows = [("NODE", "STATE", "HOST", "PID", "HEARTBEAT", "PLAN")]
+    for n in nodes:
+        rows.append(
+            (
+                n.node,
+                "running" if n.alive else "not running",
+                n.host or "-",
+                str(n.pid or "-"),
+                f"{n.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC",
+                _plan(n.plan) if n.plan and n.alive else "-",
+            )
+        )
+    _table(rows, indent)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of node objects.")
+@click.pass_context
+@handled
+def nodes(ctx: click.Context, as_json: bool) -> None:
+    """Show the daemons (nodes) using this database: alive or last heartbeat, host, plan."""
+    found = app.nodes(_config(ctx))
+    if as_json:
+        click.echo(json.dumps([n.as_dict() for n in found], indent=2, ensure_ascii=False))
+    elif not found:
+        click.echo("no daemon has used this database yet")
+    else:
+        _node_table(found)
 
 
 def job_options(fn: F) -> F:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import socket
 import tomllib
 import types
 import typing
@@ -36,6 +37,10 @@ AUDIO_EXTENSIONS = (
 OUTPUT_FORMATS = ("txt", "srt", "vtt", "json", "rttm")
 PROFILE_NAMES = ("fast", "balanced", "quality")
 PROFILE_CHOICES = ("auto", *PROFILE_NAMES)
+
+
+NODE_MAX = 64
+"""Longest ``[daemon] node`` name (it is stored with every job a node claims)."""
 
 
 class ConfigError(ValueError):
@@ -132,6 +137,8 @@ class DaemonConfig:
     log_level: str = ""
     """DEBUG, INFO, WARNING or ERROR ("": INFO for ``run``; ``--log-level`` wins at start); a
     SIGHUP applies it."""
+    node: str = ""
+    """This daemon's name among those sharing one database ("": the host name)."""
 
 
 @dataclass(frozen=True)
@@ -252,6 +259,9 @@ def from_mapping(raw: Mapping[str, Any], source: Path | None = None) -> Config:
             raise ConfigError(f"'folders.\"{name}\"' must be a table")
         folder = _convert(Path, name, f'folders."{name}"', base)
         folders[folder] = _build(FolderOptions, table, f'folders."{name}"', base)
+    daemon = built["daemon"]
+    if not daemon.node:
+        built["daemon"] = dataclasses.replace(daemon, node=socket.gethostname())
     config = Config(**built, profiles=profiles, folders=folders, source=source)
     _check(config)
     return config
@@ -280,6 +290,12 @@ def _check(config: Config) -> None:
         )
     if not config.watch.folders:
         raise ConfigError("watch.folders: at least one folder is needed")
+    node = config.daemon.node
+    if len(node) > NODE_MAX or not node.isprintable() or node != node.strip():
+        raise ConfigError(
+            f"daemon.node: a name of at most {NODE_MAX} printable characters without "
+            f"surrounding spaces, got {node!r}"
+        )
     positive = {
         "watch.stable_seconds": config.watch.stable_seconds,
         "watch.poll_seconds": config.watch.poll_seconds,

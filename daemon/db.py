@@ -10,16 +10,46 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+from daemon.errors import SchemaTooNew
 
 log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 30_000
 
 
+POOL_SIZE = 2
+"""Connections a process keeps open to a server database (plus as many again at a peak): a
+daemon's scheduler and each worker process have their own pool (see README: connections)."""
+MIGRATION_LOCK = 0x7472616E73637269
+"""The PostgreSQL advisory lock taken while migrating ("transcri" in ASCII)."""
+
+
+def is_server(url: str) -> bool:
+    """Whether the URL names a database server shared by several machines (not SQLite)."""
+    return make_url(url).get_backend_name() != "sqlite"
+
+
+def unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database could not be reached or the connection was lost
+    (transient: the daemon retries), rather than a problem with a statement."""
+    return isinstance(exc, OperationalError | InterfaceError) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    )
+
+
+def printable_url(url: str) -> str:
+    """The URL with any password masked (for logs and ``status``)."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
 def make_engine(url: str) -> Engine:
-    """An engine; for SQLite: WAL, a busy timeout, foreign keys, and the parent folder created."""
+    """An engine.  SQLite: WAL, a busy timeout, foreign keys, the parent folder created.
+    A server: a small pool whose connections are tested before use (a restarted server's
+    stale connections are replaced instead of failing the next statement)."""
     parsed = make_url(url)
     is_sqlite = parsed.get_backend_name() == "sqlite"
     kwargs: dict[str, Any] = {}
@@ -27,10 +57,26 @@ def make_engine(url: str) -> Engine:
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         kwargs["connect_args"] = {"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
+    else:
+        kwargs |= {"pool_size": POOL_SIZE, "max_overflow": POOL_SIZE, "pool_pre_ping": True}
+        kwargs |= {"pool_recycle": 1800, "pool_timeout": 30}
+        if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() == "psycopg":
+            kwargs["connect_args"] = {"connect_timeout": 10, "application_name": "transcribd"}
     engine = create_engine(url, **kwargs)
     if is_sqlite:
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def insert(conn: Connection) -> Any:
+    """The INSERT construct of the connection's dialect (both have ON CONFLICT)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -61,10 +107,15 @@ def alembic_config(url: str) -> Any:
 
 
 @contextmanager
-def _migration_lock(engine: Engine) -> Iterator[None]:
-    """Serialise migrations of one SQLite file between processes (the daemon starting while
-    ``transcribd status`` runs against a new database): SQLite's DDL is not transactional
-    through the driver, so two upgrades at once would both create the tables."""
+def _migration_lock(engine: Engine, conn: Connection) -> Iterator[None]:
+    """Serialise migrations between processes (nodes starting together; the daemon starting
+    while ``transcribd status`` runs against a new database).  PostgreSQL: an advisory lock
+    held by the migrating transaction.  SQLite: a lock file beside the database (its DDL is not
+    transactional through the driver, so two upgrades at once would both create the tables)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+        yield
+        return
     database = engine.url.database
     if engine.url.get_backend_name() != "sqlite" or not database or database == ":memory:":
         yield
@@ -84,13 +135,31 @@ def upgrade(engine: Engine) -> str | None:
     from alembic.runtime.migration import MigrationContext
 
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
-    with _migration_lock(engine), engine.begin() as conn:
+    with engine.begin() as conn, _migration_lock(engine, conn):
+        check_not_newer(conn, cfg)
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
     with engine.connect() as conn:
         rev = MigrationContext.configure(conn).get_current_revision()
     log.info("database at revision %s", rev, extra={"revision": rev})
     return rev
+
+
+def check_not_newer(conn: Connection, cfg: Any) -> None:
+    """Raise :class:`SchemaTooNew` when the database's revision is one this code does not know
+    (a newer transcribd on another node migrated it): running on it could corrupt jobs."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    current = MigrationContext.configure(conn).get_current_revision()
+    scripts = ScriptDirectory.from_config(cfg)
+    known = {s.revision for s in scripts.walk_revisions()}
+    if current is not None and current not in known:
+        raise SchemaTooNew(
+            f"the database is at schema revision {current}, newer than this transcribd knows "
+            f"(up to {scripts.get_current_head()}): another node runs a newer version; "
+            "upgrade transcribd on this machine"
+        )
 
 
 def revisions(engine: Engine) -> tuple[str | None, str | None]:

@@ -13,6 +13,14 @@ class UserError(Exception):
     """A problem the user can fix; printed as one line, exit code 1."""
 
 
+class SchemaTooNew(UserError):
+    """The database was migrated by a newer transcribd than this one (another node's)."""
+
+
+class DatabaseUnreachable(UserError):
+    """The database server cannot be reached (transient: the daemon waits and retries)."""
+
+
 class DecodeError(Exception):
     """The file is not decodable audio; permanent for this content."""
 

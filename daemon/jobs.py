@@ -87,6 +87,23 @@ class JobRecord:
     run_after: datetime | None
     lease_owner: str | None
     lease_expires_at: datetime | None
+    node: str | None
+    """The node whose worker claimed it last (``[daemon] node``)."""
+
+    @property
+    def lease(self) -> Lease:
+        """The lease this (running) job was claimed under."""
+        return Lease(self.id, self.lease_owner or "", self.attempts)
+
+
+@dataclass(frozen=True)
+class Lease:
+    """What a worker holds while it runs a job: its changes to the job are guarded by all three
+    (a worker whose lease was lost, even to a later attempt of its own, changes nothing)."""
+
+    job_id: int
+    owner: str
+    attempt: int
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -22,7 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from daemon import fsnames
 
@@ -42,6 +42,27 @@ class FsPath(TypeDecorator[str]):
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> str | None:
         return None if value is None else fsnames.from_db(value)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A moment in UTC: ``timestamp with time zone`` on PostgreSQL, text on SQLite; Python
+    sees naive UTC datetimes either way (the store's convention)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        return dialect.type_descriptor(DateTime(timezone=dialect.name == "postgresql"))
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None or dialect.name != "postgresql":
+            return value
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None or value.tzinfo is None:
+            return value
+        return value.astimezone(UTC).replace(tzinfo=None)
 
 
 class JobStatus(enum.StrEnum):
@@ -96,13 +117,15 @@ class Job(Base):
     progress: Mapped[float] = mapped_column(Float, nullable=False, default=0.0)
     outputs: Mapped[list[str]] = mapped_column(JSON, nullable=False, default=list)
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
-    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
-    updated_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
-    started_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
-    run_after: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    run_after: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     lease_owner: Mapped[str | None] = mapped_column(String(128), nullable=True)
-    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    node: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    """The node (``[daemon] node``) whose worker claimed the job last."""
 
     __table_args__ = (
         Index("ix_jobs_status", "status"),
@@ -129,7 +152,7 @@ class StepResult(Base):
     step: Mapped[str] = mapped_column(String(64), nullable=False)
     params_hash: Mapped[str] = mapped_column(String(64), nullable=False)
     payload: Mapped[Any] = mapped_column(JSON, nullable=False)
-    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
 
     __table_args__ = (
         UniqueConstraint("sha256", "step", "params_hash", name="uq_step_results_key"),
@@ -137,10 +160,12 @@ class StepResult(Base):
 
 
 class DaemonState(Base):
-    """Small facts the running daemon publishes for ``status`` (e.g. the plan in force)."""
+    """Small facts each running daemon (node) publishes for ``status``: its heartbeat, the
+    plan in force."""
 
     __tablename__ = "daemon_state"
 
+    node: Mapped[str] = mapped_column(String(64), primary_key=True)
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[Any] = mapped_column(JSON, nullable=False)
-    updated_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)

@@ -13,7 +13,6 @@ import logging
 import multiprocessing as mp
 import os
 import queue
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -23,22 +22,20 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 from daemon.config import Config
-from daemon.jobs import JobRecord
+from daemon.jobs import JobRecord, Lease
 from daemon.workers import Report, Task, worker_main
 
 log = logging.getLogger(__name__)
 
-HOST = socket.gethostname()
 
+def owner_gone(owner: str, node: str, alive: Callable[[int], bool]) -> bool:
+    """True when a lease owner is a worker of this ``node`` whose process no longer exists.
 
-def owner_gone(owner: str, host: str, alive: Callable[[int], bool]) -> bool:
-    """True when a lease owner is a worker of this ``host`` whose process no longer exists.
-
-    Owners look like ``host:daemon-pid:thread:wN:worker-pid``; any other shape, or another
-    host's worker, is not judged here (its lease expires instead).
+    Owners look like ``node:daemon-pid:thread:wN:worker-pid``; any other shape, or another
+    node's worker, is not judged here (its lease expires instead).
     """
     parts = owner.rsplit(":", 4)
-    if len(parts) != 5 or parts[0] != host or not parts[3].startswith("w"):
+    if len(parts) != 5 or parts[0] != node or not parts[3].startswith("w"):
         return False
     try:
         return not alive(int(parts[4]))
@@ -52,6 +49,9 @@ class _Slot:
     tasks: Any
     threads: int
     busy: int | None = None
+    """The id of the job it runs."""
+    attempt: int = 0
+    """The attempt of that job it runs."""
 
 
 @dataclass
@@ -147,24 +147,28 @@ class WorkerPool:
 
     def owner(self, index: int) -> str:
         """The lease owner of slot ``index`` (claims are made in its name): the daemon's
-        host:pid:thread, the slot, and the worker's pid (see :func:`owner_gone`)."""
+        node:pid:thread, the slot, and the worker's pid (see :func:`owner_gone`)."""
         return f"{self.owner_prefix}:w{index}:{self._slots[index].process.pid}"
+
+    def _lease(self, index: int) -> Lease:
+        slot = self._slots[index]
+        return Lease(slot.busy or 0, self.owner(index), slot.attempt)
 
     def owners(self) -> list[str]:
         return [self.owner(i) for i in range(len(self._slots))]
 
     def submit(self, job: JobRecord, index: int, workers: int = 1) -> None:
         slot = self._slots[index]
-        slot.busy = job.id
+        slot.busy, slot.attempt = job.id, job.attempts
         slot.tasks.put(Task(job=job, owner=self.owner(index), workers=workers))
 
     def collect(
         self,
         timeout: float = 0.0,
-        on_death: Callable[[int, str, int | None], None] = lambda _j, _o, _e: None,
+        on_death: Callable[[Lease, int | None], None] = lambda _lease, _exit: None,
     ) -> list[Report]:
         """Reports of finished jobs (waiting up to ``timeout`` for the first).  A dead worker
-        is replaced; ``on_death(job_id, owner, exitcode)`` is told of the job it held."""
+        is replaced; ``on_death(lease, exitcode)`` is told of the job it held."""
         out = self._drain(timeout)
         for index, slot in enumerate(self._slots):
             if slot.process.is_alive():
@@ -177,7 +181,7 @@ class WorkerPool:
                 extra={"job": slot.busy},
             )
             if slot.busy is not None:
-                on_death(slot.busy, self.owner(index), slot.process.exitcode)
+                on_death(self._lease(index), slot.process.exitcode)
             self._slots[index] = self._new_slot(index, slot.threads)
         return out
 
@@ -205,14 +209,14 @@ class WorkerPool:
         self,
         timeout: float,
         urgent: Callable[[], bool] = lambda: False,
-        abandoned: Callable[[int, str], None] = lambda _job, _owner: None,
+        abandoned: Callable[[Lease], None] = lambda _lease: None,
     ) -> bool:
         """Stop every worker; True if all running jobs finished or checkpointed in time.
 
         Running jobs are asked to stop at their next checkpoint (a finished chunk or window
         stays cached) and release their leases; idle workers exit.  Workers still running
         after ``timeout`` seconds, or as soon as ``urgent()`` turns true (a second signal),
-        are killed, and ``abandoned(job_id, owner)`` is called for each job they held so
+        are killed, and ``abandoned(lease)`` is called for each job they held so
         that its lease can be released at once.
         """
         self.stop_pump()
@@ -232,6 +236,6 @@ class WorkerPool:
                 slot.process.kill()
                 slot.process.join(timeout=10)
                 if slot.busy is not None:
-                    abandoned(slot.busy, self.owner(index))
+                    abandoned(self._lease(index))
         self._slots.clear()
         return clean

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -18,10 +19,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+from daemon import db
 from daemon.config import Config
 from daemon.errors import WorkerDied
 from daemon.intake import Intake
-from daemon.jobs import JobRecord
+from daemon.jobs import JobRecord, Lease
 from daemon.models import JobStatus
 from daemon.planner import (
     FileFacts,
@@ -31,7 +33,7 @@ from daemon.planner import (
     choose,
     requested_profile,
 )
-from daemon.pool import HOST, WorkerPool, owner_gone
+from daemon.pool import WorkerPool, owner_gone
 from daemon.store import Store, estimated_duration, utcnow
 from daemon.sysload import LoadSampler, pid_alive
 from daemon.workers import settle
@@ -40,7 +42,8 @@ log = logging.getLogger(__name__)
 
 PLAN_KEY = "plan"
 DAEMON_KEY = "daemon"
-"""The running daemon's heartbeat (host, pid, missing folders)."""
+"""Each node's heartbeat (host, pid, missing folders)."""
+HOST = socket.gethostname()
 HEARTBEAT_SECONDS = 5.0
 """How often the heartbeat is written (not every tick: a write contends with the workers')."""
 
@@ -67,13 +70,15 @@ class Scheduler:
         store: Store,
         intake: Intake,
         pool: WorkerPool,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self.intake = intake
         self.pool = pool
-        self.clock = clock
+        self.clock: Callable[[], datetime] = clock or store.now
+        """Leases and backoffs are reckoned in the store's time (the database server's, when
+        several nodes share it); the intake's settling in this machine's own."""
         self.sampler = LoadSampler()
         self.settings = planner_settings(config)
         self.plan: Plan | None = None
@@ -82,33 +87,58 @@ class Scheduler:
         self._last_tick = time.monotonic()
         self._tick_lock = threading.Lock()
         self._published: tuple[dict[str, Any], datetime] | None = None
+        self.unreachable: str | None = None
+        """Why the database cannot be reached (None while it can); ticks go on meanwhile."""
 
     # ------------------------------------------------------------------ one iteration
     def tick(self, now: datetime | None = None) -> int:
         """Intake, lease recovery, reports, then plan and dispatch; returns jobs dispatched."""
         with self._tick_lock:  # APScheduler's ticks and the report pump's
-            return self._tick(now or self.clock())
+            return self._tick(now)
 
-    def _tick(self, now: datetime) -> int:
+    def _tick(self, now: datetime | None) -> int:
         try:
-            self.intake.poll(now)
+            now = now or self.clock()
+            self.intake.poll(utcnow())
             self._publish(now)
             self.store.recover_expired(now)
             self._recover_abandoned(now)
             self._collect()
-            return self._dispatch(now)
-        except Exception:  # the loop logs and keeps going
-            log.exception("scheduler tick failed")
+            dispatched = self._dispatch(now)
+        except Exception as exc:  # the loop logs and keeps going
+            if db.unreachable(exc):
+                self._lost_database(exc)
+            else:
+                log.exception("scheduler tick failed")
             return 0
         finally:
             self._last_tick = time.monotonic()
+        if self.unreachable is not None:
+            log.warning("the database is reachable again", extra={"database": self._where()})
+            self.unreachable = None
+        return dispatched
+
+    def _lost_database(self, exc: BaseException) -> None:
+        """Say once per outage that the database cannot be reached (not a traceback a tick)."""
+        first = self.unreachable is None
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        self.unreachable = f"database unreachable since {utcnow():%H:%M:%S} UTC: {reason}"
+        if first:
+            log.error(
+                "the database is unreachable (%s); retrying every tick, running jobs go on",
+                reason,
+                extra={"database": self._where()},
+            )
+
+    def _where(self) -> str:
+        return self.store.engine.url.render_as_string(hide_password=True)
 
     def reconfigure(self, config: Config) -> None:
         """A reloaded config (see :func:`daemon.config.reload`): the intake watches its
         folders from now on."""
         with self._tick_lock:
             self.config = config
-            self.intake.reconfigure(config, self.clock())
+            self.intake.reconfigure(config, utcnow())
 
     def _publish(self, now: datetime) -> None:
         """This daemon's heartbeat, for ``status``: which host and pid use this database, and
@@ -131,7 +161,14 @@ class Scheduler:
 
     def describe(self) -> str:
         """One line for systemd's STATUS=: the queue and the plan in force."""
-        counts = self.store.counts()
+        if self.unreachable is not None:
+            return self.unreachable
+        try:
+            counts = self.store.counts()
+        except Exception as exc:
+            if not db.unreachable(exc):
+                raise
+            return "database unreachable; retrying"
         text = (
             f"{counts.get(JobStatus.QUEUED, 0)} queued, {counts.get(JobStatus.RUNNING, 0)} "
             f"running, {counts.get(JobStatus.DONE, 0)} done, "
@@ -146,14 +183,14 @@ class Scheduler:
         for report in self.pool.collect(timeout, on_death=self._worker_died):
             (self.summary.done if report.ok else self.summary.failed).append(report.job_id)
 
-    def _worker_died(self, job_id: int, owner: str, exitcode: int | None) -> None:
+    def _worker_died(self, lease: Lease, exitcode: int | None) -> None:
         """A worker died holding a job (killed by the OOM killer, crashed): the attempt
         counts; retry later (lighter, after running out of memory) or fail."""
-        job = self.store.get(job_id)
+        job = self.store.get(lease.job_id)
         if job is None:
             return
-        if not settle(self.config, self.store, job, owner, self.clock(), WorkerDied(exitcode)):
-            self.summary.failed.append(job_id)
+        if not settle(self.config, self.store, job, lease, self.clock(), WorkerDied(exitcode)):
+            self.summary.failed.append(lease.job_id)
 
     def _recover_abandoned(self, now: datetime) -> None:
         """Release at once the jobs of this machine's workers that are gone (the daemon was
@@ -161,13 +198,14 @@ class Scheduler:
         not counted: the job did nothing wrong.  A worker that outlived its parent releases
         its job itself at its next checkpoint."""
         ours = set(self.pool.owners())
-        for job_id, owner in self.store.leases():
-            gone = owner not in ours and owner_gone(owner, HOST, pid_alive)
-            if gone and self.store.release(job_id, owner, now):
+        node = self.config.daemon.node
+        for lease in self.store.leases():
+            gone = lease.owner not in ours and owner_gone(lease.owner, node, pid_alive)
+            if gone and self.store.release(lease, now):
                 log.warning(
                     "job %s was left by a worker that is gone; it resumes",
-                    job_id,
-                    extra={"job": job_id, "owner": owner},
+                    lease.job_id,
+                    extra={"job": lease.job_id, "owner": lease.owner},
                 )
 
     def _dispatch(self, now: datetime) -> int:
@@ -235,7 +273,7 @@ class Scheduler:
         """Rescan, process everything pending (including files still settling), then return
         (early, once ``stopping()`` turns true: the caller then stops the pool)."""
         self.summary = Summary()
-        self.intake.rescan(self.clock())
+        self.intake.rescan(utcnow())
         while not stopping():
             now = self.clock()
             self.tick(now)
@@ -277,7 +315,7 @@ class Scheduler:
             seconds=self.config.daemon.tick_seconds,
             max_instances=1,
             coalesce=True,
-            next_run_time=self.clock(),
+            next_run_time=utcnow(),
             id="tick",
         )
         aps.start()
@@ -293,8 +331,18 @@ class Scheduler:
             self._aps.shutdown(wait=True)
             self._aps = None
 
-        def release(job_id: int, owner: str) -> None:
-            if self.store.release(job_id, owner, self.clock()):
-                log.warning("released job %s of a stopped worker", job_id, extra={"job": job_id})
+        def release(lease: Lease) -> None:
+            try:
+                released = self.store.release(lease, self.clock())
+            except Exception as exc:
+                if not db.unreachable(exc):
+                    raise
+                released = False  # its lease expires instead
+            if released:
+                log.warning(
+                    "released job %s of a stopped worker",
+                    lease.job_id,
+                    extra={"job": lease.job_id},
+                )
 
         return self.pool.stop(timeout, urgent=urgent, abandoned=release)

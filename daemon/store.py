@@ -11,7 +11,7 @@ publishes nothing).  Times are passed in (``now``) so that callers and tests con
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,7 +20,7 @@ from sqlalchemy.orm import aliased
 
 from daemon import db
 from daemon.config import Config
-from daemon.jobs import Enqueued, JobOptions, JobRecord, Requeued
+from daemon.jobs import Enqueued, JobOptions, JobRecord, Lease, Requeued
 from daemon.models import Job, JobStatus
 from daemon.results import Results
 
@@ -35,7 +35,7 @@ BYTES_PER_SECOND = 16000.0
 
 
 def utcnow() -> datetime:
-    """The store's clock: naive UTC, as stored in the database."""
+    """This machine's clock: naive UTC, as the store takes and gives times."""
     return datetime.now(UTC).replace(tzinfo=None)
 
 
@@ -66,21 +66,10 @@ def _insert(conn: Any, now: datetime, unique: bool, **values: Any) -> Any:
     """A new job row (nothing done yet, then ``values``) and its id; with ``unique``, None
     instead when it would break the one-live-job-per-path-and-content index."""
     row = {"attempts": 0, "progress": 0.0, "outputs": [], "metrics": {}, **values}
-    stmt: Any = _dialect_insert(conn)(Job).values(**row, created_at=now, updated_at=now)
+    stmt: Any = db.insert(conn)(Job).values(**row, created_at=now, updated_at=now)
     if unique:
         stmt = stmt.on_conflict_do_nothing()
     return conn.execute(stmt.returning(Job.id)).scalar_one_or_none()
-
-
-def _dialect_insert(conn: Any) -> Any:
-    """The INSERT of the connection's dialect (both have ON CONFLICT DO NOTHING)."""
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    return sqlite_insert
 
 
 def _off_lease(now: datetime, **values: Any) -> dict[str, Any]:
@@ -89,11 +78,12 @@ def _off_lease(now: datetime, **values: Any) -> dict[str, Any]:
 
 
 def open_store(config: Config, migrate: bool = True) -> Store:
-    """The store of the configured database, its schema migrated to head unless told not to."""
+    """The store of the configured database for this node, its schema migrated to head unless
+    told not to."""
     engine = db.make_engine(config.database.url)
     if migrate:
         db.upgrade(engine)
-    return Store(engine)
+    return Store(engine, node=config.daemon.node)
 
 
 def estimated_duration(job: JobRecord) -> float:
@@ -102,10 +92,26 @@ def estimated_duration(job: JobRecord) -> float:
 
 
 class Store:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(
+        self, engine: Engine, node: str = "", local_clock: Callable[[], datetime] = utcnow
+    ) -> None:
         self.engine = engine
-        self.results = Results(engine)
+        self.node = node
+        """The node whose store this is: recorded with the jobs it claims."""
+        self.results = Results(engine, node)
         """The step cache and the daemon's published facts (not job rows)."""
+        self.local_clock = local_clock
+        self._server_clock = db.is_server(str(engine.url))
+
+    def now(self) -> datetime:
+        """The time that leases, backoffs and heartbeats are reckoned in: the database
+        server's clock when several machines share it (a node whose own clock is off neither
+        takes others' leases early nor loses its own), else this machine's."""
+        if not self._server_clock:
+            return self.local_clock()
+        with self.engine.connect() as conn:
+            moment: datetime = conn.execute(select(func.now())).scalar_one()
+        return moment.astimezone(UTC).replace(tzinfo=None)
 
     # ------------------------------------------------------------------ reads
     def get(self, job_id: int) -> JobRecord | None:
@@ -263,38 +269,44 @@ class Store:
         lease_seconds: float,
         profile: str | None = None,
     ) -> list[JobRecord]:
-        """Move up to ``limit`` ready jobs from queued to running under ``owner``'s lease.
+        """Move up to ``limit`` ready jobs from queued to running under ``owner``'s lease, in
+        one statement.  On PostgreSQL the rows are picked ``FOR UPDATE SKIP LOCKED``: claimers
+        on other nodes skip each other's rows instead of waiting, and no row is claimed twice;
+        SQLite runs one writer at a time.
 
         A duplicate waits until its original is done or failed, so that it is served from the
         cache instead of computing the same content twice.
         """
-        ready = self._ready(now).limit(max(limit * 4, limit))
-        claimed: list[JobRecord] = []
-        expires = now + timedelta(seconds=lease_seconds)
+        values: dict[str, Any] = {
+            "status": JobStatus.RUNNING,
+            "lease_owner": owner,
+            "lease_expires_at": now + timedelta(seconds=lease_seconds),
+            "attempts": Job.attempts + 1,
+            "started_at": now,
+            "updated_at": now,
+            "error": None,
+            "node": self.node,
+        }
+        if profile is not None:
+            values["profile"] = profile
+        # a CTE, materialized: the picked rows are read (and locked) once; as a plain
+        # subquery PostgreSQL may run it again per row and take more than ``limit``
+        picked = (
+            self._ready(now)
+            .limit(limit)
+            .with_for_update(skip_locked=True, of=Job)
+            .cte("picked")
+            .prefix_with("MATERIALIZED", dialect="postgresql")
+        )
+        stmt = (
+            update(Job)
+            .where(Job.id.in_(select(picked.c.id)), Job.status == JobStatus.QUEUED)
+            .values(**values)
+            .returning(*JOBS.c)
+        )
         with self.engine.begin() as conn:
-            for (job_id,) in conn.execute(ready).all():
-                if len(claimed) >= limit:
-                    break
-                values: dict[str, Any] = {
-                    "status": JobStatus.RUNNING,
-                    "lease_owner": owner,
-                    "lease_expires_at": expires,
-                    "attempts": Job.attempts + 1,
-                    "started_at": now,
-                    "updated_at": now,
-                    "error": None,
-                }
-                if profile is not None:
-                    values["profile"] = profile
-                res = conn.execute(
-                    update(Job)
-                    .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
-                    .values(**values)
-                )
-                if res.rowcount == 1:
-                    row = conn.execute(select(JOBS).where(Job.id == job_id)).one()
-                    claimed.append(_from_row(row))
-        return claimed
+            rows = conn.execute(stmt).all()
+        return sorted((_from_row(r) for r in rows), key=lambda j: j.id)
 
     @staticmethod
     def _ready(now: datetime) -> Any:
@@ -311,13 +323,19 @@ class Store:
             .order_by(Job.id)
         )
 
-    def _running(self, job_id: int, owner: str) -> Any:
-        return and_(Job.id == job_id, Job.status == JobStatus.RUNNING, Job.lease_owner == owner)
+    @staticmethod
+    def _running(lease: Lease) -> Any:
+        """The job, while still running under ``lease`` (owner and attempt)."""
+        return and_(
+            Job.id == lease.job_id,
+            Job.status == JobStatus.RUNNING,
+            Job.lease_owner == lease.owner,
+            Job.attempts == lease.attempt,
+        )
 
     def heartbeat(
         self,
-        job_id: int,
-        owner: str,
+        lease: Lease,
         now: datetime,
         lease_seconds: float,
         progress: float | None = None,
@@ -329,12 +347,11 @@ class Store:
         }
         if progress is not None:
             values["progress"] = max(0.0, min(1.0, progress))
-        return self._update(self._running(job_id, owner), values)
+        return self._update(self._running(lease), values)
 
     def finish(
         self,
-        job_id: int,
-        owner: str,
+        lease: Lease,
         now: datetime,
         outputs: Sequence[str],
         metrics: dict[str, Any] | None = None,
@@ -350,32 +367,31 @@ class Store:
         )
         if metrics is not None:
             values["metrics"] = metrics
-        return self._update(self._running(job_id, owner), values)
+        return self._update(self._running(lease), values)
 
-    def cancel(self, job_id: int, owner: str, now: datetime, reason: str) -> bool:
+    def cancel(self, lease: Lease, now: datetime, reason: str) -> bool:
         """Running -> cancelled (its input was removed); cached steps stay."""
         return self._update(
-            self._running(job_id, owner),
+            self._running(lease),
             _off_lease(now, status=JobStatus.CANCELLED, error=reason, finished_at=now),
         )
 
-    def owns(self, job_id: int, owner: str) -> bool:
-        """Whether ``owner`` still holds the job's lease (else it must publish nothing)."""
+    def owns(self, lease: Lease) -> bool:
+        """Whether the lease is still held (else its worker must publish nothing)."""
         with self.engine.connect() as conn:
-            row = conn.execute(select(Job.id).where(self._running(job_id, owner))).first()
+            row = conn.execute(select(Job.id).where(self._running(lease))).first()
         return row is not None
 
-    def fail(self, job_id: int, owner: str, now: datetime, error: str) -> bool:
+    def fail(self, lease: Lease, now: datetime, error: str) -> bool:
         """Running -> failed, with the error kept for ``status``."""
         return self._update(
-            self._running(job_id, owner),
+            self._running(lease),
             _off_lease(now, status=JobStatus.FAILED, error=error, finished_at=now),
         )
 
     def retry(
         self,
-        job_id: int,
-        owner: str,
+        lease: Lease,
         now: datetime,
         error: str,
         run_after: datetime,
@@ -386,20 +402,20 @@ class Store:
         values = _off_lease(now, status=JobStatus.QUEUED, error=error, run_after=run_after)
         if options is not None:
             values["options"] = options.to_dict()
-        return self._update(self._running(job_id, owner), values)
+        return self._update(self._running(lease), values)
 
-    def leases(self) -> list[tuple[int, str]]:
-        """(job id, lease owner) of every running job."""
+    def leases(self) -> list[Lease]:
+        """The leases of every running job."""
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(Job.id, Job.lease_owner).where(Job.status == JobStatus.RUNNING)
+                select(Job.id, Job.lease_owner, Job.attempts).where(Job.status == JobStatus.RUNNING)
             ).all()
-        return [(int(i), str(o)) for i, o in rows if o]
+        return [Lease(int(i), str(o), int(a)) for i, o, a in rows if o]
 
-    def release(self, job_id: int, owner: str, now: datetime) -> bool:
+    def release(self, lease: Lease, now: datetime) -> bool:
         """Running -> queued without counting the attempt (graceful stop)."""
         return self._update(
-            self._running(job_id, owner),
+            self._running(lease),
             _off_lease(now, status=JobStatus.QUEUED, attempts=Job.attempts - 1),
         )
 

@@ -7,7 +7,6 @@ import logging
 import os
 import queue
 import signal
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,10 +16,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from daemon import logs, retry
+from daemon import db, logs, retry
 from daemon.config import Config, SpeakerHints
 from daemon.errors import Cancelled, InputRemoved
-from daemon.jobs import JobOptions, JobRecord
+from daemon.jobs import JobOptions, JobRecord, Lease
 from daemon.pipeline import spool as spool_mod
 from daemon.pipeline.cache import StepCache, never
 from daemon.pipeline.outputs import Transcript, rename_speakers, write_outputs
@@ -36,8 +35,9 @@ from daemon.warm import WarmModels
 log = logging.getLogger(__name__)
 
 
-def owner_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+def owner_id(node: str) -> str:
+    """The lease owner prefix of this daemon: ``node:pid:thread``."""
+    return f"{node}:{os.getpid()}:{threading.get_ident()}"
 
 
 @dataclass(frozen=True)
@@ -96,25 +96,55 @@ def worker_main(
         if task is None:
             return
         executor = Executor(config, store, models, task.owner, threads, should_stop=should_stop)
-        ok = executor.execute(task.job, workers=task.workers)
+        try:
+            ok = executor.execute(task.job, workers=task.workers)
+        except Exception as exc:  # the database went away while the job ended
+            if not db.unreachable(exc):
+                raise
+            log.warning(
+                "job %s: the database is unreachable (%s); its lease lapses and it resumes",
+                task.job.id,
+                type(exc).__name__,
+                extra={"job": task.job.id},
+            )
+            ok = False
         idle_since = time.monotonic()
         reports.put(Report(index, task.job.id, ok, os.getpid(), models.loads))
 
 
 @contextmanager
 def lease_keeper(
-    store: Store, job_id: int, owner: str, lease_seconds: float, lost: threading.Event
+    store: Store, lease: Lease, lease_seconds: float, lost: threading.Event
 ) -> Iterator[None]:
     """Renew the job's lease in the background while the body runs; ``lost`` is set once the
-    lease is lost (the job was superseded, or recovered after a stall)."""
+    lease is lost: the job was superseded or recovered after a stall (a heartbeat changed no
+    row), or no heartbeat reached the database for as long as a lease lasts (another node
+    may have taken the job by then)."""
     stop = threading.Event()
+    job_id = lease.job_id
 
     def beat() -> None:
+        renewed = time.monotonic()
         while not stop.wait(lease_seconds / 3):
-            if not store.heartbeat(job_id, owner, utcnow(), lease_seconds):
+            try:
+                held = store.heartbeat(lease, store.now(), lease_seconds)
+            except Exception as exc:
+                if not db.unreachable(exc):
+                    raise
+                if time.monotonic() - renewed < lease_seconds:
+                    log.warning(
+                        "job %s: database unreachable, lease not renewed (%s)",
+                        job_id,
+                        type(exc).__name__,
+                        extra={"job": job_id},
+                    )
+                    continue
+                held = False
+            if not held:
                 log.warning("lost the lease of job %s", job_id, extra={"job": job_id})
                 lost.set()
                 return
+            renewed = time.monotonic()
 
     thread = threading.Thread(target=beat, name=f"lease-{job_id}", daemon=True)
     thread.start()
@@ -123,6 +153,17 @@ def lease_keeper(
     finally:
         stop.set()
         thread.join()
+
+
+@contextmanager
+def suppress_unreachable(job_id: int) -> Iterator[None]:
+    """Let a write that is only a progress report fail while the database is unreachable."""
+    try:
+        yield
+    except Exception as exc:
+        if not db.unreachable(exc):
+            raise
+        log.debug("job %s: progress not recorded (database unreachable)", job_id)
 
 
 def hints_for(config: Config, options: JobOptions) -> SpeakerHints:
@@ -216,16 +257,16 @@ def write_job_outputs(
 
 
 def settle(
-    config: Config, store: Store, job: JobRecord, owner: str, now: datetime, exc: BaseException
+    config: Config, store: Store, job: JobRecord, lease: Lease, now: datetime, exc: BaseException
 ) -> bool:
     """A running job's attempt ended in ``exc``: decide (:func:`daemon.retry.decide`) and apply
     it: back to the queue (with its new options) not before ``run_after``, or failed with the
     message; the attempt's spool goes either way.  True when it will run again."""
-    spool_mod.drop(spool_path(config, job.sha256, spool_mod.job_key(job.id, job.attempts)))
+    spool_mod.drop(spool_path(config, job.sha256, spool_mod.job_key(job.id, lease.attempt)))
     d = config.daemon
     decision = retry.decide(
         exc,
-        job.attempts,
+        lease.attempt,
         d.max_attempts,
         now,
         job.profile,
@@ -235,10 +276,10 @@ def settle(
     extra = {"job": job.id, "error": decision.message}
     if decision.retry and decision.run_after is not None:
         options = decision.options_for_retry(job.options)
-        if store.retry(job.id, owner, now, decision.message, decision.run_after, options):
+        if store.retry(lease, now, decision.message, decision.run_after, options):
             log.warning("job %s will retry: %s", job.id, decision.message, extra=extra)
             return True
-    elif store.fail(job.id, owner, now, decision.message):
+    elif store.fail(lease, now, decision.message):
         log.error("job %s failed: %s", job.id, decision.message, extra=extra)
         return False
     log.warning("job %s ended (%s) after it was superseded", job.id, decision.message, extra=extra)
@@ -256,51 +297,51 @@ class Executor:
     owner: str
     threads: int = 0
     """This worker's share of the cores (0: every usable core)."""
-    clock: Callable[[], datetime] = utcnow
+    clock: Callable[[], datetime] | None = None
+    """The time of the job's changes (default: the store's, see :meth:`Store.now`)."""
     should_stop: Callable[[], bool] = never
     """True asks the running job to stop at its next checkpoint (graceful shutdown)."""
+
+    def __post_init__(self) -> None:
+        self.now: Callable[[], datetime] = self.clock or self.store.now
 
     def execute(self, job: JobRecord, workers: int = 1) -> bool:
         """Run a claimed job to its final state; True when it ended done.  ``workers``: how
         many workers the plan runs (recorded with the job's metrics)."""
         started, cpu_started = time.perf_counter(), time.process_time()
+        lease = Lease(job.id, self.owner, job.attempts)
         key = spool_mod.job_key(job.id, job.attempts)
         lost = threading.Event()
-        lease = self.config.daemon.lease_seconds
         log.info("job %s started", job.id, extra={"job": job.id, "path": job.path})
         try:
-            with lease_keeper(self.store, job.id, self.owner, lease, lost):
-                result = self._run(job, key, lost.is_set)
-                if not self.store.owns(job.id, self.owner):  # fenced: publish nothing
+            with lease_keeper(self.store, lease, self.config.daemon.lease_seconds, lost):
+                result = self._run(job, lease, key, lost.is_set)
+                if not self.store.owns(lease):  # fenced: publish nothing
                     raise Cancelled("the job is no longer this worker's")
                 outputs = write_job_outputs(
                     self.config, self.store, job, result.transcript, job.options.names
                 )
         except Cancelled:
-            if self.store.release(job.id, self.owner, self.clock()):
-                log.info(
-                    "job %s stopped at a checkpoint; it resumes from its finished steps",
-                    job.id,
-                    extra={"job": job.id},
-                )
-                return False  # the same attempt resumes, with its spool
-            log.warning(
-                "job %s is no longer this worker's (superseded, or recovered after a stall); "
-                "nothing was published",
-                job.id,
-                extra={"job": job.id},
-            )
-            done = False
+            done = self._stopped(lease)
         except InputRemoved as exc:
-            self.store.cancel(job.id, self.owner, self.clock(), str(exc))
+            self.store.cancel(lease, self.now(), str(exc))
             log.warning("job %s cancelled: %s", job.id, exc, extra={"job": job.id})
             done = False
         except Exception as exc:  # a bad job must never stop the daemon
-            settle(self.config, self.store, job, self.owner, self.clock(), exc)
+            if db.unreachable(exc):  # not the job's fault: its lease lapses, it resumes
+                log.warning(
+                    "job %s stopped: the database is unreachable (%s); it resumes once the "
+                    "database is back",
+                    job.id,
+                    exc,
+                    extra={"job": job.id},
+                )
+            else:
+                settle(self.config, self.store, job, lease, self.now(), exc)
             done = False
         else:
             metrics = self._metrics(result, started, cpu_started, workers)
-            done = self.store.finish(job.id, self.owner, self.clock(), outputs, metrics)
+            done = self.store.finish(lease, self.now(), outputs, metrics)
             if done:
                 log.info("job %s done", job.id, extra={"job": job.id, **metrics})
             else:  # superseded between the last check and now: take back what it wrote
@@ -310,15 +351,35 @@ class Executor:
         spool_mod.drop(spool_path(self.config, job.sha256, key))  # this attempt has ended
         return done
 
-    def _run(self, job: JobRecord, spool_key: str, lost: Callable[[], bool]) -> PipelineResult:
-        lease = self.config.daemon.lease_seconds
+    def _stopped(self, lease: Lease) -> bool:
+        """The job stopped at a checkpoint (asked to, or its lease was lost); always False."""
+        if self.store.release(lease, self.now()):
+            log.info(
+                "job %s stopped at a checkpoint; it resumes from its finished steps",
+                lease.job_id,
+                extra={"job": lease.job_id},
+            )
+            return False
+        log.warning(
+            "job %s is no longer this worker's (superseded, or recovered after a stall); "
+            "nothing was published",
+            lease.job_id,
+            extra={"job": lease.job_id},
+        )
+        return False
+
+    def _run(
+        self, job: JobRecord, lease: Lease, spool_key: str, lost: Callable[[], bool]
+    ) -> PipelineResult:
+        seconds = self.config.daemon.lease_seconds
         last_beat = [0.0]
 
         def on_progress(p: float) -> None:
             t = time.perf_counter()
             if t - last_beat[0] >= 1.0 or p >= 1.0:
                 last_beat[0] = t
-                self.store.heartbeat(job.id, self.owner, self.clock(), lease, progress=p)
+                with suppress_unreachable(job.id):  # the lease keeper judges an outage
+                    self.store.heartbeat(lease, self.now(), seconds, progress=p)
 
         return run_pipeline(
             self.config,
@@ -331,7 +392,7 @@ class Executor:
             threads=self.threads,
             spool_key=spool_key,
             on_progress=on_progress,
-            clock=self.clock,
+            clock=self.now,
             should_stop=lambda: self.should_stop() or lost(),
         )
 

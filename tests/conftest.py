@@ -3,8 +3,9 @@ from __future__ import annotations
 import math
 import os
 import struct
+import subprocess
 import wave
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 from daemon import config as config_mod
 from daemon.config import Config
 from daemon.store import Store, open_store
+from tests.pgserver import REQUIRE_ENV, PostgresServer, Unavailable
 
 REPO = Path(__file__).resolve().parents[1]
 EVAL = Path(os.environ.get("TRANSCRIBD_EVAL", REPO.parent / "shared" / "eval"))
@@ -101,6 +103,38 @@ def config(make_config: Callable[..., Config]) -> Config:
 @pytest.fixture
 def store(config: Config) -> Store:
     return open_store(config)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server for the session (Debian's package, started as ``postgres`` in
+    a temporary folder on a Unix socket); skipped with the reason where none can be started,
+    failed instead when CI requires it (TRANSCRIBD_REQUIRE_POSTGRES=1)."""
+    server = PostgresServer()
+    try:
+        server.start()
+    except (Unavailable, OSError, subprocess.SubprocessError) as exc:
+        server.stop()
+        if os.environ.get(REQUIRE_ENV):
+            pytest.fail(f"PostgreSQL is required here but could not be started: {exc}")
+        pytest.skip(f"no PostgreSQL server could be started: {exc}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url(postgres: PostgresServer) -> str:
+    """A fresh empty database on the session's PostgreSQL server."""
+    return postgres.database()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each backend in turn: a SQLite file, then a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'jobs.db'}"
+    url: str = request.getfixturevalue("pg_url")
+    return url
 
 
 def make_video(src: Path, dst: Path, fps: int = 5) -> Path:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import re
+import socket
 import tempfile
+import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -168,21 +172,34 @@ def choose_stem(
         n += 1
 
 
-_TEMP = re.compile(r"^\..+\.(txt|srt|vtt|json|rttm)\.(?:(\d+)\.)?[A-Za-z0-9_]{8}\.tmp$")
+_TEMP = re.compile(
+    r"^\..+\.(txt|srt|vtt|json|rttm)\.(?:(\d+)(?:@([A-Za-z0-9_-]+))?\.)?[A-Za-z0-9_]{8}\.tmp$"
+)
+HOST = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())[:64]
+"""This machine, as temp file names carry it (nodes may share an output folder)."""
+STALE_ELSEWHERE = 3600.0
+"""A temp file of another machine's writer is left alone for this long (its writer may live)."""
 
 
-def remove_stale_temps(out_dir: Path) -> int:
+def remove_stale_temps(out_dir: Path, now: float | None = None) -> int:
     """Delete temp files :func:`write_atomic` left behind when the daemon was killed while
-    writing (the finished file was never replaced, so nothing is lost); a temp file of a
-    process still alive (another daemon on the same folder) stays.  Returns how many went."""
+    writing (the finished file was never replaced, so nothing is lost).  A temp file of a
+    process still alive on this machine stays, and so does another machine's for an hour
+    (nodes of a fleet share output folders).  Returns how many went."""
     removed = 0
     if not out_dir.is_dir():
         return 0
+    now = time.time() if now is None else now
     for entry in out_dir.iterdir():
         match = _TEMP.match(entry.name)
         if match is None or not entry.is_file():
             continue
-        if match.group(2) and pid_alive(int(match.group(2))):
+        pid, host = match.group(2), match.group(3)
+        if host is not None and host != HOST:
+            with contextlib.suppress(OSError):
+                if now - entry.stat().st_mtime < STALE_ELSEWHERE:
+                    continue
+        elif pid and pid_alive(int(pid)):
             continue
         entry.unlink(missing_ok=True)
         removed += 1
@@ -191,18 +208,24 @@ def remove_stale_temps(out_dir: Path) -> int:
     return True
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write via a temp file in the same folder, fsync, then ``os.replace``."""
+def write_atomic(path: Path, text: str, exclusive: bool = False) -> None:
+    """Write via a temp file in the same folder, fsync, then move it into place atomically:
+    ``os.replace``, or with ``exclusive`` a hard link that fails with FileExistsError when
+    ``path`` exists (another node took the name meanwhile; file systems without hard links
+    fall back to a replace)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent
+        prefix=f".{path.name}.{os.getpid()}@{HOST}.", suffix=".tmp", dir=path.parent
     )
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        if exclusive and _link(tmp, path):
+            os.unlink(tmp)
+        else:
+            os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -214,6 +237,19 @@ def write_atomic(path: Path, text: str) -> None:
         os.close(dir_fd)
 
 
+def _link(tmp: str, path: Path) -> bool:
+    """Hard-link ``tmp`` as ``path``; False where the file system has no hard links."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if exc.errno in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+            return False
+        raise
+    return True
+
+
 def write_outputs(
     t: Transcript,
     out_dir: Path,
@@ -223,10 +259,23 @@ def write_outputs(
     others: Collection[str] = (),
     timestamps_in_txt: bool = False,
 ) -> list[str]:
-    chosen = choose_stem(out_dir, safe_stem(stem), formats, own, others)
-    written = []
-    for fmt in formats:
-        path = out_dir / f"{chosen}.{fmt}"
-        write_atomic(path, render(t, fmt, timestamps_in_txt))
-        written.append(str(path))
-    return written
+    """Write the transcript in each format under the first free stem (see
+    :func:`choose_stem`).  A name that is not the job's own is taken only if still free at
+    the moment of writing: when another writer (a node sharing the folder) took it first,
+    what this call wrote under that stem is removed and the next stem is tried."""
+    taken = set(others)
+    while True:
+        chosen = choose_stem(out_dir, safe_stem(stem), formats, own, taken)
+        written: list[str] = []
+        try:
+            for fmt in formats:
+                path = out_dir / f"{chosen}.{fmt}"
+                write_atomic(path, render(t, fmt, timestamps_in_txt), str(path) not in own)
+                written.append(str(path))
+        except FileExistsError:
+            for p in written:
+                if p not in own:
+                    Path(p).unlink(missing_ok=True)
+            taken |= {str(out_dir / f"{chosen}.{fmt}") for fmt in formats}
+            continue
+        return written

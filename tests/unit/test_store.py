@@ -1,14 +1,30 @@
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from daemon.db import make_engine, upgrade
+from daemon.jobs import Lease
 from daemon.models import JobStatus
 from daemon.store import Store
 
 T0 = datetime(2026, 1, 1, 12, 0, 0)
 LEASE = 60.0
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    """The store on SQLite, then on a real PostgreSQL server (the whole module runs on both)."""
+    engine = make_engine(db_url)
+    upgrade(engine)
+    yield Store(engine, node="n1")
+    engine.dispose()
+
+
+def lease(job_id: int, owner: str, attempt: int = 1) -> Lease:
+    return Lease(job_id, owner, attempt)
 
 
 def new_job(store: Store, path: str = "/in/a.wav", sha: str = "a" * 64) -> int:
@@ -58,7 +74,7 @@ def test_duplicate_waits_for_its_original(store: Store) -> None:
     claimed = store.claim("w1", 5, T0, LEASE)
     assert [j.id for j in claimed] == [first]
     assert store.claim("w2", 5, T0, LEASE) == []
-    assert store.finish(first, "w1", T0, ["/out/a.txt"])
+    assert store.finish(lease(first, "w1"), T0, ["/out/a.txt"])
     assert [j.id for j in store.claim("w2", 5, T0, LEASE)] == [dup]
 
 
@@ -85,7 +101,7 @@ def test_claim_respects_limit_and_order(store: Store) -> None:
 def test_heartbeat_renews_lease_and_progress(store: Store) -> None:
     job_id = running(store)
     later = T0 + timedelta(seconds=30)
-    assert store.heartbeat(job_id, "w1", later, LEASE, progress=0.5)
+    assert store.heartbeat(lease(job_id, "w1"), later, LEASE, progress=0.5)
     job = store.get(job_id)
     assert job is not None and job.progress == 0.5
     assert job.lease_expires_at == later + timedelta(seconds=LEASE)
@@ -93,12 +109,12 @@ def test_heartbeat_renews_lease_and_progress(store: Store) -> None:
 
 def test_heartbeat_by_other_owner_refused(store: Store) -> None:
     job_id = running(store)
-    assert not store.heartbeat(job_id, "w2", T0, LEASE)
+    assert not store.heartbeat(lease(job_id, "w2"), T0, LEASE)
 
 
 def test_finish(store: Store) -> None:
     job_id = running(store)
-    assert store.finish(job_id, "w1", T0, ["/out/a.txt"], {"wall_seconds": 1.0})
+    assert store.finish(lease(job_id, "w1"), T0, ["/out/a.txt"], {"wall_seconds": 1.0})
     job = store.get(job_id)
     assert job is not None
     assert job.status is JobStatus.DONE and job.outputs == ["/out/a.txt"]
@@ -108,14 +124,14 @@ def test_finish(store: Store) -> None:
 
 def test_fail_keeps_error(store: Store) -> None:
     job_id = running(store)
-    assert store.fail(job_id, "w1", T0, "not decodable audio")
+    assert store.fail(lease(job_id, "w1"), T0, "not decodable audio")
     job = store.get(job_id)
     assert job is not None and job.status is JobStatus.FAILED and job.error == "not decodable audio"
 
 
 def test_retry_waits_for_run_after(store: Store) -> None:
     job_id = running(store)
-    assert store.retry(job_id, "w1", T0, "database is locked", T0 + timedelta(seconds=10))
+    assert store.retry(lease(job_id, "w1"), T0, "database is locked", T0 + timedelta(seconds=10))
     assert status(store, job_id) is JobStatus.QUEUED
     assert store.claim("w1", 1, T0 + timedelta(seconds=5), LEASE) == []
     [again] = store.claim("w1", 1, T0 + timedelta(seconds=10), LEASE)
@@ -124,7 +140,7 @@ def test_retry_waits_for_run_after(store: Store) -> None:
 
 def test_release_does_not_count_attempt(store: Store) -> None:
     job_id = running(store)
-    assert store.release(job_id, "w1", T0)
+    assert store.release(lease(job_id, "w1"), T0)
     job = store.get(job_id)
     assert job is not None and job.status is JobStatus.QUEUED and job.attempts == 0
 
@@ -135,16 +151,16 @@ def test_recover_expired_leases(store: Store) -> None:
     assert store.recover_expired(T0 + timedelta(seconds=LEASE + 1)) == [job_id]
     assert status(store, job_id) is JobStatus.QUEUED
     # the dead worker can no longer finish it
-    assert not store.finish(job_id, "w1", T0, [])
+    assert not store.finish(lease(job_id, "w1"), T0, [])
 
 
 @pytest.mark.parametrize("end", ["finish", "fail"])
 def test_requeue_terminal_jobs(store: Store, end: str) -> None:
     job_id = running(store)
     if end == "finish":
-        store.finish(job_id, "w1", T0, [])
+        store.finish(lease(job_id, "w1"), T0, [])
     else:
-        store.fail(job_id, "w1", T0, "boom")
+        store.fail(lease(job_id, "w1"), T0, "boom")
     res = store.requeue([job_id], now=T0)
     assert res.requeued == [job_id]
     job = store.get(job_id)
@@ -154,7 +170,7 @@ def test_requeue_terminal_jobs(store: Store, end: str) -> None:
 
 def test_requeue_failed_flag(store: Store) -> None:
     a = running(store)
-    store.fail(a, "w1", T0, "boom")
+    store.fail(lease(a, "w1"), T0, "boom")
     b = new_job(store, "/in/b.wav", "b" * 64)
     res = store.requeue(failed=True, now=T0)
     assert res.requeued == [a]
@@ -173,25 +189,25 @@ def test_requeue_refuses_queued_running_and_unknown(store: Store) -> None:
 def test_illegal_transitions_refused(store: Store) -> None:
     done = running(store)
     queued = new_job(store, "/in/q.wav", "q" * 64)
-    assert not store.finish(queued, "w1", T0, [])
-    assert not store.fail(queued, "w1", T0, "x")
-    assert not store.retry(queued, "w1", T0, "x", T0)
-    assert not store.release(queued, "w1", T0)
-    assert not store.heartbeat(queued, "w1", T0, LEASE)
+    assert not store.finish(lease(queued, "w1"), T0, [])
+    assert not store.fail(lease(queued, "w1"), T0, "x")
+    assert not store.retry(lease(queued, "w1"), T0, "x", T0)
+    assert not store.release(lease(queued, "w1"), T0)
+    assert not store.heartbeat(lease(queued, "w1"), T0, LEASE)
     assert status(store, queued) is JobStatus.QUEUED
 
-    assert store.finish(done, "w1", T0, [])
-    assert not store.fail(done, "w1", T0, "x")
-    assert not store.finish(done, "w1", T0, [])
-    assert not store.retry(done, "w1", T0, "x", T0)
+    assert store.finish(lease(done, "w1"), T0, [])
+    assert not store.fail(lease(done, "w1"), T0, "x")
+    assert not store.finish(lease(done, "w1"), T0, [])
+    assert not store.retry(lease(done, "w1"), T0, "x", T0)
     assert status(store, done) is JobStatus.DONE
     assert [j.id for j in store.claim("w1", 5, T0, LEASE)] == [queued]  # done is not claimable
 
 
 def test_other_owner_cannot_finish(store: Store) -> None:
     job_id = running(store)
-    assert not store.finish(job_id, "w2", T0, [])
-    assert not store.fail(job_id, "w2", T0, "x")
+    assert not store.finish(lease(job_id, "w2"), T0, [])
+    assert not store.fail(lease(job_id, "w2"), T0, "x")
     assert status(store, job_id) is JobStatus.RUNNING
 
 
@@ -205,11 +221,11 @@ def test_step_cache_roundtrip(store: Store) -> None:
 
 def test_new_content_at_a_path_supersedes_its_older_jobs(store: Store) -> None:
     done = running(store)
-    assert store.finish(done, "w1", T0, ["/out/a.txt"])
+    assert store.finish(lease(done, "w1"), T0, ["/out/a.txt"])
     failed = store.enqueue("/in/a.wav", "b" * 64, 10, T0).job_id  # a partial copy, say
     [job] = store.claim("w1", 1, T0, LEASE)
     assert job.id == failed
-    assert store.fail(failed, "w1", T0, "truncated")
+    assert store.fail(lease(failed, "w1"), T0, "truncated")
     newest = store.enqueue("/in/a.wav", "c" * 64, 10, T0)
     assert newest.created and sorted(newest.superseded) == [failed]
     assert status(store, done) is JobStatus.SUPERSEDED  # superseded by the second already
@@ -229,16 +245,78 @@ def test_content_back_at_its_path_is_a_new_job(store: Store) -> None:
 
 def test_a_superseded_running_job_loses_its_lease(store: Store) -> None:
     job_id = running(store)
-    assert store.owns(job_id, "w1")
+    assert store.owns(lease(job_id, "w1"))
     store.enqueue("/in/a.wav", "b" * 64, 10, T0)
-    assert not store.owns(job_id, "w1")
-    assert not store.heartbeat(job_id, "w1", T0, LEASE)
-    assert not store.finish(job_id, "w1", T0, ["/out/a.txt"])  # fenced: nothing published
+    assert not store.owns(lease(job_id, "w1"))
+    assert not store.heartbeat(lease(job_id, "w1"), T0, LEASE)
+    assert not store.finish(lease(job_id, "w1"), T0, ["/out/a.txt"])  # fenced: nothing published
 
 
 def test_cancel_ends_a_running_job(store: Store) -> None:
     job_id = running(store)
-    assert store.cancel(job_id, "w1", T0, "input removed: /in/a.wav no longer exists")
+    assert store.cancel(lease(job_id, "w1"), T0, "input removed: /in/a.wav no longer exists")
     job = store.get(job_id)
     assert job is not None and job.status is JobStatus.CANCELLED and job.finished_at == T0
     assert store.requeue([job_id], now=T0).requeued == [job_id]  # the file may be back
+
+
+def test_a_lease_is_its_owner_and_attempt(store: Store) -> None:
+    """A worker whose lease expired (and whose job was claimed again, even by the same owner
+    name) changes nothing with its old lease."""
+    job_id = running(store)
+    store.recover_expired(T0 + timedelta(seconds=LEASE + 1))
+    [again] = store.claim("w1", 1, T0 + timedelta(seconds=LEASE + 2), LEASE)
+    assert again.lease == lease(job_id, "w1", 2) and again.node == "n1"
+    assert not store.owns(lease(job_id, "w1", 1))
+    assert not store.finish(lease(job_id, "w1", 1), T0, ["/out/stale.txt"])
+    assert store.finish(again.lease, T0, ["/out/a.txt"])
+
+
+def test_claims_take_whole_batches_without_doubles(store: Store) -> None:
+    ids = [new_job(store, f"/in/{i}.wav", f"{i:064d}") for i in range(7)]
+    first = store.claim("w1", 3, T0, LEASE)
+    second = store.claim("w2", 3, T0, LEASE)
+    third = store.claim("w3", 3, T0, LEASE)
+    got = [j.id for j in first + second + third]
+    assert got == ids and [len(first), len(second), len(third)] == [3, 3, 1]
+    assert {j.lease_owner for j in second} == {"w2"}
+
+
+def test_each_node_publishes_its_own_state(store: Store) -> None:
+    other = Store(store.engine, node="n2")
+    store.results.set_state("plan", {"profile": "fast"}, T0)
+    other.results.set_state("plan", {"profile": "quality"}, T0)
+    store.results.set_state("plan", {"profile": "balanced"}, T0 + timedelta(seconds=1))
+    assert store.results.get_state("plan") == ({"profile": "balanced"}, T0 + timedelta(seconds=1))
+    assert other.results.get_state("plan") == ({"profile": "quality"}, T0)
+    assert sorted(store.results.states("plan")) == ["n1", "n2"]
+
+
+def test_moments_come_back_as_stored(store: Store) -> None:
+    """Naive UTC in, naive UTC out, whatever the backend stores (timestamptz on PostgreSQL)."""
+    job_id = running(store)
+    job = store.get(job_id)
+    assert job is not None and job.started_at == T0 and job.started_at.tzinfo is None
+
+
+def test_the_clock_of_a_shared_database_is_the_servers(store: Store) -> None:
+    """A node whose clock is a minute fast (or slow) reckons leases in the database's time on
+    PostgreSQL: it neither recovers another node's live lease early nor loses its own."""
+    if store.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite serves one machine: its own clock is the only one")
+    fast = Store(store.engine, node="fast", local_clock=lambda: _utcnow() + timedelta(minutes=1))
+    slow = Store(store.engine, node="slow", local_clock=lambda: _utcnow() - timedelta(minutes=1))
+    assert abs((fast.now() - slow.now()).total_seconds()) < 5
+    a = store.enqueue("/in/a.wav", "a" * 64, 10, slow.now()).job_id
+    b = store.enqueue("/in/b.wav", "b" * 64, 10, slow.now()).job_id
+    [ja] = slow.claim("slow-w", 1, slow.now(), 30.0)
+    [jb] = fast.claim("fast-w", 1, fast.now(), 30.0)
+    assert (ja.id, jb.id) == (a, b)
+    assert fast.recover_expired(fast.now()) == []  # the slow node's lease is not taken early
+    assert slow.recover_expired(slow.now()) == []
+    assert slow.heartbeat(ja.lease, slow.now(), 30.0)
+    assert fast.finish(jb.lease, fast.now(), [])
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)

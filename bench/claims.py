@@ -1,0 +1,144 @@
+"""Claim throughput and latency with N concurrent claimers, on SQLite and on PostgreSQL.
+
+    python -m bench.claims [--jobs 1000] [--claimers 1 4 16] [--backends sqlite postgresql]
+
+For each backend and each N: a fresh database with ``--jobs`` tiny queued jobs, then N claimer
+processes started together; each claims one job at a time (``Store.claim``, the daemon's claim
+statement) and finishes it at once, until the queue is empty.  Reported: jobs per second over
+the whole run, its ratio to one claimer on the same backend (measured in the same run), the
+median and 99th-percentile latency of one claim, how evenly the claimers shared the work, and
+the number of jobs claimed twice (must be 0).  PostgreSQL is a throwaway server started for the
+run (see tests/pgserver.py).  Results go to bench/results/claims.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def claimer(url: str, name: str, start_at: float) -> None:
+    """One claimer process: claim and finish until nothing is left; prints its record."""
+    from daemon.db import make_engine
+    from daemon.store import Store
+
+    store = Store(make_engine(url), node=name)
+    store.now()  # connect before the start
+    while time.time() < start_at:
+        time.sleep(0.001)
+    latencies, ids = [], []
+    while True:
+        now = store.now()
+        t = time.perf_counter()
+        jobs = store.claim(f"{name}:w0", 1, now, 60.0)
+        latencies.append(time.perf_counter() - t)
+        if not jobs:
+            break
+        job = jobs[0]
+        store.finish(job.lease, now, [])
+        ids.append(job.id)
+    print(json.dumps({"ids": ids, "latencies": latencies[:-1], "ended": time.time()}))
+
+
+def fill(url: str, jobs: int) -> None:
+    from daemon.db import make_engine, upgrade
+    from daemon.store import Store, utcnow
+
+    engine = make_engine(url)
+    upgrade(engine)
+    store = Store(engine)
+    now = utcnow()
+    for i in range(jobs):
+        store.enqueue(f"/bench/{i}.wav", f"{i:064x}", 1000, now)
+    engine.dispose()
+
+
+def run(url: str, jobs: int, n: int) -> dict[str, Any]:
+    fill(url, jobs)
+    start_at = time.time() + 2.0 + 0.1 * n  # every process connected by then
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "bench.claims", "--claimer", url, f"c{i}", str(start_at)],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(n)
+    ]
+    records = [json.loads(p.communicate(timeout=900)[0]) for p in procs]
+    ids = [i for r in records for i in r["ids"]]
+    latencies = sorted(x for r in records for x in r["latencies"])
+    wall = max(r["ended"] for r in records) - start_at
+    shares = [len(r["ids"]) for r in records]
+    return {
+        "claimers": n,
+        "jobs": len(ids),
+        "claimed_twice": len(ids) - len(set(ids)),
+        "missed": jobs - len(set(ids)),
+        "wall_seconds": round(wall, 3),
+        "jobs_per_second": round(len(ids) / wall, 1),
+        "claim_ms_p50": round(1000 * statistics.median(latencies), 2),
+        "claim_ms_p99": round(1000 * latencies[int(0.99 * (len(latencies) - 1))], 2),
+        "share_min_max": [min(shares), max(shares)],
+    }
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--claimer":
+        claimer(sys.argv[2], sys.argv[3], float(sys.argv[4]))
+        return
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--jobs", type=int, default=1000)
+    ap.add_argument("--claimers", type=int, nargs="+", default=[1, 4, 16])
+    ap.add_argument("--backends", nargs="+", default=["sqlite", "postgresql"])
+    args = ap.parse_args()
+    sys.path.insert(0, str(REPO))
+    from tests.pgserver import PostgresServer
+
+    server = PostgresServer()
+    rows: list[dict[str, Any]] = []
+    try:
+        if "postgresql" in args.backends:
+            server.start()
+        with tempfile.TemporaryDirectory() as tmp:
+            for backend in args.backends:
+                base = None
+                for i, n in enumerate(args.claimers):
+                    if backend == "sqlite":
+                        url = f"sqlite:///{Path(tmp) / f'claims-{i}.db'}"
+                    else:
+                        url = server.database("claims")
+                    row = {"backend": backend, **run(url, args.jobs, n)}
+                    base = base or row["jobs_per_second"]
+                    row["ratio_to_one"] = round(row["jobs_per_second"] / base, 2)
+                    rows.append(row)
+                    print(json.dumps(row), flush=True)
+    finally:
+        server.stop()
+    out = REPO / "bench" / "results" / "claims.json"
+    out.write_text(json.dumps(rows, indent=2) + "\n")
+    print(
+        "\n| backend | claimers | jobs/s | × one claimer | claim p50 ms | p99 ms | "
+        "share min–max | claimed twice |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        lo, hi = r["share_min_max"]
+        print(
+            f"| {r['backend']} | {r['claimers']} | {r['jobs_per_second']} | "
+            f"{r['ratio_to_one']}× | {r['claim_ms_p50']} | {r['claim_ms_p99']} | {lo}–{hi} | "
+            f"{r['claimed_twice']} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
