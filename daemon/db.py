@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from daemon.errors import SchemaTooNew
+from daemon.errors import SchemaTooNew, UserError
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,12 @@ def make_engine(url: str) -> Engine:
         kwargs |= {"pool_recycle": 1800, "pool_timeout": 30}
         if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() == "psycopg":
             kwargs["connect_args"] = {"connect_timeout": 10, "application_name": "transcribd"}
-    engine = create_engine(url, **kwargs)
+    try:
+        engine = create_engine(url, **kwargs)
+    except ModuleNotFoundError as exc:  # the driver is an optional extra
+        extra = " (pip install 'transcribd[postgres]')" if "psycopg" in str(exc) else ""
+        missing = f"database.url needs a driver that is not installed: {exc}{extra}"
+        raise UserError(missing) from None
     if is_sqlite:
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
@@ -162,17 +167,19 @@ def check_not_newer(conn: Connection, cfg: Any) -> None:
         )
 
 
-def revisions(engine: Engine) -> tuple[str | None, str | None]:
-    """(revision the database is at, newest revision this version knows); no changes made."""
+def revisions(engine: Engine) -> tuple[str | None, str | None, bool]:
+    """(revision the database is at, newest revision this version knows, whether it knows the
+    database's); no changes made."""
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
 
-    head = ScriptDirectory.from_config(
+    scripts = ScriptDirectory.from_config(
         alembic_config(engine.url.render_as_string(hide_password=False))
-    ).get_current_head()
+    )
     with engine.connect() as conn:
         current = MigrationContext.configure(conn).get_current_revision()
-    return current, head
+    known = current is None or current in {s.revision for s in scripts.walk_revisions()}
+    return current, scripts.get_current_head(), known
 
 
 def sqlite_file(url: str) -> Path | None:

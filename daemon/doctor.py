@@ -75,14 +75,22 @@ def check_config(config: Config) -> Iterator[Finding]:
 
 
 def check_database(config: Config) -> Iterator[Finding]:
-    url = config.database.url
+    url = db.printable_url(config.database.url)
     try:
-        current, head = db.revisions(db.make_engine(url))
+        current, head, known = db.revisions(db.make_engine(config.database.url))
     except Exception as exc:
+        fix = (
+            "check database.url, that the server is up and that this machine may connect"
+            if db.is_server(config.database.url)
+            else "check database.url and that its folder is writable by this user"
+        )
+        yield fail("database", f"cannot open {url}: {' '.join(str(exc).split())[:200]}", fix)
+        return
+    if current is not None and not known:
         yield fail(
             "database",
-            f"cannot open {url}: {' '.join(str(exc).split())[:200]}",
-            "check database.url and that its folder is writable by this user",
+            f"{url} at revision {current}, newer than this version knows (up to {head})",
+            "another node runs a newer transcribd: upgrade transcribd on this machine",
         )
         return
     if current == head:
