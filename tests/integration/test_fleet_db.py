@@ -182,3 +182,20 @@ def test_a_daemon_outlives_its_database_going_away(
     assert text.count("the database is unreachable") == 1, text[-3000:]
     assert "the database is reachable again" in text
     assert "Traceback" not in text, text[-3000:]
+
+
+def test_a_node_name_in_use_on_another_machine_is_refused(
+    make_config: Callable[..., Config],
+) -> None:
+    from daemon.app import _check_node_free
+    from daemon.errors import UserError
+
+    config = make_config(daemon={"node": "box"})
+    store = open_store(config)
+    store.results.set_state("daemon", {"host": "other-machine", "pid": 7}, utcnow())
+    with pytest.raises(UserError, match="node 'box' is in use by a running daemon on other"):
+        _check_node_free(config, store)
+    store.results.set_state(
+        "daemon", {"host": "other-machine", "pid": 7}, utcnow() - timedelta(hours=1)
+    )
+    _check_node_free(config, store)  # that daemon is gone: the name is free again

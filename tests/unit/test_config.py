@@ -132,3 +132,13 @@ def test_log_level_is_checked() -> None:
     with pytest.raises(ConfigError, match=r"daemon\.log_level"):
         from_mapping({"daemon": {"log_level": "LOUD"}})
     assert from_mapping({"daemon": {"log_level": "debug"}}).daemon.log_level == "debug"
+
+
+def test_node_defaults_to_the_host_name_and_is_checked() -> None:
+    import socket
+
+    assert from_mapping({}).daemon.node == socket.gethostname()
+    assert from_mapping({"daemon": {"node": "box-3"}}).daemon.node == "box-3"
+    for bad in (" box", "a" * 65, "tab\there"):
+        with pytest.raises(ConfigError, match=r"daemon\.node"):
+            from_mapping({"daemon": {"node": bad}})

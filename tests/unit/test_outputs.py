@@ -3,6 +3,9 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from daemon.pipeline.asr import Segment, Word
 from daemon.pipeline.outputs import (
@@ -175,3 +178,49 @@ def test_a_live_writers_temps_stay(tmp_path: Path) -> None:
     finally:
         live.kill()
         live.wait()
+
+
+def test_another_machines_fresh_temps_stay_and_old_ones_go(tmp_path: Path) -> None:
+    """Nodes of a fleet share the output folder: a temp file named for another host is that
+    host's writer at work (its pid means nothing here) until it is an hour old."""
+    from daemon.pipeline.outputs import HOST, STALE_ELSEWHERE, remove_stale_temps
+
+    other = "elsewhere" if HOST != "elsewhere" else "yonder"
+    fresh = tmp_path / f".talk.txt.1@{other}.abcd1234.tmp"
+    old = tmp_path / f".talk.json.1@{other}.abcd1234.tmp"
+    mine = tmp_path / f".talk.srt.999999999@{HOST}.abcd1234.tmp"  # no such pid here
+    for p in (fresh, old, mine):
+        p.write_text("partial")
+    now = fresh.stat().st_mtime + 60
+    os.utime(old, (now - STALE_ELSEWHERE - 1, now - STALE_ELSEWHERE - 1))
+    assert remove_stale_temps(tmp_path, now=now) == 2
+    assert fresh.exists() and not old.exists() and not mine.exists()
+
+
+def test_a_name_taken_by_another_writer_meanwhile_is_never_overwritten(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two nodes finishing files of the same name at once: the one that comes second finds
+    the name taken at the moment it writes (not only when it chose it) and takes the next."""
+    from daemon.pipeline import outputs
+
+    chosen = outputs.choose_stem
+    raced: list[str] = []
+
+    def choose_then_lose_the_race(*args: Any, **kwargs: Any) -> str:
+        stem = chosen(*args, **kwargs)
+        if not raced:  # another node writes talk.json right after we chose "talk"
+            raced.append(stem)
+            (tmp_path / f"{stem}.json").write_text("the other node's transcript")
+        return stem
+
+    monkeypatch.setattr(outputs, "choose_stem", choose_then_lose_the_race)
+    written = outputs.write_outputs(transcript(), tmp_path, "talk", ["txt", "json"])
+    assert [Path(p).name for p in written] == ["talk-1.txt", "talk-1.json"]
+    assert (tmp_path / "talk.json").read_text() == "the other node's transcript"
+    assert not (tmp_path / "talk.txt").exists()  # what it wrote under the lost name went
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "talk-1.json",
+        "talk-1.txt",
+        "talk.json",
+    ]
