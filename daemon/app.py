@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -15,7 +16,7 @@ from daemon.config import Config, ConfigError
 from daemon.config import load as load_config
 from daemon.config import reload as config_reload
 from daemon.doctor import Finding
-from daemon.errors import CacheMiss, DiarizationError, ModelError, UserError
+from daemon.errors import CacheMiss, DiarizationError, ModelError, NodeInUse, UserError
 from daemon.intake import Intake, hash_file
 from daemon.jobs import Enqueued, JobOptions, JobRecord, Requeued
 from daemon.models import JobStatus
@@ -34,7 +35,11 @@ log = logging.getLogger(__name__)
 
 
 def db_upgrade(config: Config) -> str | None:
-    return db.upgrade(db.make_engine(config.database.url))
+    engine = db.make_engine(config.database.url)
+    try:
+        return db.upgrade(engine)
+    finally:
+        engine.dispose()
 
 
 def _intake(config: Config, store: Store) -> Intake:
@@ -59,13 +64,14 @@ def _scheduler(config: Config, store: Store) -> Scheduler:
 
 def run_once(config: Config) -> Summary:
     """Burst mode: rescan the watched folders, process everything pending, return."""
-    store = open_store(config)
+    store = open_store(config, migrate=True)
     sched = _scheduler(config, store)
     with StopSignals() as stop:
         try:
             return sched.run_once(stop.graceful.is_set)
         finally:
             sched.stop(config.daemon.stop_seconds, urgent=stop.urgent.is_set)
+            store.close()
 
 
 def prepare_models(config: Config) -> list[str]:
@@ -96,7 +102,7 @@ def run_forever(config: Config, notifier: Notifier | None = None) -> None:
     """
     notify = notifier or Notifier()
     with StopSignals() as stop:
-        store = _open_when_reachable(config, stop)
+        store = _open_when_reachable(config, stop, notify)
         if store is None:
             return
         _check_node_free(config, store)
@@ -134,6 +140,7 @@ def run_forever(config: Config, notifier: Notifier | None = None) -> None:
                 extra={"clean": clean},
             )
             notify.close()
+            store.close()
     if problem is not None:
         raise UserError(f"{problem}; stopped (a restart begins on a fresh database)")
 
@@ -141,14 +148,14 @@ def run_forever(config: Config, notifier: Notifier | None = None) -> None:
 RETRY_MAX_SECONDS = 60.0
 
 
-def _open_when_reachable(config: Config, stop: StopSignals) -> Store | None:
+def _open_when_reachable(config: Config, stop: StopSignals, notify: Notifier) -> Store | None:
     """The store, once its database can be reached: a server that is down at start (a
     reboot of the whole fleet) is waited for, with growing pauses, instead of failing and
     being restarted in a loop.  None when asked to stop meanwhile."""
     pause = 1.0
     while True:
         try:
-            return open_store(config)
+            return open_store(config, migrate=True)
         except Exception as exc:
             if not db.unreachable(exc):
                 raise
@@ -158,6 +165,11 @@ def _open_when_reachable(config: Config, stop: StopSignals) -> Store | None:
                 reason,
                 pause,
                 extra={"database": db.printable_url(config.database.url)},
+            )
+            # tell systemd that start-up goes on (its start timeout would kill us otherwise)
+            notify.send(
+                f"EXTEND_TIMEOUT_USEC={int((pause + 30) * 1e6)}\n"
+                f"STATUS=waiting for the database: {reason}"
             )
         if stop.graceful.wait(pause):
             return None
@@ -173,7 +185,7 @@ def _check_node_free(config: Config, store: Store) -> None:
         return
     host = beat[0].get("host")
     if host != HOST:
-        raise UserError(
+        raise NodeInUse(
             f"node '{node}' is in use by a running daemon on {host} (pid {beat[0].get('pid')}): "
             "give each machine its own [daemon] node"
         )
@@ -192,6 +204,8 @@ def _serve(
         if problem is not None:
             log.error("%s; stopping", problem, extra={"database": str(watch.path)})
             return problem
+        if sched.clash is not None:
+            raise NodeInUse(sched.clash)
         if stop.reload.is_set():
             stop.reload.clear()
             reload_config(sched)
@@ -366,28 +380,28 @@ def daemon_line(beat: tuple[Any, datetime] | None, now: datetime, config: Config
 
 
 def status(config: Config, job_id: int | None = None) -> StatusReport:
-    store = open_store(config)
-    now = store.now()
-    nodes = _nodes(store, now, config)
-    here = next((n for n in nodes if n.node == config.daemon.node), None)
-    beat = ({"host": here.host, "pid": here.pid}, here.heartbeat_at) if here else None
-    line = daemon_line(beat, now, config)
-    plan, plan_at = (here.plan, here.plan_at) if here else (None, None)
-    missing = here.missing_folders if here else []
-    if job_id is not None:
-        job = store.get(job_id)
-        if job is None:
-            raise UserError(f"no job #{job_id}")
-        jobs = [view(job, now)]
-    else:
-        jobs = [view(j, now) for j in store.jobs()]
-    return StatusReport(jobs, plan, plan_at, line, missing, nodes)
+    with closing(open_store(config)) as store:
+        now = store.now()
+        nodes = _nodes(store, now, config)
+        here = next((n for n in nodes if n.node == config.daemon.node), None)
+        beat = ({"host": here.host, "pid": here.pid}, here.heartbeat_at) if here else None
+        line = daemon_line(beat, now, config)
+        plan, plan_at = (here.plan, here.plan_at) if here else (None, None)
+        missing = here.missing_folders if here else []
+        if job_id is not None:
+            job = store.get(job_id)
+            if job is None:
+                raise UserError(f"no job #{job_id}")
+            jobs = [view(job, now)]
+        else:
+            jobs = [view(j, now) for j in store.jobs()]
+        return StatusReport(jobs, plan, plan_at, line, missing, nodes)
 
 
 def nodes(config: Config) -> list[NodeView]:
     """Every node that has used the database: alive or when last seen, host, pid, plan."""
-    store = open_store(config)
-    return _nodes(store, store.now(), config)
+    with closing(open_store(config)) as store:
+        return _nodes(store, store.now(), config)
 
 
 def _nodes(store: Store, now: datetime, config: Config) -> list[NodeView]:
@@ -397,95 +411,95 @@ def _nodes(store: Store, now: datetime, config: Config) -> list[NodeView]:
 
 def add(config: Config, paths: list[Path], options: JobOptions) -> list[tuple[Path, Enqueued]]:
     """Enqueue files (folders are walked) now, without waiting for them to settle."""
-    store = open_store(config)
-    intake = _intake(config, store)
-    files: list[Path] = []
-    for p in paths:
-        if p.is_dir():
-            files.extend(sorted(f for f in p.rglob("*") if f.is_file() and intake.accepts(f)))
-        elif p.is_file():
-            files.append(p)
-        else:
-            raise UserError(f"not a file or folder: {p}")
-    out = []
-    for f in files:
-        try:
-            sha, size = hash_file(f)
-        except OSError as exc:
-            reason = exc.strerror or type(exc).__name__
-            raise UserError(f"cannot read {fsnames.printable(f)}: {reason}") from None
-        out.append(
-            (
-                f,
-                store.enqueue(
-                    str(f.absolute()),
-                    sha,
-                    size,
-                    store.now(),
-                    options=options,
-                    duration=probe_duration(f),
-                ),
+    with closing(open_store(config)) as store:
+        intake = _intake(config, store)
+        files: list[Path] = []
+        for p in paths:
+            if p.is_dir():
+                files.extend(sorted(f for f in p.rglob("*") if f.is_file() and intake.accepts(f)))
+            elif p.is_file():
+                files.append(p)
+            else:
+                raise UserError(f"not a file or folder: {p}")
+        out = []
+        for f in files:
+            try:
+                sha, size = hash_file(f)
+            except OSError as exc:
+                reason = exc.strerror or type(exc).__name__
+                raise UserError(f"cannot read {fsnames.printable(f)}: {reason}") from None
+            out.append(
+                (
+                    f,
+                    store.enqueue(
+                        str(f.absolute()),
+                        sha,
+                        size,
+                        store.now(),
+                        options=options,
+                        duration=probe_duration(f),
+                    ),
+                )
             )
-        )
-    return out
+        return out
 
 
 def requeue(config: Config, job_ids: list[int], failed: bool) -> Requeued:
-    store = open_store(config)
-    return store.requeue(job_ids, failed=failed, now=store.now())
+    with closing(open_store(config)) as store:
+        return store.requeue(job_ids, failed=failed, now=store.now())
 
 
 def transcribe(config: Config, path: Path, out_dir: Path | None, options: JobOptions) -> list[str]:
     """One file through the same pipeline and cache, no daemon and no job row."""
     if not path.is_file():
         raise UserError(f"not a file: {path}")
-    store = open_store(config)
-    sha, _size = hash_file(path)
-    result = run_pipeline(config, WarmModels.of(config), store, path, sha, options)
-    spool.drop(spool_path(config, sha))
-    return write_outputs(
-        result.transcript,
-        out_dir or config.output.dir,
-        path.stem,
-        config.output.formats,
-        others=store.outputs_in_use(),
-        timestamps_in_txt=config.output.timestamps_in_txt,
-    )
+    with closing(open_store(config)) as store:
+        sha, _size = hash_file(path)
+        result = run_pipeline(config, WarmModels.of(config), store, path, sha, options)
+        spool.drop(spool_path(config, sha))
+        return write_outputs(
+            result.transcript,
+            out_dir or config.output.dir,
+            path.stem,
+            config.output.formats,
+            others=store.outputs_in_use(),
+            timestamps_in_txt=config.output.timestamps_in_txt,
+        )
 
 
 def rename_speakers(config: Config, job_id: int, renames: dict[str, str]) -> list[str]:
     """Rename speakers of a done job and rewrite its outputs from the cache (no model runs)."""
-    store = open_store(config)
-    job = store.get(job_id)
-    if job is None:
-        raise UserError(f"no job #{job_id}")
-    if job.status is not JobStatus.DONE:
-        raise UserError(f"job #{job_id} is {job.status.value}; only done jobs can be renamed")
-    try:
-        result = run_pipeline(
-            config,
-            WarmModels.of(config),
-            store,
-            Path(job.path),
-            job.sha256,
-            job.options,
-            previous_profile=job.profile,
-            cache_only=True,
-        )
-    except CacheMiss as exc:
-        raise UserError(f"job #{job_id}: {exc}; requeue it instead") from None
-    names = job.options.names
-    # the cached transcript carries the diarized labels; users may name them by their new names
-    current = {names.get(label, label): label for label in result.transcript.speakers}
-    for old, new in renames.items():
-        if old not in current:
-            known = ", ".join(sorted(current)) or "none"
-            raise UserError(f"job #{job_id} has no speaker '{old}' (speakers: {known})")
-        names[current[old]] = new
-    written = write_job_outputs(config, store, job, result.transcript, names)
-    options = dataclasses.replace(job.options, speaker_names=tuple(names.items()))
-    store.rewrite_done(job_id, store.now(), options, written)
-    return written
+    with closing(open_store(config)) as store:
+        job = store.get(job_id)
+        if job is None:
+            raise UserError(f"no job #{job_id}")
+        if job.status is not JobStatus.DONE:
+            raise UserError(f"job #{job_id} is {job.status.value}; only done jobs can be renamed")
+        try:
+            result = run_pipeline(
+                config,
+                WarmModels.of(config),
+                store,
+                Path(job.path),
+                job.sha256,
+                job.options,
+                previous_profile=job.profile,
+                cache_only=True,
+            )
+        except CacheMiss as exc:
+            raise UserError(f"job #{job_id}: {exc}; requeue it instead") from None
+        names = job.options.names
+        # the cached transcript carries the diarized labels; users may name them by their new names
+        current = {names.get(label, label): label for label in result.transcript.speakers}
+        for old, new in renames.items():
+            if old not in current:
+                known = ", ".join(sorted(current)) or "none"
+                raise UserError(f"job #{job_id} has no speaker '{old}' (speakers: {known})")
+            names[current[old]] = new
+        written = write_job_outputs(config, store, job, result.transcript, names)
+        options = dataclasses.replace(job.options, speaker_names=tuple(names.items()))
+        store.rewrite_done(job_id, store.now(), options, written)
+        return written
 
 
 def doctor(config: Config) -> list[Finding]:

@@ -18,7 +18,7 @@ import click
 
 from daemon import __version__, app, db, fsnames, logs
 from daemon.config import PROFILE_NAMES, Config, ConfigError, load
-from daemon.errors import DecodeError, ModelError, UserError
+from daemon.errors import DecodeError, ModelError, SetupError, UserError
 from daemon.jobs import JobOptions
 from daemon.sysload import bound_malloc_arenas
 
@@ -38,6 +38,9 @@ def handled(fn: F) -> F:
             return fn(*args, **kwargs)
         except (click.ClickException, click.exceptions.Exit):
             raise
+        except SetupError as exc:  # a restart would not fix it: exit 2, systemd gives up
+            click.echo(f"transcribd: {exc}", err=True)
+            sys.exit(2)
         except (UserError, DecodeError, ModelError) as exc:
             click.echo(f"transcribd: {exc}", err=True)
             sys.exit(1)

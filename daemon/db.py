@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SATimeoutError
 
 from daemon.errors import SchemaTooNew, UserError
 
@@ -24,6 +25,19 @@ BUSY_TIMEOUT_MS = 30_000
 POOL_SIZE = 2
 """Connections a process keeps open to a server database (plus as many again at a peak): a
 daemon's scheduler and each worker process have their own pool (see README: connections)."""
+PG_CONNECT_ARGS: dict[str, Any] = {
+    "application_name": "transcribd",
+    "connect_timeout": 10,
+    # a server that vanishes without closing the connection (power cut, partition) is noticed
+    # within about half a minute, not after the kernel's 15-minute TCP timeout
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,
+    # every statement is short; one that hangs is cancelled (migrations lift it)
+    "options": "-c statement_timeout=30000",
+}
 MIGRATION_LOCK = 0x7472616E73637269
 """The PostgreSQL advisory lock taken while migrating ("transcri" in ASCII)."""
 
@@ -33,12 +47,27 @@ def is_server(url: str) -> bool:
     return make_url(url).get_backend_name() != "sqlite"
 
 
+LOST_CONNECTION = ("08", "57P01", "57P02", "57P03")
+"""SQLSTATEs (classes and codes) of a server that cannot be reached or went away."""
+
+
 def unreachable(exc: BaseException) -> bool:
-    """Whether ``exc`` says the database could not be reached or the connection was lost
-    (transient: the daemon retries), rather than a problem with a statement."""
-    return isinstance(exc, OperationalError | InterfaceError) or (
-        isinstance(exc, DBAPIError) and exc.connection_invalidated
-    )
+    """Whether ``exc`` says a database server could not be reached or the connection was lost
+    (transient: the daemon waits and retries, and the job is not to blame), rather than a
+    problem with a statement, a full disk or a lock (those go through the retry policy).
+    A SQLite file is never "unreachable": a missing or replaced file is DatabaseWatch's."""
+    if isinstance(exc, SATimeoutError):  # no pooled connection came free: the server stalls
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    if not isinstance(exc, OperationalError | InterfaceError):
+        return False
+    if type(exc.orig).__module__.startswith("sqlite3"):
+        return False
+    state = getattr(exc.orig, "sqlstate", None)
+    return state is None or state.startswith(LOST_CONNECTION)
 
 
 def printable_url(url: str) -> str:
@@ -61,7 +90,7 @@ def make_engine(url: str) -> Engine:
         kwargs |= {"pool_size": POOL_SIZE, "max_overflow": POOL_SIZE, "pool_pre_ping": True}
         kwargs |= {"pool_recycle": 1800, "pool_timeout": 30}
         if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() == "psycopg":
-            kwargs["connect_args"] = {"connect_timeout": 10, "application_name": "transcribd"}
+            kwargs["connect_args"] = PG_CONNECT_ARGS
     try:
         engine = create_engine(url, **kwargs)
     except ModuleNotFoundError as exc:  # the driver is an optional extra
@@ -118,6 +147,7 @@ def _migration_lock(engine: Engine, conn: Connection) -> Iterator[None]:
     held by the migrating transaction.  SQLite: a lock file beside the database (its DDL is not
     transactional through the driver, so two upgrades at once would both create the tables)."""
     if conn.dialect.name == "postgresql":
+        conn.execute(text("SET LOCAL statement_timeout = 0"))  # waiting, migrating: no limit
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         yield
         return
@@ -150,6 +180,23 @@ def upgrade(engine: Engine) -> str | None:
     return rev
 
 
+def check_schema(engine: Engine) -> None:
+    """Raise when the database's schema is not the one this version runs on: newer
+    (:class:`SchemaTooNew`) or older (:class:`UserError`: upgrade it first)."""
+    current, head, known = revisions(engine)
+    if not known:
+        raise SchemaTooNew(
+            f"the database is at schema revision {current}, newer than this transcribd knows "
+            f"(up to {head}): upgrade transcribd on this machine"
+        )
+    if current != head:
+        where = "has no schema yet" if current is None else f"is at schema revision {current}"
+        raise UserError(
+            f"the database {where}, this version needs {head}: run 'transcribd db upgrade' "
+            "(or start the daemon) first"
+        )
+
+
 def check_not_newer(conn: Connection, cfg: Any) -> None:
     """Raise :class:`SchemaTooNew` when the database's revision is one this code does not know
     (a newer transcribd on another node migrated it): running on it could corrupt jobs."""
@@ -158,8 +205,7 @@ def check_not_newer(conn: Connection, cfg: Any) -> None:
 
     current = MigrationContext.configure(conn).get_current_revision()
     scripts = ScriptDirectory.from_config(cfg)
-    known = {s.revision for s in scripts.walk_revisions()}
-    if current is not None and current not in known:
+    if not _knows(scripts, current):
         raise SchemaTooNew(
             f"the database is at schema revision {current}, newer than this transcribd knows "
             f"(up to {scripts.get_current_head()}): another node runs a newer version; "
@@ -178,8 +224,12 @@ def revisions(engine: Engine) -> tuple[str | None, str | None, bool]:
     )
     with engine.connect() as conn:
         current = MigrationContext.configure(conn).get_current_revision()
-    known = current is None or current in {s.revision for s in scripts.walk_revisions()}
-    return current, scripts.get_current_head(), known
+    return current, scripts.get_current_head(), _knows(scripts, current)
+
+
+def _knows(scripts: Any, revision: str | None) -> bool:
+    """Whether this version's migrations include ``revision`` (None: a new database)."""
+    return revision is None or revision in {s.revision for s in scripts.walk_revisions()}
 
 
 def sqlite_file(url: str) -> Path | None:

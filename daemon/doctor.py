@@ -77,7 +77,11 @@ def check_config(config: Config) -> Iterator[Finding]:
 def check_database(config: Config) -> Iterator[Finding]:
     url = db.printable_url(config.database.url)
     try:
-        current, head, known = db.revisions(db.make_engine(config.database.url))
+        engine = db.make_engine(config.database.url)
+        try:
+            current, head, known = db.revisions(engine)
+        finally:
+            engine.dispose()
     except Exception as exc:
         fix = (
             "check database.url, that the server is up and that this machine may connect"

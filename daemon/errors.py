@@ -13,12 +13,16 @@ class UserError(Exception):
     """A problem the user can fix; printed as one line, exit code 1."""
 
 
-class SchemaTooNew(UserError):
+class SetupError(UserError):
+    """A problem a restart cannot fix (exit code 2: systemd does not restart the daemon)."""
+
+
+class SchemaTooNew(SetupError):
     """The database was migrated by a newer transcribd than this one (another node's)."""
 
 
-class DatabaseUnreachable(UserError):
-    """The database server cannot be reached (transient: the daemon waits and retries)."""
+class NodeInUse(SetupError):
+    """Another machine's running daemon uses this daemon's ``[daemon] node`` name."""
 
 
 class DecodeError(Exception):

@@ -180,9 +180,13 @@ class WorkerPool:
                 slot.process.exitcode,
                 extra={"job": slot.busy},
             )
-            if slot.busy is not None:
-                on_death(self._lease(index), slot.process.exitcode)
+            held = self._lease(index) if slot.busy is not None else None
             self._slots[index] = self._new_slot(index, slot.threads)
+            if held is not None:
+                try:
+                    on_death(held, slot.process.exitcode)
+                except Exception:  # the database is down, say: its lease expires instead
+                    log.exception("could not settle job %s of a dead worker", held.job_id)
         return out
 
     def _drain(self, timeout: float) -> list[Report]:

@@ -89,6 +89,8 @@ class Scheduler:
         self._published: tuple[dict[str, Any], datetime] | None = None
         self.unreachable: str | None = None
         """Why the database cannot be reached (None while it can); ticks go on meanwhile."""
+        self.clash: str | None = None
+        """Set when another machine's daemon uses this node's name: this one must stop."""
 
     # ------------------------------------------------------------------ one iteration
     def tick(self, now: datetime | None = None) -> int:
@@ -98,10 +100,10 @@ class Scheduler:
 
     def _tick(self, now: datetime | None) -> int:
         try:
+            self.intake.poll(utcnow())  # hashing new files may take a while: time after it
             now = now or self.clock()
-            self.intake.poll(utcnow())
             self._publish(now)
-            self.store.recover_expired(now)
+            self.store.recover_expired(now, self.config.daemon.max_attempts)
             self._recover_abandoned(now)
             self._collect()
             dispatched = self._dispatch(now)
@@ -152,6 +154,15 @@ class Scheduler:
             and (now - last[1]).total_seconds() < HEARTBEAT_SECONDS
         ):
             return
+        if last is not None:  # since our last beat, did another machine beat as this node?
+            stored = self.store.results.get_state(DAEMON_KEY)
+            host = stored[0].get("host") if stored else HOST
+            if host != HOST and stored is not None and stored[1] > last[1]:
+                self.clash = (
+                    f"node '{self.config.daemon.node}' is also used by a daemon on {host} "
+                    f"(pid {stored[0].get('pid')}): give each machine its own [daemon] node"
+                )
+                log.error("%s; stopping", self.clash)
         self.store.results.set_state(DAEMON_KEY, beat, now)
         self._published = (beat, now)
 
@@ -250,8 +261,12 @@ class Scheduler:
                     now,
                     self._requested(nxt),
                 ).profile
-            jobs = self.store.claim(
-                self.pool.owner(index), 1, now, self.config.daemon.lease_seconds, profile=profile
+            jobs = self.store.claim(  # the lease runs from now, not from the tick's start
+                self.pool.owner(index),
+                1,
+                self.clock(),
+                self.config.daemon.lease_seconds,
+                profile=profile,
             )
             if not jobs:
                 break

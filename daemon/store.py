@@ -77,12 +77,20 @@ def _off_lease(now: datetime, **values: Any) -> dict[str, Any]:
     return {"lease_owner": None, "lease_expires_at": None, "updated_at": now, **values}
 
 
-def open_store(config: Config, migrate: bool = True) -> Store:
-    """The store of the configured database for this node, its schema migrated to head unless
-    told not to."""
+def open_store(config: Config, migrate: bool | None = None) -> Store:
+    """The store of the configured database for this node.  ``migrate``: bring the schema to
+    head first; None (commands such as ``status``): on SQLite, yes; on a server shared by a
+    fleet, only check that this version knows the schema (a newer transcribd on a laptop must
+    not migrate the fleet's database: ``run`` and ``db upgrade`` do)."""
     engine = db.make_engine(config.database.url)
-    if migrate:
-        db.upgrade(engine)
+    try:
+        if migrate or (migrate is None and not db.is_server(config.database.url)):
+            db.upgrade(engine)
+        elif migrate is None:
+            db.check_schema(engine)
+    except BaseException:
+        engine.dispose()
+        raise
     return Store(engine, node=config.daemon.node)
 
 
@@ -102,6 +110,10 @@ class Store:
         """The step cache and the daemon's published facts (not job rows)."""
         self.local_clock = local_clock
         self._server_clock = db.is_server(str(engine.url))
+
+    def close(self) -> None:
+        """Close the connections this store holds (a command ends; the daemon stops)."""
+        self.engine.dispose()
 
     def now(self) -> datetime:
         """The time that leases, backoffs and heartbeats are reckoned in: the database
@@ -419,13 +431,27 @@ class Store:
             _off_lease(now, status=JobStatus.QUEUED, attempts=Job.attempts - 1),
         )
 
-    def recover_expired(self, now: datetime) -> list[int]:
-        """Running jobs whose lease expired (their worker died) go back to queued."""
+    def recover_expired(self, now: datetime, max_attempts: int = 0) -> list[int]:
+        """Running jobs whose lease expired (their worker or its node died, or stalled) go back
+        to queued; with ``max_attempts``, one that has had that many attempts fails instead
+        (a file that kills whatever runs it must not go round for ever)."""
         expired = and_(Job.status == JobStatus.RUNNING, Job.lease_expires_at < now)
         with self.engine.connect() as conn:  # a read first: no write lock on every tick
             if conn.execute(select(Job.id).where(expired).limit(1)).first() is None:
                 return []
+        spent = Job.attempts >= max_attempts if max_attempts else None
         with self.engine.begin() as conn:
+            if spent is not None:
+                error = f"its worker stopped answering in {max_attempts} attempts (lease expired)"
+                failed = conn.execute(
+                    update(Job)
+                    .where(expired, spent)
+                    .values(**_off_lease(now, status=JobStatus.FAILED, error=error))
+                    .values(finished_at=now)
+                    .returning(Job.id)
+                ).scalars()
+                if gave_up := list(failed):
+                    log.error("failed %d job(s): %s", len(gave_up), error, extra={"jobs": gave_up})
             recovered = list(
                 conn.execute(
                     update(Job)

@@ -341,7 +341,7 @@ class Executor:
             done = False
         else:
             metrics = self._metrics(result, started, cpu_started, workers)
-            done = self.store.finish(lease, self.now(), outputs, metrics)
+            done = self._finish(lease, job, outputs, metrics)
             if done:
                 log.info("job %s done", job.id, extra={"job": job.id, **metrics})
             else:  # superseded between the last check and now: take back what it wrote
@@ -350,6 +350,28 @@ class Executor:
                 log.warning("job %s was superseded as it finished", job.id, extra={"job": job.id})
         spool_mod.drop(spool_path(self.config, job.sha256, key))  # this attempt has ended
         return done
+
+    def _finish(
+        self, lease: Lease, job: JobRecord, outputs: list[str], metrics: dict[str, Any]
+    ) -> bool:
+        """Record the job done with its outputs.  While the database is out of reach, try
+        again for as long as the lease lasts; then take back the files that no job records
+        (a later attempt writes them again) and give up."""
+        deadline = time.monotonic() + self.config.daemon.lease_seconds
+        while True:
+            try:
+                return self.store.finish(lease, self.now(), outputs, metrics)
+            except Exception as exc:
+                if not db.unreachable(exc) or time.monotonic() > deadline:
+                    for path in set(outputs) - set(job.outputs):
+                        Path(path).unlink(missing_ok=True)
+                    raise
+                log.warning(
+                    "job %s: the database is unreachable as the job ends; trying again",
+                    job.id,
+                    extra={"job": job.id},
+                )
+                time.sleep(2.0)
 
     def _stopped(self, lease: Lease) -> bool:
         """The job stopped at a checkpoint (asked to, or its lease was lost); always False."""

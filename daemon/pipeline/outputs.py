@@ -210,9 +210,8 @@ def remove_stale_temps(out_dir: Path, now: float | None = None) -> int:
 
 def write_atomic(path: Path, text: str, exclusive: bool = False) -> None:
     """Write via a temp file in the same folder, fsync, then move it into place atomically:
-    ``os.replace``, or with ``exclusive`` a hard link that fails with FileExistsError when
-    ``path`` exists (another node took the name meanwhile; file systems without hard links
-    fall back to a replace)."""
+    ``os.replace``, or with ``exclusive`` only if ``path`` is still free (else
+    FileExistsError: another node took the name meanwhile; see :func:`_link`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(
         prefix=f".{path.name}.{os.getpid()}@{HOST}.", suffix=".tmp", dir=path.parent
@@ -238,15 +237,18 @@ def write_atomic(path: Path, text: str, exclusive: bool = False) -> None:
 
 
 def _link(tmp: str, path: Path) -> bool:
-    """Hard-link ``tmp`` as ``path``; False where the file system has no hard links."""
+    """Hard-link ``tmp`` as ``path`` (True), or where the file system has no hard links (some
+    SMB shares) claim the name with an exclusively created empty file that the caller then
+    replaces (False).  Either raises FileExistsError when the name is taken."""
     try:
         os.link(tmp, path)
     except FileExistsError:
         raise
     except OSError as exc:
-        if exc.errno in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
-            return False
-        raise
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+            raise
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        return False
     return True
 
 

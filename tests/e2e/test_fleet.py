@@ -91,7 +91,7 @@ def test_three_nodes_share_the_work_and_a_dead_nodes_job_comes_back(
     files += [speech_file(src / f"pair{i}.wav", clips[i : i + 2]) for i in range(12 - len(files))]
     assert len(files) == 12
     cfgs = {n: node_config(tmp_path, n, pg_url, inbox, out, model_cache) for n in NODES}
-    store: Store = open_store(config_mod.load(cfgs["alpha"]))
+    store: Store = open_store(config_mod.load(cfgs["alpha"]), migrate=True)
     inbox.mkdir(parents=True)
     with ExitStack() as stack:
         procs = {n: stack.enter_context(daemon(cfgs[n], tmp_path / f"{n}.log")) for n in NODES}

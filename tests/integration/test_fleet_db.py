@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import inspect
 
 from daemon import config as config_mod
 from daemon.app import node_views
@@ -22,7 +24,7 @@ from daemon.db import make_engine, upgrade
 from daemon.models import JobStatus
 from daemon.store import Store, open_store, utcnow
 from tests.conftest import write_wav
-from tests.pgserver import PostgresServer, Unavailable
+from tests.pgserver import REQUIRE_ENV, PostgresServer, Unavailable
 
 CLAIMER = """
 import json, sys, time
@@ -69,10 +71,10 @@ def test_claimers_in_several_processes_never_take_one_job_twice(db_url: str) -> 
 
 
 def test_status_and_nodes_show_each_node(
-    make_config: Callable[..., Config], tmp_path: Path
+    make_config: Callable[..., Config], tmp_path: Path, db_url: str
 ) -> None:
-    config = make_config(daemon={"node": "alpha"})
-    store = open_store(config)
+    config = make_config(daemon={"node": "alpha"}, database={"url": db_url})
+    store = open_store(config, migrate=True)
     beta = Store(store.engine, node="beta")
     now = utcnow()
     store.results.set_state("daemon", {"host": "box1", "pid": 11, "missing_folders": []}, now)
@@ -98,6 +100,22 @@ def test_status_and_nodes_show_each_node(
     ]
     jobs = json.loads(runner.invoke(cli, ["--config", str(cfg), "status", "--json"]).output)
     assert [(j["id"], j["node"]) for j in jobs] == [(job_id, "beta")]
+    store.engine.dispose()
+
+
+def test_commands_other_than_run_never_migrate_a_shared_database(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """``status`` from another (say newer) version must not change the fleet's schema."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[database]\nurl = "{pg_url}"\n[watch]\nfolders = ["{tmp_path}"]\n')
+    res = CliRunner().invoke(cli, ["--config", str(cfg), "status"])
+    assert res.exit_code == 1 and "run 'transcribd db upgrade'" in res.output, res.output
+    engine = make_engine(pg_url)
+    assert "jobs" not in inspect(engine).get_table_names()
+    assert CliRunner().invoke(cli, ["--config", str(cfg), "db", "upgrade"]).exit_code == 0
+    assert CliRunner().invoke(cli, ["--config", str(cfg), "status"]).exit_code == 0
+    engine.dispose()
 
 
 def test_a_node_not_heard_from_is_shown_as_not_running(config: Config) -> None:
@@ -122,6 +140,8 @@ def own_server() -> Iterator[PostgresServer]:
         server.start()
     except (Unavailable, OSError) as exc:
         server.stop()
+        if os.environ.get(REQUIRE_ENV):
+            pytest.fail(f"PostgreSQL is required here but could not be started: {exc}")
         pytest.skip(f"no PostgreSQL server could be started: {exc}")
     yield server
     server.stop()

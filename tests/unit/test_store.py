@@ -320,3 +320,16 @@ def test_the_clock_of_a_shared_database_is_the_servers(store: Store) -> None:
 
 def _utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+def test_a_job_whose_lease_keeps_expiring_fails_after_max_attempts(store: Store) -> None:
+    job_id = running(store)
+    later = T0 + timedelta(seconds=LEASE + 1)
+    assert store.recover_expired(later, max_attempts=2) == [job_id]  # attempt 1 of 2
+    [again] = store.claim("w1", 1, later, LEASE)
+    assert again.attempts == 2
+    end = later + timedelta(seconds=LEASE + 1)
+    assert store.recover_expired(end, max_attempts=2) == []
+    job = store.get(job_id)
+    assert job is not None and job.status is JobStatus.FAILED and job.finished_at == end
+    assert "stopped answering in 2 attempts" in (job.error or "")
