@@ -2,9 +2,11 @@
 
     python -m bench.claims [--jobs 1000] [--claimers 1 4 16] [--backends sqlite postgresql]
 
-For each backend and each N: a fresh database with ``--jobs`` tiny queued jobs, then N claimer
-processes started together; each claims one job at a time (``Store.claim``, the daemon's claim
-statement) and finishes it at once, until the queue is empty.  Reported: jobs per second over
+For each backend, each claim method and each N: a fresh database with ``--jobs`` tiny queued
+jobs, then N claimer processes started together; each claims one job at a time and finishes it
+at once, until the queue is empty.  Claim methods: ``skip-locked`` is ``Store.claim``, the
+daemon's one statement; ``select-then-update`` is the claim it replaced (the baseline): read the
+ready ids, then a guarded UPDATE per id.  Reported: jobs per second over
 the whole run, its ratio to one claimer on the same backend (measured in the same run), the
 median and 99th-percentile latency of one claim, how evenly the claimers shared the work, and
 the number of jobs claimed twice (must be 0).  PostgreSQL is a throwaway server started for the
@@ -26,7 +28,38 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 
 
-def claimer(url: str, name: str, start_at: float) -> None:
+def select_then_update(store: Any, owner: str, limit: int, now: Any, lease: float) -> list[Any]:
+    """The claim before the fleet work (the baseline): read the ready ids, then one guarded
+    UPDATE per id until ``limit`` succeed (a claimer that lost a row to another waits for that
+    row's lock, then moves on)."""
+    from datetime import timedelta
+
+    from sqlalchemy import select, update
+
+    from daemon.models import Job, JobStatus
+    from daemon.store import JOBS, _from_row
+
+    claimed: list[Any] = []
+    values = {
+        "status": JobStatus.RUNNING,
+        "lease_owner": owner,
+        "lease_expires_at": now + timedelta(seconds=lease),
+        "attempts": Job.attempts + 1,
+        "started_at": now,
+        "updated_at": now,
+        "node": store.node,
+    }
+    with store.engine.begin() as conn:
+        for (job_id,) in conn.execute(store._ready(now).limit(limit * 4)).all():
+            if len(claimed) >= limit:
+                break
+            guarded = update(Job).where(Job.id == job_id, Job.status == JobStatus.QUEUED)
+            if conn.execute(guarded.values(**values)).rowcount == 1:
+                claimed.append(_from_row(conn.execute(select(JOBS).where(Job.id == job_id)).one()))
+    return claimed
+
+
+def claimer(url: str, name: str, start_at: float, method: str) -> None:
     """One claimer process: claim and finish until nothing is left; prints its record."""
     from sqlalchemy import text
 
@@ -45,7 +78,10 @@ def claimer(url: str, name: str, start_at: float) -> None:
         noops.append(time.perf_counter() - t)
         now = store.now()
         t = time.perf_counter()
-        jobs = store.claim(f"{name}:w0", 1, now, 60.0)
+        if method == "skip-locked":
+            jobs = store.claim(f"{name}:w0", 1, now, 60.0)
+        else:
+            jobs = select_then_update(store, f"{name}:w0", 1, now, 60.0)
         latencies.append(time.perf_counter() - t)
         if not jobs:
             break
@@ -69,12 +105,21 @@ def fill(url: str, jobs: int) -> None:
     engine.dispose()
 
 
-def run(url: str, jobs: int, n: int) -> dict[str, Any]:
+def run(url: str, jobs: int, n: int, method: str) -> dict[str, Any]:
     fill(url, jobs)
     start_at = time.time() + 2.0 + 0.1 * n  # every process connected by then
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "bench.claims", "--claimer", url, f"c{i}", str(start_at)],
+            [
+                sys.executable,
+                "-m",
+                "bench.claims",
+                "--claimer",
+                url,
+                f"c{i}",
+                str(start_at),
+                method,
+            ],
             cwd=REPO,
             stdout=subprocess.PIPE,
             text=True,
@@ -88,6 +133,7 @@ def run(url: str, jobs: int, n: int) -> dict[str, Any]:
     wall = max(r["ended"] for r in records) - start_at
     shares = [len(r["ids"]) for r in records]
     return {
+        "method": method,
         "claimers": n,
         "jobs": len(ids),
         "claimed_twice": len(ids) - len(set(ids)),
@@ -104,7 +150,7 @@ def run(url: str, jobs: int, n: int) -> dict[str, Any]:
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--claimer":
-        claimer(sys.argv[2], sys.argv[3], float(sys.argv[4]))
+        claimer(sys.argv[2], sys.argv[3], float(sys.argv[4]), sys.argv[5])
         return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--jobs", type=int, default=1000)
@@ -121,30 +167,31 @@ def main() -> None:
             server.start()
         with tempfile.TemporaryDirectory() as tmp:
             for backend in args.backends:
-                base = None
-                for i, n in enumerate(args.claimers):
-                    if backend == "sqlite":
-                        url = f"sqlite:///{Path(tmp) / f'claims-{i}.db'}"
-                    else:
-                        url = server.database("claims")
-                    row = {"backend": backend, **run(url, args.jobs, n)}
-                    base = base or row["jobs_per_second"]
-                    row["ratio_to_one"] = round(row["jobs_per_second"] / base, 2)
-                    rows.append(row)
-                    print(json.dumps(row), flush=True)
+                for method in ("select-then-update", "skip-locked"):
+                    base = None
+                    for n in args.claimers:
+                        if backend == "sqlite":
+                            url = f"sqlite:///{Path(tmp) / f'claims-{len(rows)}.db'}"
+                        else:
+                            url = server.database("claims")
+                        row = {"backend": backend, **run(url, args.jobs, n, method)}
+                        base = base or row["jobs_per_second"]
+                        row["ratio_to_one"] = round(row["jobs_per_second"] / base, 2)
+                        rows.append(row)
+                        print(json.dumps(row), flush=True)
     finally:
         server.stop()
     out = REPO / "bench" / "results" / "claims.json"
     out.write_text(json.dumps(rows, indent=2) + "\n")
     print(
-        "\n| backend | claimers | jobs/s | × one claimer | claim p50 ms | p99 ms | "
-        "share min–max | claimed twice |"
+        "\n| backend | claim | claimers | jobs/s | × one claimer | claim p50 ms | p99 ms | "
+        "SELECT 1 p50 ms | claim ÷ SELECT 1 | share min–max | claimed twice |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         lo, hi = r["share_min_max"]
         print(
-            f"| {r['backend']} | {r['claimers']} | {r['jobs_per_second']} | "
+            f"| {r['backend']} | {r['method']} | {r['claimers']} | {r['jobs_per_second']} | "
             f"{r['ratio_to_one']}× | {r['claim_ms_p50']} | {r['claim_ms_p99']} | "
             f"{r['select1_ms_p50']} | {r['claim_over_select1']} | {lo}–{hi} | "
             f"{r['claimed_twice']} |"
