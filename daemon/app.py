@@ -356,6 +356,13 @@ class StatusReport:
     """Watched folders this node's running daemon cannot find."""
     nodes: list[NodeView] = dataclasses.field(default_factory=list)
     """Every node that has used this database."""
+    node: str = ""
+    """This machine's node name."""
+
+    @property
+    def fleet(self) -> bool:
+        """Whether nodes other than this one use the database (then each is shown)."""
+        return any(n.node != self.node for n in self.nodes)
 
 
 def daemon_alive(beat: tuple[Any, datetime] | None, now: datetime, config: Config) -> bool:
@@ -386,6 +393,11 @@ def status(config: Config, job_id: int | None = None) -> StatusReport:
         here = next((n for n in nodes if n.node == config.daemon.node), None)
         beat = ({"host": here.host, "pid": here.pid}, here.heartbeat_at) if here else None
         line = daemon_line(beat, now, config)
+        if here is None and nodes:  # an admin's machine looking at a fleet's database
+            line = (
+                f"daemon: none on this node ({config.daemon.node}); "
+                f"{len(nodes)} other node(s) use this database"
+            )
         plan, plan_at = (here.plan, here.plan_at) if here else (None, None)
         missing = here.missing_folders if here else []
         if job_id is not None:
@@ -395,7 +407,7 @@ def status(config: Config, job_id: int | None = None) -> StatusReport:
             jobs = [view(job, now)]
         else:
             jobs = [view(j, now) for j in store.jobs()]
-        return StatusReport(jobs, plan, plan_at, line, missing, nodes)
+        return StatusReport(jobs, plan, plan_at, line, missing, nodes, config.daemon.node)
 
 
 def nodes(config: Config) -> list[NodeView]:

@@ -142,7 +142,7 @@ def status(ctx: click.Context, job: int | None, as_json: bool) -> None:
             f"warning: watched folder {folder} is missing (the daemon watches it again "
             "once it exists)"
         )
-    fleet = len(report.nodes) > 1
+    fleet = report.fleet
     if fleet:  # several nodes share this database: each one's state
         click.echo("nodes:")
         _node_table(report.nodes, indent="  ")

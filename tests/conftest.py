@@ -105,12 +105,14 @@ def store(config: Config) -> Store:
     return open_store(config)
 
 
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresServer]:
-    """A real PostgreSQL server for the session (Debian's package, started as ``postgres`` in
-    a temporary folder on a Unix socket); skipped with the reason where none can be started,
-    failed instead when CI requires it (TRANSCRIBD_REQUIRE_POSTGRES=1)."""
+def start_postgres(own: bool = False) -> PostgresServer:
+    """A real PostgreSQL server (Debian's package, started as ``postgres`` in a temporary
+    folder on a Unix socket; ``own``: never the one TRANSCRIBD_TEST_POSTGRES_URL names);
+    skips the test with the reason where none can be started, fails it instead when CI
+    requires PostgreSQL (TRANSCRIBD_REQUIRE_POSTGRES=1).  The caller stops it."""
     server = PostgresServer()
+    if own and server.url:
+        pytest.skip("a PostgreSQL server of the test's own is needed (not a given URL)")
     try:
         server.start()
     except (Unavailable, OSError, subprocess.SubprocessError) as exc:
@@ -118,6 +120,13 @@ def postgres() -> Iterator[PostgresServer]:
         if os.environ.get(REQUIRE_ENV):
             pytest.fail(f"PostgreSQL is required here but could not be started: {exc}")
         pytest.skip(f"no PostgreSQL server could be started: {exc}")
+    return server
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the session (see :func:`start_postgres`)."""
+    server = start_postgres()
     yield server
     server.stop()
 

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -23,8 +22,8 @@ from daemon.config import Config
 from daemon.db import make_engine, upgrade
 from daemon.models import JobStatus
 from daemon.store import Store, open_store, utcnow
-from tests.conftest import write_wav
-from tests.pgserver import REQUIRE_ENV, PostgresServer, Unavailable
+from tests.conftest import start_postgres, write_wav
+from tests.pgserver import PostgresServer
 
 CLAIMER = """
 import json, sys, time
@@ -100,6 +99,10 @@ def test_status_and_nodes_show_each_node(
     ]
     jobs = json.loads(runner.invoke(cli, ["--config", str(cfg), "status", "--json"]).output)
     assert [(j["id"], j["node"]) for j in jobs] == [(job_id, "beta")]
+    laptop = cfg.read_text().replace('node = "alpha"', 'node = "laptop"')
+    cfg.write_text(laptop)  # an admin's machine, no daemon of its own
+    table = runner.invoke(cli, ["--config", str(cfg), "status"]).output
+    assert "daemon: none on this node (laptop); 2 other node(s)" in table and "beta" in table
     store.engine.dispose()
 
 
@@ -133,16 +136,7 @@ def test_a_node_not_heard_from_is_shown_as_not_running(config: Config) -> None:
 @pytest.fixture
 def own_server() -> Iterator[PostgresServer]:
     """A server of this test's own (it is stopped and started again)."""
-    server = PostgresServer()
-    if server.url:
-        pytest.skip("a PostgreSQL server of the test's own is needed (not a given URL)")
-    try:
-        server.start()
-    except (Unavailable, OSError) as exc:
-        server.stop()
-        if os.environ.get(REQUIRE_ENV):
-            pytest.fail(f"PostgreSQL is required here but could not be started: {exc}")
-        pytest.skip(f"no PostgreSQL server could be started: {exc}")
+    server = start_postgres(own=True)
     yield server
     server.stop()
 
