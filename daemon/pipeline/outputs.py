@@ -217,6 +217,7 @@ def write_atomic(path: Path, text: str, exclusive: bool = False) -> None:
         prefix=f".{path.name}.{os.getpid()}@{HOST}.", suffix=".tmp", dir=path.parent
     )
     try:
+        os.fchmod(fd, new_file_mode())  # mkstemp's 0600 would hide it from the group, Plex...
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
             f.write(text)
             f.flush()
@@ -234,6 +235,21 @@ def write_atomic(path: Path, text: str, exclusive: bool = False) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def new_file_mode() -> int:
+    """The mode the process umask gives a new file (0644 under 022, 0640 under 027).  Read
+    from /proc where it can be: setting the umask to read it would race other threads."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def _link(tmp: str, path: Path) -> bool:

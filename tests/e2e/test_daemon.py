@@ -24,7 +24,9 @@ def test_drop_file_into_running_daemon(tmp_path: Path, model_cache: Path) -> Non
     cfg = write_config(tmp_path, model_cache)
     cmd = [sys.executable, "-m", "daemon", "--config", str(cfg)]
     log = (tmp_path / "daemon.log").open("w")
-    proc = subprocess.Popen([*cmd, "run"], stdout=subprocess.PIPE, stderr=log, text=True)
+    proc = subprocess.Popen(  # the systemd unit's UMask
+        [*cmd, "run"], stdout=subprocess.PIPE, stderr=log, text=True, umask=0o027
+    )
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
@@ -51,6 +53,8 @@ def test_drop_file_into_running_daemon(tmp_path: Path, model_cache: Path) -> Non
         names = sorted(Path(p).name for p in job["outputs"])  # type: ignore[attr-defined]
         assert names == ["talk.json", "talk.rttm", "talk.srt", "talk.txt", "talk.vtt"]
         assert "ask not what your country" in (tmp_path / "out" / "talk.txt").read_text()
+        modes = {oct(Path(p).stat().st_mode & 0o777) for p in job["outputs"]}  # type: ignore[attr-defined]
+        assert modes == {"0o640"}  # group-readable under UMask=0027, not mkstemp's 0600
     finally:
         proc.send_signal(signal.SIGTERM)
         try:

@@ -224,3 +224,34 @@ def test_a_name_taken_by_another_writer_meanwhile_is_never_overwritten(
         "talk-1.txt",
         "talk.json",
     ]
+
+
+WRITE_UNDER_UMASK = """
+import os, sys
+from pathlib import Path
+os.umask(int(sys.argv[2], 8))
+from daemon.pipeline.outputs import write_outputs
+from tests.unit.test_outputs import transcript
+print(" ".join(write_outputs(transcript(), Path(sys.argv[1]), "talk", ["txt", "srt", "json"])))
+"""
+
+
+@pytest.mark.parametrize(("umask", "mode"), [("022", 0o644), ("027", 0o640), ("077", 0o600)])
+def test_outputs_get_the_mode_the_umask_gives_a_new_file(
+    tmp_path: Path, umask: str, mode: int
+) -> None:
+    """Still written atomically (temp file, rename), but readable by whom the umask lets in:
+    0644 for a desktop user, 0640 under the systemd unit's UMask=0027."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, "-c", WRITE_UNDER_UMASK, str(tmp_path), umask],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        check=True,
+    ).stdout.split()
+    assert len(out) == 3
+    assert {oct(os.stat(p).st_mode & 0o777) for p in out} == {oct(mode)}
