@@ -2,7 +2,8 @@
 
 Whisper decoded without timestamp tokens (see :meth:`daemon.pipeline.asr.AsrModel.transcribe`)
 gives one segment per 30-s window; its word timestamps then place the cuts: after a sentence
-end, at a pause, and before a segment grows past ``max_seconds``.
+end (not after an abbreviation: :mod:`daemon.pipeline.sentences`), at a pause, and before a
+segment grows past ``max_seconds``.
 """
 
 from __future__ import annotations
@@ -10,8 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from daemon.pipeline.asr import Segment, Word
+from daemon.pipeline.sentences import ends_sentence
 
-SENTENCE_END = (".", "?", "!", "…", "。", "？", "！")
+RULES_VERSION = 2
+"""Part of the ASR step's cache key (its cached segments are cut by these rules): bumped when
+the cuts change.  2: full stops after abbreviations, initials and numbers are not sentence
+ends."""
 
 
 @dataclass(frozen=True)
@@ -31,7 +36,8 @@ def split(segment: Segment, rules: SplitRules = SplitRules()) -> list[Segment]:
         return [segment]
     out: list[Segment] = []
     current: list[Word] = []
-    for word in segment.words:
+    words = segment.words
+    for i, word in enumerate(words):
         if current and (
             word.start - current[-1].end >= rules.pause_seconds
             or word.end - current[0].start > rules.max_seconds
@@ -39,8 +45,9 @@ def split(segment: Segment, rules: SplitRules = SplitRules()) -> list[Segment]:
             out.append(_of(current, segment.speaker))
             current = []
         current.append(word)
-        ends_sentence = word.word.strip().endswith(SENTENCE_END)
-        if ends_sentence and current[-1].end - current[0].start >= rules.min_seconds:
+        following = words[i + 1].word if i + 1 < len(words) else None
+        ends = ends_sentence(word.word, following)
+        if ends and current[-1].end - current[0].start >= rules.min_seconds:
             out.append(_of(current, segment.speaker))
             current = []
     if current:

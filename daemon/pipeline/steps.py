@@ -27,6 +27,7 @@ from daemon.pipeline.cache import StepCache
 from daemon.pipeline.diarize import WEIGHTS_ID, DiarizeParams
 from daemon.pipeline.merge import Turn, WindowDiarization, attribute, link_windows, speakers_of
 from daemon.pipeline.outputs import Transcript
+from daemon.pipeline.segments import RULES_VERSION as CUT_RULES
 from daemon.pipeline.segments import split as split_segment
 from daemon.pipeline.spool import Spool
 from daemon.pipeline.vad import Chunk, Region, SpeechDetector, VadParams, plan_windows
@@ -158,6 +159,7 @@ def transcribe(
             "language": language,
             "options": asdict(options),
             "regions": [[r.start, r.end] for r in chunk.regions],
+            "cuts": CUT_RULES,
         }
 
         def compute() -> dict[str, Any]:
