@@ -29,7 +29,7 @@ from daemon.scheduler import DAEMON_KEY, HOST, PLAN_KEY, Scheduler, Summary
 from daemon.signals import Notifier, StopSignals
 from daemon.store import TERMINAL, Store, open_store, utcnow
 from daemon.warm import WarmModels
-from daemon.workers import owner_id, run_pipeline, spool_path, write_job_outputs
+from daemon.workers import cue_rules, owner_id, run_pipeline, spool_path, write_job_outputs
 
 log = logging.getLogger(__name__)
 
@@ -476,6 +476,7 @@ def transcribe(config: Config, path: Path, out_dir: Path | None, options: JobOpt
             config.output.formats,
             others=store.outputs_in_use(),
             timestamps_in_txt=config.output.timestamps_in_txt,
+            cues=cue_rules(config),
         )
 
 

@@ -97,6 +97,12 @@ class OutputConfig:
     dir: Path = Path()
     formats: tuple[str, ...] = OUTPUT_FORMATS
     timestamps_in_txt: bool = False
+    max_line_chars: int = 42
+    """Subtitles (srt, vtt): characters per line at most (broadcast convention: 42)."""
+    max_lines: int = 2
+    """Subtitles: lines per cue at most."""
+    max_cue_seconds: float = 7.0
+    """Subtitles: seconds a cue stays on screen at most (and 1 s at least)."""
 
 
 @dataclass(frozen=True)
@@ -300,6 +306,9 @@ def _check(config: Config) -> None:
         "watch.stable_seconds": config.watch.stable_seconds,
         "watch.poll_seconds": config.watch.poll_seconds,
         "daemon.tick_seconds": config.daemon.tick_seconds,
+        "output.max_line_chars": config.output.max_line_chars,
+        "output.max_lines": config.output.max_lines,
+        "output.max_cue_seconds": config.output.max_cue_seconds,
         "daemon.lease_seconds": config.daemon.lease_seconds,
         "daemon.max_attempts": config.daemon.max_attempts,
         "daemon.stop_seconds": config.daemon.stop_seconds,

@@ -22,6 +22,7 @@ from daemon.errors import Cancelled, InputRemoved
 from daemon.jobs import JobOptions, JobRecord, Lease
 from daemon.pipeline import spool as spool_mod
 from daemon.pipeline.cache import StepCache, never
+from daemon.pipeline.cues import CueRules
 from daemon.pipeline.outputs import Transcript, rename_speakers, write_outputs
 from daemon.pipeline.run import JobInput, Loaders, PipelineResult, transcribe_file
 from daemon.planner import profile_to_run, requested_profile
@@ -253,7 +254,14 @@ def write_job_outputs(
         own=own,
         others=store.outputs_in_use() - own,
         timestamps_in_txt=config.output.timestamps_in_txt,
+        cues=cue_rules(config),
     )
+
+
+def cue_rules(config: Config) -> CueRules:
+    """How subtitle cues are laid out, from ``[output]``."""
+    o = config.output
+    return CueRules(o.max_line_chars, o.max_lines, o.max_cue_seconds)
 
 
 def settle(

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon.pipeline.asr import Segment
+from daemon.pipeline.cues import DEFAULT_CUES, CueRules, label, layout
 from daemon.pipeline.merge import Turn
 from daemon.sysload import pid_alive
 
@@ -83,19 +84,24 @@ def render_txt(t: Transcript, timestamps: bool = False) -> str:
     return "\n".join(lines) + ("\n" if lines else "")
 
 
-def render_srt(t: Transcript) -> str:
+def render_srt(t: Transcript, rules: CueRules = DEFAULT_CUES) -> str:
+    """SubRip, cues laid out by :func:`daemon.pipeline.cues.layout` (the speaker's label
+    starts a cue's first line)."""
     blocks = []
-    for i, s in enumerate(t.segments, start=1):
-        speaker = f"{s.speaker}: " if s.speaker else ""
-        blocks.append(f"{i}\n{clock(s.start, ',')} --> {clock(s.end, ',')}\n{speaker}{s.text}\n")
+    for i, c in enumerate(layout(t.segments, rules, labels=True), start=1):
+        text = label(c.speaker) + "\n".join(c.lines)
+        blocks.append(f"{i}\n{clock(c.start, ',')} --> {clock(c.end, ',')}\n{text}\n")
     return "\n".join(blocks)
 
 
-def render_vtt(t: Transcript) -> str:
+def render_vtt(t: Transcript, rules: CueRules = DEFAULT_CUES) -> str:
+    """WebVTT, cues laid out as for srt; the speaker as a voice span (not counted as text)."""
     blocks = ["WEBVTT\n"]
-    for s in t.segments:
-        text = f"<v {s.speaker}>{s.text}" if s.speaker else s.text
-        blocks.append(f"{clock(s.start)} --> {clock(s.end)}\n{text}\n")
+    for c in layout(t.segments, rules):
+        text = "\n".join(c.lines)
+        if c.speaker:
+            text = f"<v {c.speaker}>{text}</v>"
+        blocks.append(f"{clock(c.start)} --> {clock(c.end)}\n{text}\n")
     return "\n".join(blocks)
 
 
@@ -125,13 +131,15 @@ def rename_speakers(t: Transcript, names: dict[str, str]) -> Transcript:
     )
 
 
-def render(t: Transcript, fmt: str, timestamps_in_txt: bool = False) -> str:
+def render(
+    t: Transcript, fmt: str, timestamps_in_txt: bool = False, cues: CueRules = DEFAULT_CUES
+) -> str:
     if fmt == "txt":
         return render_txt(t, timestamps_in_txt)
     if fmt == "srt":
-        return render_srt(t)
+        return render_srt(t, cues)
     if fmt == "vtt":
-        return render_vtt(t)
+        return render_vtt(t, cues)
     if fmt == "json":
         return json.dumps(to_json(t), ensure_ascii=False, indent=2) + "\n"
     if fmt == "rttm":
@@ -276,6 +284,7 @@ def write_outputs(
     own: Collection[str] = (),
     others: Collection[str] = (),
     timestamps_in_txt: bool = False,
+    cues: CueRules = DEFAULT_CUES,
 ) -> list[str]:
     """Write the transcript in each format under the first free stem (see
     :func:`choose_stem`).  A name that is not the job's own is taken only if still free at
@@ -288,7 +297,8 @@ def write_outputs(
         try:
             for fmt in formats:
                 path = out_dir / f"{chosen}.{fmt}"
-                write_atomic(path, render(t, fmt, timestamps_in_txt), str(path) not in own)
+                text = render(t, fmt, timestamps_in_txt, cues)
+                write_atomic(path, text, str(path) not in own)
                 written.append(str(path))
         except FileExistsError:
             for p in written:

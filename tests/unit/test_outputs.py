@@ -53,12 +53,12 @@ def test_txt() -> None:
 
 def test_srt() -> None:
     assert render_srt(transcript()) == (
-        "1\n00:00:00,500 --> 00:00:01,400\nHello world.\n\n2\n01:01:01,250 --> 01:01:02,000\nBye.\n"
-    )
+        "1\n00:00:00,500 --> 00:00:01,500\nHello world.\n\n2\n01:01:01,250 --> 01:01:02,250\nBye.\n"
+    )  # each cue at least 1 s on screen
 
 
 def test_vtt() -> None:
-    assert render_vtt(transcript()).startswith("WEBVTT\n\n00:00:00.500 --> 00:00:01.400\nHello")
+    assert render_vtt(transcript()).startswith("WEBVTT\n\n00:00:00.500 --> 00:00:01.500\nHello")
 
 
 def test_json_contract() -> None:
