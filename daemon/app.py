@@ -12,7 +12,8 @@ from typing import Any
 
 from daemon import db, fsnames, logs, modelstore
 from daemon import doctor as doctor_mod
-from daemon.config import Config, ConfigError
+from daemon.config import Config, ConfigError, explain, read_raw
+from daemon.config import find as find_config
 from daemon.config import load as load_config
 from daemon.config import reload as config_reload
 from daemon.doctor import Finding
@@ -513,6 +514,22 @@ def rename_speakers(config: Config, job_id: int, renames: dict[str, str]) -> lis
         options = dataclasses.replace(job.options, speaker_names=tuple(names.items()))
         store.rewrite_done(job_id, store.now(), options, written)
         return written
+
+
+@dataclass(frozen=True)
+class ConfigReport:
+    source: str
+    """Which file was read and why, or why none was."""
+    values: list[tuple[str, Any, str]]
+    """(section.key, effective value, "file" or "default")."""
+
+
+def show_config(config: Config, given: Path | None) -> ConfigReport:
+    """The effective configuration and where each value came from (``transcribd config``)."""
+    path, why = find_config(given)
+    raw = read_raw(path) if path is not None else {}
+    source = f"{path} ({why})" if path is not None else why
+    return ConfigReport(source, explain(config, raw))
 
 
 def doctor(config: Config) -> list[Finding]:

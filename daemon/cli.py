@@ -95,7 +95,7 @@ def cli(ctx: click.Context, config_path: Path | None, log_level: str | None) -> 
         level = (log_level or config.daemon.log_level or "INFO").upper()
         logs.set_level(level)
         os.environ["TRANSCRIBD_LOG_LEVEL"] = level  # the worker processes' level
-    ctx.obj = {"config": config}
+    ctx.obj = {"config": config, "config_path": config_path}
 
 
 @cli.command()
@@ -315,6 +315,31 @@ def speakers(ctx: click.Context, job: int, renames: tuple[str, ...]) -> None:
         mapping[old.strip()] = new.strip()
     for written in app.rename_speakers(_config(ctx), job, mapping):
         click.echo(written)
+
+
+@cli.command("config")
+@click.pass_context
+@handled
+def config_cmd(ctx: click.Context) -> None:
+    """Print the effective configuration and where each value came from."""
+    report = app.show_config(_config(ctx), ctx.obj["config_path"])
+    click.echo(f"# config: {report.source}")
+    section = ""
+    for key, value, origin in report.values:
+        head, name = key.split(".", 1)
+        if head != section:
+            click.echo(f"\n[{head}]")
+            section = head
+        click.echo(f"{name} = {_toml(value)}  # {origin}")
+
+
+def _toml(value: Any) -> str:
+    """A value as TOML writes it (paths as strings)."""
+    if isinstance(value, Path):
+        value = str(value)
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return json.dumps(value, ensure_ascii=False)
 
 
 @cli.command()

@@ -18,6 +18,9 @@ from pathlib import Path
 from typing import Any
 
 ENV_CONFIG = "TRANSCRIBD_CONFIG"
+SYSTEM_CONFIG = Path("/etc/transcribd/config.toml")
+"""The service's config (the systemd unit reads it; so does ``sudo -u transcribd transcribd
+status``, which then finds the service's database)."""
 
 AUDIO_EXTENSIONS = (
     "wav",
@@ -213,20 +216,60 @@ def defaults_for(home: Path, cache: Path) -> dict[str, dict[str, Any]]:
     }
 
 
+def search_path() -> list[Path]:
+    """Where a config file is looked for when neither ``--config`` nor ``$TRANSCRIBD_CONFIG``
+    names one, in order: the user's, then the system's."""
+    user = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return [Path(user) / "transcribd" / "config.toml", SYSTEM_CONFIG]
+
+
+def find(path: Path | None = None) -> tuple[Path | None, str]:
+    """The config file to read and why: ``path`` (``--config``), else ``$TRANSCRIBD_CONFIG``,
+    else the first file of :func:`search_path` that exists; (None, why) for the defaults."""
+    if path is not None:
+        return path, "--config"
+    if os.environ.get(ENV_CONFIG):
+        return Path(os.environ[ENV_CONFIG]), f"${ENV_CONFIG}"
+    for candidate in search_path():
+        if candidate.is_file():
+            return candidate, "found on the search path"
+    looked = ", ".join(map(str, search_path()))
+    return None, f"no config file ({looked} do not exist): built-in defaults"
+
+
+def read_raw(path: Path) -> dict[str, Any]:
+    """The TOML of a config file, as a mapping (ConfigError when it cannot be read)."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+
+
+def explain(config: Config, raw: Mapping[str, Any]) -> list[tuple[str, Any, str]]:
+    """(key, effective value, where it came from) for every key of every section (pure):
+    "file" when ``raw`` (the config file's TOML) sets it, else "default"."""
+    out: list[tuple[str, Any, str]] = []
+    for section in dataclasses.fields(Config):
+        value = getattr(config, section.name)
+        if not dataclasses.is_dataclass(value):
+            continue
+        given = raw.get(section.name, {})
+        for f in dataclasses.fields(value):
+            origin = "file" if f.name in given else "default"
+            out.append((f"{section.name}.{f.name}", getattr(value, f.name), origin))
+    return out
+
+
 def load(path: Path | None = None) -> Config:
-    """Load the config from ``path``, else ``$TRANSCRIBD_CONFIG``, else embedded defaults."""
-    if path is None and os.environ.get(ENV_CONFIG):
-        path = Path(os.environ[ENV_CONFIG])
+    """Load the config file :func:`find` finds, else the embedded defaults."""
+    path, _why = find(path)
     raw: dict[str, Any] = {}
     if path is not None:
-        try:
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"config file not found: {path}") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"cannot read config file {path}: {exc}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+        raw = read_raw(path)
     return from_mapping(raw, source=path)
 
 

@@ -128,3 +128,15 @@ def test_status_says_whether_a_daemon_uses_the_database(config: Config) -> None:
     old = ({"pid": 41, "host": "box"}, now - timedelta(minutes=5))
     assert daemon_line(old, now, config).startswith("daemon: not running on this database")
     assert daemon_line(None, now, config).startswith("daemon: none has used this database")
+
+
+def test_config_command_shows_values_and_where_they_came_from(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[watch]\nfolders = ["{tmp_path / "in"}"]\n[output]\nmax_lines = 1\n')
+    res = CliRunner().invoke(cli, ["--config", str(cfg), "config"])
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert lines[0] == f"# config: {cfg} (--config)"
+    assert "[output]" in lines and "max_lines = 1  # file" in lines
+    assert "max_line_chars = 42  # default" in lines
+    assert f'folders = ["{tmp_path / "in"}"]  # file' in lines

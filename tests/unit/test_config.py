@@ -142,3 +142,48 @@ def test_node_defaults_to_the_host_name_and_is_checked() -> None:
     for bad in (" box", "a" * 65, "tab\there"):
         with pytest.raises(ConfigError, match=r"daemon\.node"):
             from_mapping({"daemon": {"node": bad}})
+
+
+def test_config_is_found_on_the_search_path_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--config, then $TRANSCRIBD_CONFIG, then ~/.config/transcribd, then /etc/transcribd."""
+    user = tmp_path / "xdg" / "transcribd" / "config.toml"
+    system = tmp_path / "etc" / "config.toml"
+    given = tmp_path / "given.toml"
+    for f, node in ((user, "user"), (system, "system"), (given, "given")):
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(f'[daemon]\nnode = "{node}"\n')
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setattr(cfg, "SYSTEM_CONFIG", system)
+    monkeypatch.delenv("TRANSCRIBD_CONFIG", raising=False)
+    assert load().daemon.node == "user"
+    user.unlink()
+    assert load().daemon.node == "system" and cfg.find()[1] == "found on the search path"
+    monkeypatch.setenv("TRANSCRIBD_CONFIG", str(given))
+    assert load().daemon.node == "given" and cfg.find()[1] == "$TRANSCRIBD_CONFIG"
+    assert load(system).daemon.node == "system" and cfg.find(system)[1] == "--config"
+    monkeypatch.delenv("TRANSCRIBD_CONFIG")
+    system.unlink()
+    assert load().source is None and "built-in defaults" in cfg.find()[1]
+
+
+def test_explain_says_where_each_value_came_from() -> None:
+    raw = {"output": {"max_lines": 1}, "daemon": {"node": "box"}}
+    rows = {key: (value, origin) for key, value, origin in cfg.explain(from_mapping(raw), raw)}
+    assert rows["output.max_lines"] == (1, "file")
+    assert rows["daemon.node"] == ("box", "file")
+    assert rows["output.max_line_chars"] == (42, "default")
+    assert "database.url" in rows and "diarization.enabled" in rows
+
+
+def test_the_service_config_is_valid_and_matches_the_unit() -> None:
+    """systemd/transcribd.toml (installed as /etc/transcribd/config.toml) loads, and puts
+    everything in the unit's StateDirectory and CacheDirectory."""
+    root = Path(__file__).resolve().parents[2]
+    config = load(root / "systemd" / "transcribd.toml")
+    assert config.database.url == "sqlite:////var/lib/transcribd/jobs.db"
+    assert config.watch.folders == (Path("/var/lib/transcribd/inbox"),)
+    assert str(config.models.cache_dir).startswith("/var/cache/transcribd")
+    unit = (root / "systemd" / "transcribd.service").read_text()
+    assert "StateDirectory=transcribd" in unit and "CacheDirectory=transcribd" in unit
