@@ -32,23 +32,13 @@ def select_then_update(store: Any, owner: str, limit: int, now: Any, lease: floa
     """The claim before the fleet work (the baseline): read the ready ids, then one guarded
     UPDATE per id until ``limit`` succeed (a claimer that lost a row to another waits for that
     row's lock, then moves on)."""
-    from datetime import timedelta
-
     from sqlalchemy import select, update
 
     from daemon.models import Job, JobStatus
     from daemon.store import JOBS, _from_row
 
     claimed: list[Any] = []
-    values = {
-        "status": JobStatus.RUNNING,
-        "lease_owner": owner,
-        "lease_expires_at": now + timedelta(seconds=lease),
-        "attempts": Job.attempts + 1,
-        "started_at": now,
-        "updated_at": now,
-        "node": store.node,
-    }
+    values = store._claimed(owner, now, lease, None)  # what the daemon's claim sets
     with store.engine.begin() as conn:
         for (job_id,) in conn.execute(store._ready(now).limit(limit * 4)).all():
             if len(claimed) >= limit:

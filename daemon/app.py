@@ -6,7 +6,7 @@ import dataclasses
 import logging
 from contextlib import closing
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,15 @@ from daemon.pipeline.audio import probe_duration
 from daemon.pipeline.outputs import remove_stale_temps, write_outputs
 from daemon.pool import WorkerPool
 from daemon.profiles import models_in_use
-from daemon.scheduler import DAEMON_KEY, HOST, PLAN_KEY, Scheduler, Summary
+from daemon.scheduler import (
+    DAEMON_KEY,
+    HOST,
+    PLAN_KEY,
+    Scheduler,
+    Summary,
+    heartbeat_limit,
+    node_clash,
+)
 from daemon.signals import Notifier, StopSignals
 from daemon.store import TERMINAL, Store, open_store, utcnow
 from daemon.warm import WarmModels
@@ -160,7 +168,7 @@ def _open_when_reachable(config: Config, stop: StopSignals, notify: Notifier) ->
         except Exception as exc:
             if not db.unreachable(exc):
                 raise
-            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            reason = db.reason(exc)
             log.error(
                 "cannot reach the database (%s); trying again in %.0f s",
                 reason,
@@ -180,16 +188,10 @@ def _open_when_reachable(config: Config, stop: StopSignals, notify: Notifier) ->
 def _check_node_free(config: Config, store: Store) -> None:
     """Refuse to start under a node name that a daemon on another machine uses now (their
     jobs would be judged by each other's process tables)."""
-    node = config.daemon.node
-    beat = store.results.get_state(DAEMON_KEY)
-    if beat is None or not daemon_alive(beat, store.now(), config):
-        return
-    host = beat[0].get("host")
-    if host != HOST:
-        raise NodeInUse(
-            f"node '{node}' is in use by a running daemon on {host} (pid {beat[0].get('pid')}): "
-            "give each machine its own [daemon] node"
-        )
+    since = store.now() - timedelta(seconds=heartbeat_limit(config))
+    clash = node_clash(config.daemon.node, store.results.get_state(DAEMON_KEY), since, HOST)
+    if clash is not None:
+        raise NodeInUse(clash)
 
 
 def _serve(
@@ -329,7 +331,7 @@ def node_views(
     out = []
     for node, (beat, at) in sorted(beats.items()):
         plan, plan_at = plans.get(node, (None, None))
-        alive = daemon_alive((beat, at), now, config)
+        alive = (now - at).total_seconds() <= heartbeat_limit(config)
         out.append(
             NodeView(
                 node=node,
@@ -366,24 +368,22 @@ class StatusReport:
         return any(n.node != self.node for n in self.nodes)
 
 
-def daemon_alive(beat: tuple[Any, datetime] | None, now: datetime, config: Config) -> bool:
-    """Whether a daemon's heartbeat is recent enough to say it uses this database (pure)."""
-    limit = max(30.0, 5 * config.daemon.tick_seconds)
-    return beat is not None and (now - beat[1]).total_seconds() <= limit
-
-
-def daemon_line(beat: tuple[Any, datetime] | None, now: datetime, config: Config) -> str:
-    """Whether a daemon uses this database, from its heartbeat, in one line (pure)."""
+def daemon_line(nodes: list[NodeView], config: Config) -> str:
+    """Whether this node's daemon uses this database, from the nodes' heartbeats, in one
+    line (pure)."""
     where = db.printable_url(config.database.url)
-    if beat is None:
+    here = next((n for n in nodes if n.node == config.daemon.node), None)
+    if here is None and nodes:  # an admin's machine looking at a fleet's database
+        others = f"{len(nodes)} other node(s) use this database"
+        return f"daemon: none on this node ({config.daemon.node}); {others}"
+    if here is None:
         return f"daemon: none has used this database yet ({where})"
-    value, at = beat
-    who = f"pid {value.get('pid')} on {value.get('host')}"
-    if daemon_alive(beat, now, config):
+    who = f"pid {here.pid} on {here.host}"
+    if here.alive:
         return f"daemon: running ({who})"
     return (
-        f"daemon: not running on this database ({where}); last seen {at:%Y-%m-%d %H:%M:%S} "
-        f"UTC ({who})"
+        f"daemon: not running on this database ({where}); last seen "
+        f"{here.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC ({who})"
     )
 
 
@@ -391,14 +391,8 @@ def status(config: Config, job_id: int | None = None) -> StatusReport:
     with closing(open_store(config)) as store:
         now = store.now()
         nodes = _nodes(store, now, config)
+        line = daemon_line(nodes, config)
         here = next((n for n in nodes if n.node == config.daemon.node), None)
-        beat = ({"host": here.host, "pid": here.pid}, here.heartbeat_at) if here else None
-        line = daemon_line(beat, now, config)
-        if here is None and nodes:  # an admin's machine looking at a fleet's database
-            line = (
-                f"daemon: none on this node ({config.daemon.node}); "
-                f"{len(nodes)} other node(s) use this database"
-            )
         plan, plan_at = (here.plan, here.plan_at) if here else (None, None)
         missing = here.missing_folders if here else []
         if job_id is not None:
@@ -435,6 +429,7 @@ def add(config: Config, paths: list[Path], options: JobOptions) -> list[tuple[Pa
             else:
                 raise UserError(f"not a file or folder: {p}")
         out = []
+        now = store.now()
         for f in files:
             try:
                 sha, size = hash_file(f)
@@ -448,7 +443,7 @@ def add(config: Config, paths: list[Path], options: JobOptions) -> list[tuple[Pa
                         str(f.absolute()),
                         sha,
                         size,
-                        store.now(),
+                        now,
                         options=options,
                         duration=probe_duration(f),
                     ),

@@ -51,7 +51,7 @@ def handled(fn: F) -> F:
             sys.exit(1)
         except Exception as exc:  # database down, etc.: still one line
             if db.unreachable(exc):
-                reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+                reason = db.reason(exc)
                 click.echo(f"transcribd: cannot reach the database: {reason}", err=True)
             else:
                 click.echo(f"transcribd: {type(exc).__name__}: {exc}".splitlines()[0], err=True)

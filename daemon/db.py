@@ -70,6 +70,23 @@ def unreachable(exc: BaseException) -> bool:
     return state is None or state.startswith(LOST_CONNECTION)
 
 
+def reason(exc: BaseException) -> str:
+    """The first line of what the driver said (for one-line logs and messages)."""
+    return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+
+
+@contextmanager
+def outage_ignored() -> Iterator[None]:
+    """Let a write that can be lost (a progress report, a release that the lease's expiry
+    does as well) fail while the database server is unreachable; other errors go on."""
+    try:
+        yield
+    except Exception as exc:
+        if not unreachable(exc):
+            raise
+        log.debug("not written, the database is unreachable: %s", reason(exc))
+
+
 def printable_url(url: str) -> str:
     """The URL with any password masked (for logs and ``status``)."""
     return make_url(url).render_as_string(hide_password=True)
@@ -185,10 +202,7 @@ def check_schema(engine: Engine) -> None:
     (:class:`SchemaTooNew`) or older (:class:`UserError`: upgrade it first)."""
     current, head, known = revisions(engine)
     if not known:
-        raise SchemaTooNew(
-            f"the database is at schema revision {current}, newer than this transcribd knows "
-            f"(up to {head}): upgrade transcribd on this machine"
-        )
+        raise _too_new(current, head)
     if current != head:
         where = "has no schema yet" if current is None else f"is at schema revision {current}"
         raise UserError(
@@ -200,36 +214,34 @@ def check_schema(engine: Engine) -> None:
 def check_not_newer(conn: Connection, cfg: Any) -> None:
     """Raise :class:`SchemaTooNew` when the database's revision is one this code does not know
     (a newer transcribd on another node migrated it): running on it could corrupt jobs."""
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
+    current, head, known = _state(conn, cfg)
+    if not known:
+        raise _too_new(current, head)
 
-    current = MigrationContext.configure(conn).get_current_revision()
-    scripts = ScriptDirectory.from_config(cfg)
-    if not _knows(scripts, current):
-        raise SchemaTooNew(
-            f"the database is at schema revision {current}, newer than this transcribd knows "
-            f"(up to {scripts.get_current_head()}): another node runs a newer version; "
-            "upgrade transcribd on this machine"
-        )
+
+def _too_new(current: str | None, head: str | None) -> SchemaTooNew:
+    return SchemaTooNew(
+        f"the database is at schema revision {current}, newer than this transcribd knows "
+        f"(up to {head}): another node runs a newer version; upgrade transcribd on this machine"
+    )
 
 
 def revisions(engine: Engine) -> tuple[str | None, str | None, bool]:
     """(revision the database is at, newest revision this version knows, whether it knows the
     database's); no changes made."""
+    cfg = alembic_config(engine.url.render_as_string(hide_password=False))
+    with engine.connect() as conn:
+        return _state(conn, cfg)
+
+
+def _state(conn: Connection, cfg: Any) -> tuple[str | None, str | None, bool]:
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
 
-    scripts = ScriptDirectory.from_config(
-        alembic_config(engine.url.render_as_string(hide_password=False))
-    )
-    with engine.connect() as conn:
-        current = MigrationContext.configure(conn).get_current_revision()
-    return current, scripts.get_current_head(), _knows(scripts, current)
-
-
-def _knows(scripts: Any, revision: str | None) -> bool:
-    """Whether this version's migrations include ``revision`` (None: a new database)."""
-    return revision is None or revision in {s.revision for s in scripts.walk_revisions()}
+    scripts = ScriptDirectory.from_config(cfg)
+    current = MigrationContext.configure(conn).get_current_revision()
+    known = current is None or current in {s.revision for s in scripts.walk_revisions()}
+    return current, scripts.get_current_head(), known
 
 
 def sqlite_file(url: str) -> Path | None:

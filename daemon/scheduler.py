@@ -48,6 +48,24 @@ HEARTBEAT_SECONDS = 5.0
 """How often the heartbeat is written (not every tick: a write contends with the workers')."""
 
 
+def heartbeat_limit(config: Config) -> float:
+    """Seconds after its last heartbeat that a daemon still counts as running."""
+    return max(30.0, 5 * config.daemon.tick_seconds)
+
+
+def node_clash(
+    node: str, stored: tuple[Any, datetime] | None, since: datetime, host: str
+) -> str | None:
+    """Why a daemon on ``host`` must not run as ``node`` (pure): the heartbeat stored for
+    ``node`` was written after ``since`` by another machine; None when it was not."""
+    if stored is None or stored[1] <= since or stored[0].get("host") == host:
+        return None
+    return (
+        f"node '{node}' is in use by a running daemon on {stored[0].get('host')} "
+        f"(pid {stored[0].get('pid')}): give each machine its own [daemon] node"
+    )
+
+
 @dataclass
 class Summary:
     done: list[int] = field(default_factory=list)
@@ -123,7 +141,7 @@ class Scheduler:
     def _lost_database(self, exc: BaseException) -> None:
         """Say once per outage that the database cannot be reached (not a traceback a tick)."""
         first = self.unreachable is None
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        reason = db.reason(exc)
         self.unreachable = f"database unreachable since {utcnow():%H:%M:%S} UTC: {reason}"
         if first:
             log.error(
@@ -133,7 +151,7 @@ class Scheduler:
             )
 
     def _where(self) -> str:
-        return self.store.engine.url.render_as_string(hide_password=True)
+        return db.printable_url(self.config.database.url)
 
     def reconfigure(self, config: Config) -> None:
         """A reloaded config (see :func:`daemon.config.reload`): the intake watches its
@@ -156,12 +174,8 @@ class Scheduler:
             return
         if last is not None:  # since our last beat, did another machine beat as this node?
             stored = self.store.results.get_state(DAEMON_KEY)
-            host = stored[0].get("host") if stored else HOST
-            if host != HOST and stored is not None and stored[1] > last[1]:
-                self.clash = (
-                    f"node '{self.config.daemon.node}' is also used by a daemon on {host} "
-                    f"(pid {stored[0].get('pid')}): give each machine its own [daemon] node"
-                )
+            self.clash = node_clash(self.config.daemon.node, stored, last[1], HOST)
+            if self.clash is not None:
                 log.error("%s; stopping", self.clash)
         self.store.results.set_state(DAEMON_KEY, beat, now)
         self._published = (beat, now)
@@ -347,12 +361,9 @@ class Scheduler:
             self._aps = None
 
         def release(lease: Lease) -> None:
-            try:
+            released = False  # if the database is out of reach, its lease expires instead
+            with db.outage_ignored():
                 released = self.store.release(lease, self.clock())
-            except Exception as exc:
-                if not db.unreachable(exc):
-                    raise
-                released = False  # its lease expires instead
             if released:
                 log.warning(
                     "released job %s of a stopped worker",

@@ -289,18 +289,7 @@ class Store:
         A duplicate waits until its original is done or failed, so that it is served from the
         cache instead of computing the same content twice.
         """
-        values: dict[str, Any] = {
-            "status": JobStatus.RUNNING,
-            "lease_owner": owner,
-            "lease_expires_at": now + timedelta(seconds=lease_seconds),
-            "attempts": Job.attempts + 1,
-            "started_at": now,
-            "updated_at": now,
-            "error": None,
-            "node": self.node,
-        }
-        if profile is not None:
-            values["profile"] = profile
+        values = self._claimed(owner, now, lease_seconds, profile)
         # a CTE, materialized: the picked rows are read (and locked) once; as a plain
         # subquery PostgreSQL may run it again per row and take more than ``limit``
         picked = (
@@ -319,6 +308,24 @@ class Store:
         with self.engine.begin() as conn:
             rows = conn.execute(stmt).all()
         return sorted((_from_row(r) for r in rows), key=lambda j: j.id)
+
+    def _claimed(
+        self, owner: str, now: datetime, lease_seconds: float, profile: str | None
+    ) -> dict[str, Any]:
+        """The values of a job as ``owner`` claims it for this node."""
+        values: dict[str, Any] = {
+            "status": JobStatus.RUNNING,
+            "lease_owner": owner,
+            "lease_expires_at": now + timedelta(seconds=lease_seconds),
+            "attempts": Job.attempts + 1,
+            "started_at": now,
+            "updated_at": now,
+            "error": None,
+            "node": self.node,
+        }
+        if profile is not None:
+            values["profile"] = profile
+        return values
 
     @staticmethod
     def _ready(now: datetime) -> Any:

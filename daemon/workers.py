@@ -156,17 +156,6 @@ def lease_keeper(
         thread.join()
 
 
-@contextmanager
-def suppress_unreachable(job_id: int) -> Iterator[None]:
-    """Let a write that is only a progress report fail while the database is unreachable."""
-    try:
-        yield
-    except Exception as exc:
-        if not db.unreachable(exc):
-            raise
-        log.debug("job %s: progress not recorded (database unreachable)", job_id)
-
-
 def hints_for(config: Config, options: JobOptions) -> SpeakerHints:
     """Speaker hints of a job: its own options (CLI or folder) first, then the global config."""
     d = config.diarization
@@ -330,7 +319,9 @@ class Executor:
                     self.config, self.store, job, result.transcript, job.options.names
                 )
         except Cancelled:
-            done = self._stopped(lease)
+            if self._released(lease):
+                return False  # the same attempt resumes, with its spool
+            done = False
         except InputRemoved as exc:
             self.store.cancel(lease, self.now(), str(exc))
             log.warning("job %s cancelled: %s", job.id, exc, extra={"job": job.id})
@@ -381,15 +372,16 @@ class Executor:
                 )
                 time.sleep(2.0)
 
-    def _stopped(self, lease: Lease) -> bool:
-        """The job stopped at a checkpoint (asked to, or its lease was lost); always False."""
+    def _released(self, lease: Lease) -> bool:
+        """The job stopped at a checkpoint (asked to, or its lease was lost): release it;
+        True when it was still this worker's to release."""
         if self.store.release(lease, self.now()):
             log.info(
                 "job %s stopped at a checkpoint; it resumes from its finished steps",
                 lease.job_id,
                 extra={"job": lease.job_id},
             )
-            return False
+            return True
         log.warning(
             "job %s is no longer this worker's (superseded, or recovered after a stall); "
             "nothing was published",
@@ -408,7 +400,7 @@ class Executor:
             t = time.perf_counter()
             if t - last_beat[0] >= 1.0 or p >= 1.0:
                 last_beat[0] = t
-                with suppress_unreachable(job.id):  # the lease keeper judges an outage
+                with db.outage_ignored():  # a progress report; the lease keeper judges outages
                     self.store.heartbeat(lease, self.now(), seconds, progress=p)
 
         return run_pipeline(

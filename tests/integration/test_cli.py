@@ -120,14 +120,19 @@ def test_python_dash_m_is_the_same_cli(config: Config) -> None:
 def test_status_says_whether_a_daemon_uses_the_database(config: Config) -> None:
     from datetime import timedelta
 
-    from daemon.app import daemon_line
+    from daemon.app import daemon_line, node_views
 
     now = datetime(2026, 1, 1, 12)
+    node = config.daemon.node
+
+    def line(beat: tuple[dict[str, object], datetime] | None) -> str:
+        return daemon_line(node_views({node: beat} if beat else {}, {}, now, config), config)
+
     beat = ({"pid": 41, "host": "box"}, now - timedelta(seconds=3))
-    assert daemon_line(beat, now, config) == "daemon: running (pid 41 on box)"
+    assert line(beat) == "daemon: running (pid 41 on box)"
     old = ({"pid": 41, "host": "box"}, now - timedelta(minutes=5))
-    assert daemon_line(old, now, config).startswith("daemon: not running on this database")
-    assert daemon_line(None, now, config).startswith("daemon: none has used this database")
+    assert line(old).startswith("daemon: not running on this database")
+    assert line(None).startswith("daemon: none has used this database")
 
 
 def test_config_command_shows_values_and_where_they_came_from(tmp_path: Path) -> None:

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 
 from daemon.config import Config
-from daemon.db import make_engine, upgrade
+from daemon.db import MIGRATION_LOCK, make_engine, upgrade
 from daemon.errors import SchemaTooNew
 from daemon.models import Base
 
@@ -48,8 +50,22 @@ def test_a_database_migrated_by_a_newer_version_is_refused(db_url: str) -> None:
 
 def test_nodes_starting_together_on_postgresql_migrate_once(pg_url: str) -> None:
     """Six processes upgrade one new PostgreSQL database at once: the advisory lock makes
-    one migrate and the others find it done (no "relation already exists")."""
-    results = _upgrade_at_once(pg_url, 6)
+    one migrate and the others find it done (no "relation already exists").  The test holds
+    the lock until all six wait for it, so that they do meet."""
+    engine = make_engine(pg_url)
+    with engine.connect() as gate:
+        gate.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
+        waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+
+        def all_waiting() -> None:
+            deadline = time.monotonic() + 60
+            while gate.execute(text(waiting)).scalar_one() < 6:
+                assert time.monotonic() < deadline, "the processes never waited for the lock"
+                time.sleep(0.1)
+            gate.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
+
+        results = _upgrade_at_once(pg_url, 6, started=all_waiting)
+    engine.dispose()
     assert len(results) == 1, results
 
 
@@ -70,9 +86,9 @@ def test_processes_starting_together_on_a_new_database_all_succeed(tmp_path: Pat
     assert len(_upgrade_at_once(url, 6)) == 1
 
 
-def _upgrade_at_once(url: str, n: int) -> set[str]:
+def _upgrade_at_once(url: str, n: int, started: Callable[[], None] = lambda: None) -> set[str]:
     """The revisions ``n`` processes report after upgrading ``url`` at once (all must
-    succeed)."""
+    succeed); ``started()`` runs once they are under way."""
     code = (
         "import sys; from daemon.db import make_engine, upgrade; "
         "print(upgrade(make_engine(sys.argv[1])))"
@@ -86,6 +102,7 @@ def _upgrade_at_once(url: str, n: int) -> set[str]:
         )
         for _ in range(n)
     ]
+    started()
     results = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0] * n, [err for _out, err in results]
     return {out for out, _err in results}

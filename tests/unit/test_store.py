@@ -4,6 +4,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import text
 
 from daemon.db import make_engine, upgrade
 from daemon.jobs import Lease
@@ -333,3 +334,21 @@ def test_a_job_whose_lease_keeps_expiring_fails_after_max_attempts(store: Store)
     job = store.get(job_id)
     assert job is not None and job.status is JobStatus.FAILED and job.finished_at == end
     assert "stopped answering in 2 attempts" in (job.error or "")
+
+
+def test_a_claim_skips_rows_another_claimer_holds_instead_of_waiting(store: Store) -> None:
+    """PostgreSQL: while another transaction holds job 1's row, a claim takes job 2 at once
+    (SKIP LOCKED); a claim that waited for the lock would block until the 30-s statement
+    timeout and fail."""
+    if store.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time: there is no row lock to skip")
+    first = new_job(store, "/in/1.wav", "1" * 64)
+    second = new_job(store, "/in/2.wav", "2" * 64)
+    with store.engine.connect() as other:
+        other.execute(text("BEGIN"))
+        other.execute(text("SELECT id FROM jobs WHERE id = :id FOR UPDATE"), {"id": first})
+        [job] = store.claim("w2", 1, T0, LEASE)
+        assert job.id == second
+        other.execute(text("ROLLBACK"))
+    [job] = store.claim("w1", 1, T0, LEASE)
+    assert job.id == first
