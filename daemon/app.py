@@ -38,7 +38,14 @@ from daemon.scheduler import (
 from daemon.signals import Notifier, StopSignals
 from daemon.store import TERMINAL, Store, open_store, utcnow
 from daemon.warm import WarmModels
-from daemon.workers import cue_rules, owner_id, run_pipeline, spool_path, write_job_outputs
+from daemon.workers import (
+    cue_rules,
+    output_place,
+    owner_id,
+    run_pipeline,
+    spool_path,
+    write_job_outputs,
+)
 
 log = logging.getLogger(__name__)
 
@@ -465,14 +472,16 @@ def transcribe(config: Config, path: Path, out_dir: Path | None, options: JobOpt
         sha, _size = hash_file(path)
         result = run_pipeline(config, WarmModels.of(config), store, path, sha, options)
         spool.drop(spool_path(config, sha))
+        folder, name = output_place(config, path)
         return write_outputs(
             result.transcript,
-            out_dir or config.output.dir,
+            out_dir or folder,
             path.stem,
             config.output.formats,
             others=store.outputs_in_use(),
             timestamps_in_txt=config.output.timestamps_in_txt,
             cues=cue_rules(config),
+            name=name,
         )
 
 

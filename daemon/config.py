@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from daemon import placement
+
 ENV_CONFIG = "TRANSCRIBD_CONFIG"
 SYSTEM_CONFIG = Path("/etc/transcribd/config.toml")
 """The service's config (the systemd unit reads it; so does ``sudo -u transcribd transcribd
@@ -106,6 +108,11 @@ class OutputConfig:
     """Subtitles: lines per cue at most."""
     max_cue_seconds: float = 7.0
     """Subtitles: seconds a cue stays on screen at most (and 1 s at least)."""
+    layout: str = "mirror"
+    """"mirror" (under ``dir``, the input's folders below its watched folder mirrored),
+    "beside" (next to the input) or "flat" (all directly in ``dir``); see daemon.placement."""
+    name: str = "{stem}"
+    """Output file name without its suffix: ``{stem}`` and ``{lang}`` (ISO 639-1)."""
 
 
 @dataclass(frozen=True)
@@ -189,6 +196,14 @@ class FolderOptions(SpeakerHints):
 
     profile: str | None = None
     language: str | None = None
+    layout: str | None = None
+    """``[output] layout`` for the files of this folder."""
+    name: str | None = None
+    """``[output] name`` for the files of this folder."""
+
+
+PLACEMENT_OPTIONS = ("layout", "name")
+"""Folder options that place outputs (read when writing), not options of the job."""
 
 
 @dataclass(frozen=True)
@@ -327,6 +342,7 @@ def _check(config: Config) -> None:
             f"pipeline.profile: unknown profile '{config.pipeline.profile}' "
             f"(known: {', '.join(PROFILE_CHOICES)})"
         )
+    _check_placement(config)
     if config.watch.observer not in OBSERVERS:
         raise ConfigError(
             f"watch.observer: unknown observer '{config.watch.observer}' "
@@ -382,6 +398,25 @@ def _check(config: Config) -> None:
         step = override.segmentation_step
         if step is not None and not 0.05 <= step <= 1.0:
             raise ConfigError(f"profiles.{name}.segmentation_step: must be in [0.05, 1]")
+
+
+def _check_placement(config: Config) -> None:
+    places: list[tuple[str, str | None, str | None]]
+    places = [("output", config.output.layout, config.output.name)]
+    places += [(f'folders."{p}"', o.layout, o.name) for p, o in config.folders.items()]
+    for where, layout, name in places:
+        if layout is not None and layout not in placement.LAYOUTS:
+            raise ConfigError(
+                f"{where}.layout: unknown layout '{layout}' (known: {', '.join(placement.LAYOUTS)})"
+            )
+        problem = None if name is None else placement.check_name(name)
+        if problem:
+            raise ConfigError(f"{where}.name: {problem}")
+    clash = sorted(set(config.watch.extensions) & set(OUTPUT_FORMATS))
+    if clash:
+        raise ConfigError(
+            f"watch.extensions: {', '.join(clash)} would take transcripts back as input"
+        )
 
 
 def _build(cls: type[Any], table: Mapping[str, Any], section: str, base: Path) -> Any:

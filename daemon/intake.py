@@ -22,8 +22,8 @@ from typing import Any
 
 from watchdog.events import FileSystemEventHandler
 
-from daemon import fsnames
-from daemon.config import Config
+from daemon import fsnames, placement
+from daemon.config import PLACEMENT_OPTIONS, Config
 from daemon.jobs import Enqueued, JobOptions
 from daemon.store import Store, utcnow
 from daemon.sysload import fs_type
@@ -123,16 +123,14 @@ class Intake:
         )
 
     def options_for(self, path: Path) -> JobOptions:
-        """The ``[folders."..."]`` options of the innermost configured folder holding ``path``."""
-        real = _real(path)
-        best: tuple[int, JobOptions] = (-1, JobOptions())
-        for folder, opts in self.config.folders.items():
-            root = _real(folder)
-            if root == real.parent or root in real.parents:
-                depth = len(root.parts)
-                if depth > best[0]:
-                    best = (depth, JobOptions.from_dict(vars(opts)))
-        return best[1]
+        """The ``[folders."..."]`` options of the innermost configured folder holding ``path``
+        (those that place outputs are read when they are written)."""
+        folders = {_real(f): opts for f, opts in self.config.folders.items()}
+        inner = placement.innermost(_real(path), folders)
+        if inner is None:
+            return JobOptions()
+        given = vars(folders[Path(inner)])
+        return JobOptions.from_dict({k: v for k, v in given.items() if k not in PLACEMENT_OPTIONS})
 
     # ------------------------------------------------------------------ noticing
     def notice(self, path: Path, now: datetime) -> None:

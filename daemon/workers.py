@@ -16,8 +16,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from daemon import db, logs, retry
-from daemon.config import Config, SpeakerHints
+from daemon import db, logs, placement, retry
+from daemon.config import Config, FolderOptions, SpeakerHints
 from daemon.errors import Cancelled, InputRemoved
 from daemon.jobs import JobOptions, JobRecord, Lease
 from daemon.pipeline import spool as spool_mod
@@ -235,16 +235,31 @@ def write_job_outputs(
     """Write a job's transcript files (speakers named by ``names``), replacing its own earlier
     ones and those of the jobs it superseded at its path, never another's."""
     own = set(job.outputs) | store.superseded_outputs(job.path, job.id)
+    folder, name = output_place(config, Path(job.path))
     return write_outputs(
         rename_speakers(transcript, names),
-        config.output.dir,
+        folder,
         Path(job.path).stem,
         config.output.formats,
         own=own,
         others=store.outputs_in_use() - own,
         timestamps_in_txt=config.output.timestamps_in_txt,
         cues=cue_rules(config),
+        name=name,
     )
+
+
+def output_place(config: Config, source: Path) -> tuple[Path, str]:
+    """The folder and name template of ``source``'s transcripts: ``[output]`` layout and name,
+    or those of the innermost ``[folders."..."]`` holding it (see :mod:`daemon.placement`)."""
+    real = placement.local_path(source)
+    options = {placement.local_path(f): o for f, o in config.folders.items()}
+    inner = placement.innermost(real, options)
+    opts = options[Path(inner)] if inner is not None else FolderOptions()
+    watched = [placement.local_path(f) for f in config.watch.folders]
+    layout = opts.layout or config.output.layout
+    folder = placement.output_folder(real, layout, placement.local_path(config.output.dir), watched)
+    return Path(folder), opts.name or config.output.name
 
 
 def cue_rules(config: Config) -> CueRules:

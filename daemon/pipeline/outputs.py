@@ -18,6 +18,7 @@ from typing import Any
 from daemon.pipeline.asr import Segment
 from daemon.pipeline.cues import DEFAULT_CUES, CueRules, label, layout
 from daemon.pipeline.merge import Turn
+from daemon.placement import file_name
 from daemon.sysload import pid_alive
 
 
@@ -165,15 +166,18 @@ def choose_stem(
     formats: Sequence[str],
     own: Collection[str],
     others: Collection[str],
+    name: str = "{stem}",
+    language: str = "",
 ) -> str:
-    """The first of ``stem``, ``stem-1``, ... whose files are free or already this job's own.
+    """The first of the names ``name`` gives ``stem``, ``stem-1``, ... (see
+    :func:`daemon.placement.file_name`) whose files are free or already this job's own.
 
     ``own``: paths this job wrote before (may be replaced).  ``others``: paths recorded by other
     jobs (never replaced, even if a user deleted them meanwhile).
     """
     n = 0
     while True:
-        candidate = stem if n == 0 else f"{stem}-{n}"
+        candidate = file_name(name, stem, language, n)
         paths = [str(out_dir / f"{candidate}.{fmt}") for fmt in formats]
         if all((p in own or not os.path.lexists(p)) and p not in others for p in paths):
             return candidate
@@ -212,8 +216,6 @@ def remove_stale_temps(out_dir: Path, now: float | None = None) -> int:
         entry.unlink(missing_ok=True)
         removed += 1
     return removed
-
-    return True
 
 
 def write_atomic(path: Path, text: str, exclusive: bool = False) -> None:
@@ -285,14 +287,17 @@ def write_outputs(
     others: Collection[str] = (),
     timestamps_in_txt: bool = False,
     cues: CueRules = DEFAULT_CUES,
+    name: str = "{stem}",
 ) -> list[str]:
-    """Write the transcript in each format under the first free stem (see
-    :func:`choose_stem`).  A name that is not the job's own is taken only if still free at
-    the moment of writing: when another writer (a node sharing the folder) took it first,
-    what this call wrote under that stem is removed and the next stem is tried."""
+    """Write the transcript in each format under the first free name (see
+    :func:`choose_stem`; ``name`` is the ``[output] name`` template).  A name that is not the
+    job's own is taken only if still free at the moment of writing: when another writer (a
+    node sharing the folder) took it first, what this call wrote under that name is removed
+    and the next one is tried.  Temp files a killed writer left in ``out_dir`` go first."""
     taken = set(others)
+    remove_stale_temps(out_dir)
     while True:
-        chosen = choose_stem(out_dir, safe_stem(stem), formats, own, taken)
+        chosen = choose_stem(out_dir, safe_stem(stem), formats, own, taken, name, t.language)
         written: list[str] = []
         try:
             for fmt in formats:

@@ -55,6 +55,12 @@ def test_env_var_names_the_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
         ({"folders": {"/in": {"profile": "x"}}}, 'folders."/in".profile: unknown profile'),
         ({"folders": {"/in": {"speakers": 2}}}, "unknown config key 'folders.\"/in\".speakers'"),
         ({"profiles": {"fast": {"segmentation_step": 2.0}}}, "segmentation_step: must be in"),
+        ({"output": {"layout": "tree"}}, "output.layout: unknown layout 'tree'"),
+        ({"output": {"name": "{lang}"}}, "output.name: '{lang}' lacks {stem}"),
+        ({"output": {"name": "{stem}.{language}"}}, "output.name: {language} is not"),
+        ({"folders": {"/in": {"layout": "up"}}}, 'folders."/in".layout: unknown layout'),
+        ({"folders": {"/in": {"name": "a/{stem}"}}}, 'folders."/in".name: '),
+        ({"watch": {"extensions": ["wav", "txt"]}}, "watch.extensions: txt would take"),
     ],
 )
 def test_bad_config_names_the_key(raw: dict[str, object], message: str) -> None:

@@ -1,0 +1,3 @@
+from tests.e2e.running import daemons
+
+__all__ = ["daemons"]
