@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import click
 
 from daemon import __version__, app, db, fsnames, logs
-from daemon.config import PROFILE_NAMES, Config, ConfigError, load
+from daemon.config import PROFILE_NAMES, Config, ConfigError, language_problem, load
 from daemon.errors import DecodeError, ModelError, SetupError, UserError
 from daemon.jobs import JobOptions
 from daemon.sysload import bound_malloc_arenas
@@ -224,11 +224,29 @@ def job_options(fn: F) -> F:
         click.option("--num-speakers", type=click.IntRange(min=1), help="Exact speaker count."),
         click.option("--min-speakers", type=click.IntRange(min=1), help="At least this many."),
         click.option("--max-speakers", type=click.IntRange(min=1), help="At most this many."),
+        click.option(
+            "--prompt",
+            "initial_prompt",
+            help="Text Whisper reads as what came before: names, terms, the style to follow.",
+        ),
+        click.option("--hotwords", help="Words and spellings Whisper should prefer."),
     ]
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        keys = ("profile", "language", "num_speakers", "min_speakers", "max_speakers")
+        keys = (
+            "profile",
+            "language",
+            "num_speakers",
+            "min_speakers",
+            "max_speakers",
+            "initial_prompt",
+            "hotwords",
+        )
+        language = kwargs["language"]
+        problem = None if language is None else language_problem(language)
+        if problem:
+            raise click.BadParameter(problem, param_hint="--language")
         kwargs["options"] = JobOptions(**{k: kwargs.pop(k) for k in keys})
         return fn(*args, **kwargs)
 

@@ -121,6 +121,10 @@ class PipelineConfig:
     """"auto": chosen per file from load, queue and file length; or fast, balanced, quality."""
     language: str = "auto"
     """An ISO code such as "en" forces the language; "auto" detects it once per file."""
+    initial_prompt: str = ""
+    """Text Whisper reads as what came before: names, terms and the style to follow."""
+    hotwords: str = ""
+    """Words and spellings Whisper should prefer."""
 
 
 @dataclass(frozen=True)
@@ -175,6 +179,14 @@ class ProfileOverride:
 
 
 @dataclass(frozen=True)
+class Vocabulary:
+    """What Whisper is told before it listens (faster-whisper's options of the same names)."""
+
+    initial_prompt: str = ""
+    hotwords: str = ""
+
+
+@dataclass(frozen=True)
 class SpeakerHints:
     """Speaker-count hints for diarization; unset means unknown."""
 
@@ -196,6 +208,8 @@ class FolderOptions(SpeakerHints):
 
     profile: str | None = None
     language: str | None = None
+    initial_prompt: str | None = None
+    hotwords: str | None = None
     layout: str | None = None
     """``[output] layout`` for the files of this folder."""
     name: str | None = None
@@ -343,6 +357,7 @@ def _check(config: Config) -> None:
             f"(known: {', '.join(PROFILE_CHOICES)})"
         )
     _check_placement(config)
+    _check_vocabulary(config)
     if config.watch.observer not in OBSERVERS:
         raise ConfigError(
             f"watch.observer: unknown observer '{config.watch.observer}' "
@@ -398,6 +413,27 @@ def _check(config: Config) -> None:
         step = override.segmentation_step
         if step is not None and not 0.05 <= step <= 1.0:
             raise ConfigError(f"profiles.{name}.segmentation_step: must be in [0.05, 1]")
+
+
+def language_problem(code: str) -> str | None:
+    """Why ``code`` cannot force the language, or None: "auto" or a code Whisper knows (read
+    from faster-whisper only when one is given, so a plain config load stays light)."""
+    if code == "auto":
+        return None
+    from faster_whisper.tokenizer import _LANGUAGE_CODES
+
+    if code in _LANGUAGE_CODES:
+        return None
+    return f"unknown language '{code}' (a code Whisper knows, such as en, ru, de; or auto)"
+
+
+def _check_vocabulary(config: Config) -> None:
+    places: list[tuple[str, str | None]] = [("pipeline", config.pipeline.language)]
+    places += [(f'folders."{p}"', o.language) for p, o in config.folders.items()]
+    for where, code in places:
+        problem = None if code is None else language_problem(code)
+        if problem:
+            raise ConfigError(f"{where}.language: {problem}")
 
 
 def _check_placement(config: Config) -> None:

@@ -25,6 +25,10 @@ class JobOptions:
     """A profile the job asks for (CLI ``--profile`` or its folder's)."""
     language: str | None = None
     """An ISO code that forces the language."""
+    initial_prompt: str | None = None
+    """Whisper's initial prompt (None: the folder's or ``[pipeline]``'s)."""
+    hotwords: str | None = None
+    """Whisper's hotwords (None: the folder's or ``[pipeline]``'s)."""
     num_speakers: int | None = None
     min_speakers: int | None = None
     max_speakers: int | None = None

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon import db, logs, placement, retry
-from daemon.config import Config, FolderOptions, SpeakerHints
+from daemon.config import Config, FolderOptions, SpeakerHints, Vocabulary
 from daemon.errors import Cancelled, InputRemoved
 from daemon.jobs import JobOptions, JobRecord, Lease
 from daemon.pipeline import spool as spool_mod
@@ -166,6 +166,17 @@ def hints_for(config: Config, options: JobOptions) -> SpeakerHints:
     )
 
 
+def vocabulary_for(config: Config, options: JobOptions) -> Vocabulary:
+    """A job's initial prompt and hotwords: its own (CLI or folder) first, then ``[pipeline]``."""
+    p = config.pipeline
+    return Vocabulary(
+        initial_prompt=p.initial_prompt
+        if options.initial_prompt is None
+        else options.initial_prompt,
+        hotwords=p.hotwords if options.hotwords is None else options.hotwords,
+    )
+
+
 def run_pipeline(
     config: Config,
     models: WarmModels,
@@ -204,6 +215,7 @@ def run_pipeline(
         window_seconds=config.diarization.window_seconds,
         english_model=english,
         threads=split,
+        vocabulary=vocabulary_for(config, options),
     )
     # the ASR model gets lanes for all the threads; beside diarization it uses only its share
     loaders = Loaders(

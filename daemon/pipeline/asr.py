@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from daemon.modelstore import ResolvedModel
@@ -36,6 +36,16 @@ class Segment:
 class AsrOptions:
     beam_size: int = 1
     compute_type: str = "int8"
+    initial_prompt: str = ""
+    """Text Whisper takes as what came before each window: its vocabulary and its style
+    (faster-whisper's ``initial_prompt``)."""
+    hotwords: str = ""
+    """Words and spellings to prefer (faster-whisper's ``hotwords``)."""
+
+    def key(self) -> dict[str, Any]:
+        """The options as the ASR step's cache key holds them (unset vocabulary left out, so
+        results cached before it existed stay valid)."""
+        return {k: v for k, v in asdict(self).items() if v != ""}
 
 
 class AsrModel:
@@ -98,6 +108,8 @@ class AsrModel:
             vad_filter=False,
             clip_timestamps=clips,
             batch_size=windows,
+            initial_prompt=options.initial_prompt or None,
+            hotwords=options.hotwords or None,
         )
         return [_segment(s) for s in segments], str(info.language)
 

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from daemon.config import SpeakerHints
+from daemon.config import SpeakerHints, Vocabulary
 from daemon.modelstore import ResolvedModel
 from daemon.pipeline import steps
 from daemon.pipeline.asr import AsrOptions, Segment
@@ -48,6 +48,8 @@ class JobInput:
     """The profile's English-only model, used when the language is English."""
     threads: ThreadSplit = field(default_factory=lambda: split_threads(1, False, False))
     """How the worker's threads are shared between ASR lanes and diarization."""
+    vocabulary: Vocabulary = field(default_factory=Vocabulary)
+    """The job's initial prompt and hotwords."""
 
 
 def no_diarizer() -> steps.Diarize:
@@ -144,7 +146,12 @@ def _transcribe_and_diarize(
 
     beside = job.diarize and split.overlap
     gate = LaneGate(split.open_lanes if beside else split.lanes)
-    options = AsrOptions(beam_size=job.profile.beam_size, compute_type=job.profile.compute_type)
+    options = AsrOptions(
+        beam_size=job.profile.beam_size,
+        compute_type=job.profile.compute_type,
+        initial_prompt=job.vocabulary.initial_prompt,
+        hotwords=job.vocabulary.hotwords,
+    )
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="diarize") as pool:
         pending = pool.submit(diarize) if beside else None
         if pending is not None:

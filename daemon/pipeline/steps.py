@@ -157,7 +157,7 @@ def transcribe(
         params = {
             "model": model.identity,
             "language": language,
-            "options": asdict(options),
+            "options": options.key(),
             "regions": [[r.start, r.end] for r in chunk.regions],
             "cuts": CUT_RULES,
         }

@@ -12,7 +12,7 @@ from click.testing import CliRunner, Result
 
 from bench.metrics import normalize, wer
 from daemon.cli import cli
-from tests.conftest import make_video, need_eval
+from tests.conftest import make_video, need_eval, write_config
 
 pytestmark = [pytest.mark.model, pytest.mark.eval]
 
@@ -143,3 +143,40 @@ def test_fast_profile_takes_the_english_model_for_english_only(
     hyp = " ".join(s["text"] for s in data["segments"])
     ref = src.with_suffix(".txt").read_text()
     assert wer(ref, hyp) <= (0.25 if language == "en" else 0.6), hyp
+
+
+def test_vocabulary_per_folder_reaches_whisper_and_its_cache_key(
+    tmp_path: Path, model_cache: Path
+) -> None:
+    """hotwords give a preferred spelling, an initial prompt a style (lowercase, as the prompt
+    is), each set per watched folder; the same recording in three folders is three ASR passes,
+    and a fourth with a vocabulary seen before is served from the cache."""
+    inbox = tmp_path / "inbox"
+    extra = (
+        f'[folders."{inbox / "terms"}"]\nhotwords = "fellow-Americans"\n'
+        f'[folders."{inbox / "style"}"]\ninitial_prompt = "um, uh, like, so, you know, hmm"\n'
+    )
+    cfg = write_config(tmp_path, model_cache, "[diarization]\nenabled = false\n" + extra)
+    for folder in ("", "terms", "style"):
+        (inbox / folder).mkdir(parents=True, exist_ok=True)
+        shutil.copy(need_eval("asr_en", "jfk.flac"), inbox / folder / "jfk.flac")
+
+    def run(*args: str) -> Result:
+        res = CliRunner().invoke(cli, ["--config", str(cfg), *args])
+        assert res.exit_code == 0, res.output
+        return res
+
+    run("run", "--once")
+    out = tmp_path / "out"
+    plain, terms = (out / "jfk.txt").read_text(), (out / "terms" / "jfk.txt").read_text()
+    style = (out / "style" / "jfk.txt").read_text()
+    assert "my fellow Americans" in plain and plain.startswith("And so"), plain
+    assert "my fellow-Americans" in terms, terms
+    assert style.startswith("and so"), style
+    done = json.loads(run("status", "--json").output)
+    assert [j["metrics"]["steps"]["computed"].get("asr", 0) for j in done] == [1, 1, 1]
+
+    again = run("transcribe", str(inbox / "jfk.flac"), "--hotwords", "fellow-Americans")
+    assert "fellow-Americans" in Path(again.output.split()[0]).read_text()
+    bad = CliRunner().invoke(cli, ["--config", str(cfg), "add", str(cfg), "--language", "english"])
+    assert bad.exit_code == 2 and "unknown language 'english'" in bad.output

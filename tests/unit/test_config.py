@@ -61,6 +61,9 @@ def test_env_var_names_the_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
         ({"folders": {"/in": {"layout": "up"}}}, 'folders."/in".layout: unknown layout'),
         ({"folders": {"/in": {"name": "a/{stem}"}}}, 'folders."/in".name: '),
         ({"watch": {"extensions": ["wav", "txt"]}}, "watch.extensions: txt would take"),
+        ({"pipeline": {"language": "english"}}, "pipeline.language: unknown language 'english'"),
+        ({"folders": {"/in": {"language": "EN"}}}, 'folders."/in".language: unknown language'),
+        ({"pipeline": {"hotwords": ["a", "b"]}}, "pipeline.hotwords: expected a string"),
     ],
 )
 def test_bad_config_names_the_key(raw: dict[str, object], message: str) -> None:
