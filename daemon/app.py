@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -464,13 +465,23 @@ def requeue(config: Config, job_ids: list[int], failed: bool) -> Requeued:
         return store.requeue(job_ids, failed=failed, now=store.now())
 
 
-def transcribe(config: Config, path: Path, out_dir: Path | None, options: JobOptions) -> list[str]:
-    """One file through the same pipeline and cache, no daemon and no job row."""
+def transcribe(
+    config: Config,
+    path: Path,
+    out_dir: Path | None,
+    options: JobOptions,
+    on_progress: Callable[[float], None] = lambda _f: None,
+) -> list[str]:
+    """One file through the same pipeline and cache, no daemon and no job row; ``on_progress``
+    gets the fraction done."""
     if not path.is_file():
         raise UserError(f"not a file: {path}")
     with closing(open_store(config)) as store:
         sha, _size = hash_file(path)
-        result = run_pipeline(config, WarmModels.of(config), store, path, sha, options)
+        result = run_pipeline(
+            config, WarmModels.of(config), store, path, sha, options, on_progress=on_progress
+        )
+        on_progress(1.0)
         spool.drop(spool_path(config, sha))
         folder, name = output_place(config, path)
         return write_outputs(

@@ -6,17 +6,18 @@ stderr, never a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from daemon import __version__, app, db, fsnames, logs
+from daemon import __version__, app, db, display, fsnames, logs
 from daemon.config import PROFILE_NAMES, Config, ConfigError, language_problem, load
 from daemon.errors import DecodeError, ModelError, SetupError, UserError
 from daemon.jobs import JobOptions
@@ -115,87 +116,41 @@ def run(ctx: click.Context, once: bool) -> None:
     app.run_forever(config)
 
 
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    s = int(seconds)
-    return (
-        f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
-    )
-
-
 @cli.command()
 @click.argument("job", type=int, required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of job objects.")
+@click.option("--watch", "watch", is_flag=True, help="Refresh in place until Ctrl-C.")
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.2),
+    default=2.0,
+    show_default=True,
+    help="Seconds between refreshes with --watch.",
+)
 @click.pass_context
 @handled
-def status(ctx: click.Context, job: int | None, as_json: bool) -> None:
+def status(
+    ctx: click.Context, job: int | None, as_json: bool, watch: bool, interval: float
+) -> None:
     """Show jobs: id, file, status, progress, elapsed/ETA, error."""
-    report = app.status(_config(ctx), job)
-    views = report.jobs
+    config = _config(ctx)
+    if as_json and watch:
+        raise UsageError("--watch shows the table; for scripts, poll --json")
+    if watch:
+        out = sys.stdout
+
+        def render() -> str:
+            return "\n".join(display.status_lines(app.status(config, job)))
+
+        with contextlib.suppress(KeyboardInterrupt):
+            display.watch(render, interval, out, out.isatty())
+        return
+    report = app.status(config, job)
     if as_json:
-        click.echo(json.dumps([v.as_dict() for v in views], indent=2, ensure_ascii=False))
+        click.echo(json.dumps([v.as_dict() for v in report.jobs], indent=2, ensure_ascii=False))
         return
-    click.echo(report.daemon)
-    for folder in report.missing_folders:
-        click.echo(
-            f"warning: watched folder {folder} is missing (the daemon watches it again "
-            "once it exists)"
-        )
-    fleet = report.fleet
-    if fleet:  # several nodes share this database: each one's state
-        click.echo("nodes:")
-        _node_table(report.nodes, indent="  ")
-    elif report.plan is not None and report.plan_at is not None:
-        click.echo(f"plan: {_plan(report.plan)}, as of {report.plan_at:%Y-%m-%d %H:%M:%S} UTC")
-    if not views:
-        click.echo("no jobs yet")
-        return
-    rows = [("ID", "FILE", "STATUS", "PROGRESS", "ELAPSED/ETA", *(("NODE",) * fleet), "ERROR")]
-    for v in views:
-        j = v.job
-        state = j.status.value
-        if j.duplicate_of is not None:
-            state += f" (duplicate of #{j.duplicate_of})"
-        rows.append(
-            (
-                str(j.id),
-                fsnames.printable(Path(j.path).name),
-                state,
-                f"{j.progress * 100:.0f}%",
-                f"{_duration(v.elapsed)}/{_duration(v.eta)}",
-                *((j.node or "-",) * fleet),
-                (j.error or "")[:80],
-            )
-        )
-    _table(rows)
-
-
-def _plan(p: dict[str, Any]) -> str:
-    return f"{p['profile']}, {p['workers']} worker(s) x {p['threads']} thread(s) ({p['reason']})"
-
-
-def _table(rows: Sequence[tuple[str, ...]], indent: str = "") -> None:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for r in rows:
-        line = "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True))
-        click.echo(f"{indent}{line}".rstrip())
-
-
-def _node_table(nodes: list[app.NodeView], indent: str = "") -> None:
-    rows = [("NODE", "STATE", "HOST", "PID", "HEARTBEAT", "PLAN")]
-    for n in nodes:
-        rows.append(
-            (
-                n.node,
-                "running" if n.alive else "not running",
-                n.host or "-",
-                str(n.pid or "-"),
-                f"{n.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC",
-                _plan(n.plan) if n.plan and n.alive else "-",
-            )
-        )
-    _table(rows, indent)
+    for line in display.status_lines(report):
+        click.echo(line)
 
 
 @cli.command()
@@ -210,7 +165,8 @@ def nodes(ctx: click.Context, as_json: bool) -> None:
     elif not found:
         click.echo("no daemon has used this database yet")
     else:
-        _node_table(found)
+        for line in display.node_table(found):
+            click.echo(line)
 
 
 def job_options(fn: F) -> F:
@@ -306,9 +262,14 @@ def requeue(ctx: click.Context, jobs: tuple[int, ...], failed: bool) -> None:
 def transcribe(
     ctx: click.Context, path: Path, output_dir: Path | None, options: JobOptions
 ) -> None:
-    """Transcribe one file now, without the daemon (same pipeline and cache)."""
-    for written in app.transcribe(_config(ctx), path, output_dir, options):
-        click.echo(written)
+    """Transcribe one file now, without the daemon (same pipeline and cache).  Shows a
+    progress bar on a terminal, a line every tenth of the way otherwise (on stderr)."""
+    err = sys.stderr
+    label = fsnames.printable(path.name)
+    with display.progress(label, err, err.isatty()) as on_progress:
+        written = app.transcribe(_config(ctx), path, output_dir, options, on_progress)
+    for name in written:
+        click.echo(name)
 
 
 @cli.command()

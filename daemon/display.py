@@ -1,0 +1,183 @@
+"""How the CLI shows things: the status tables, a status that refreshes in place, and the
+progress of a one-shot transcription (a bar on a terminal, plain lines otherwise)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from daemon import fsnames
+
+if TYPE_CHECKING:
+    from daemon.app import NodeView, StatusReport
+
+
+def duration(seconds: float | None) -> str:
+    """``m:ss`` or ``h:mm:ss``; "-" for unknown."""
+    if seconds is None:
+        return "-"
+    s = int(seconds)
+    return (
+        f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+    )
+
+
+def plan_text(p: dict[str, Any]) -> str:
+    return f"{p['profile']}, {p['workers']} worker(s) x {p['threads']} thread(s) ({p['reason']})"
+
+
+def table(rows: Sequence[tuple[str, ...]], indent: str = "") -> list[str]:
+    """Rows as left-aligned columns."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return [
+        f"{indent}{'  '.join(c.ljust(w) for c, w in zip(r, widths, strict=True))}".rstrip()
+        for r in rows
+    ]
+
+
+def node_table(nodes: Sequence[NodeView], indent: str = "") -> list[str]:
+    rows = [("NODE", "STATE", "HOST", "PID", "HEARTBEAT", "PLAN")]
+    for n in nodes:
+        rows.append(
+            (
+                n.node,
+                "running" if n.alive else "not running",
+                n.host or "-",
+                str(n.pid or "-"),
+                f"{n.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC",
+                plan_text(n.plan) if n.plan and n.alive else "-",
+            )
+        )
+    return table(rows, indent)
+
+
+def status_lines(report: StatusReport) -> list[str]:
+    """``transcribd status``: the daemon, the plan (or each node), then one row per job."""
+    lines = [report.daemon]
+    for folder in report.missing_folders:
+        lines.append(
+            f"warning: watched folder {folder} is missing (the daemon watches it again "
+            "once it exists)"
+        )
+    fleet = report.fleet
+    if fleet:  # several nodes share this database: each one's state
+        lines += ["nodes:", *node_table(report.nodes, indent="  ")]
+    elif report.plan is not None and report.plan_at is not None:
+        lines.append(
+            f"plan: {plan_text(report.plan)}, as of {report.plan_at:%Y-%m-%d %H:%M:%S} UTC"
+        )
+    if not report.jobs:
+        return [*lines, "no jobs yet"]
+    rows = [("ID", "FILE", "STATUS", "PROGRESS", "ELAPSED/ETA", *(("NODE",) * fleet), "ERROR")]
+    for v in report.jobs:
+        j = v.job
+        state = j.status.value
+        if j.duplicate_of is not None:
+            state += f" (duplicate of #{j.duplicate_of})"
+        rows.append(
+            (
+                str(j.id),
+                fsnames.printable(Path(j.path).name),
+                state,
+                f"{j.progress * 100:.0f}%",
+                f"{duration(v.elapsed)}/{duration(v.eta)}",
+                *((j.node or "-",) * fleet),
+                (j.error or "")[:80],
+            )
+        )
+    return lines + table(rows)
+
+
+def watch(
+    render: Callable[[], str],
+    interval: float,
+    out: TextIO,
+    terminal: bool,
+    stop: Callable[[], bool] = lambda: False,
+) -> None:
+    """Show ``render()`` every ``interval`` seconds until Ctrl-C (or ``stop()``): redrawn in
+    place on a terminal, one block after another, each headed by the time, elsewhere."""
+    if not terminal:
+        while not stop():
+            out.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')}\n{render()}\n")
+            out.flush()
+            if _sleep(interval, stop):
+                return
+        return
+    from rich.console import Console
+    from rich.live import Live
+    from rich.text import Text
+
+    console = Console(file=out, force_terminal=True)
+    with Live(Text(render()), console=console, auto_refresh=False, screen=False) as live:
+        while not _sleep(interval, stop):
+            live.update(Text(render()), refresh=True)
+
+
+def _sleep(seconds: float, stop: Callable[[], bool]) -> bool:
+    """Sleep ``seconds`` in small steps; True as soon as ``stop()`` is."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if stop():
+            return True
+        time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+    return stop()
+
+
+def eta(elapsed: float, fraction: float) -> float | None:
+    """Seconds left at a steady pace (pure); None before there is anything to go by."""
+    if fraction <= 0.0 or elapsed <= 0.0:
+        return None
+    return max(0.0, elapsed * (1.0 - fraction) / fraction)
+
+
+def report_due(fraction: float, last: float, step: float = 0.1) -> bool:
+    """Whether a plain progress line is due: each ``step`` of the way and at the end (pure)."""
+    return fraction >= 1.0 > last or fraction - last >= step - 1e-9
+
+
+@contextmanager
+def progress(label: str, out: TextIO, terminal: bool) -> Iterator[Callable[[float], None]]:
+    """A callback taking the fraction done (0..1, from any thread): a bar with the elapsed time
+    and an ETA on a terminal, else a line every tenth of the way."""
+    if terminal:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            Progress,
+            TaskProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+        )
+        console = Console(file=out, force_terminal=True)
+        with Progress(*columns, console=console, transient=False) as bar:
+            task = bar.add_task(label, total=1.0)
+            yield lambda f: bar.update(task, completed=min(1.0, max(0.0, f)))
+        return
+    lock = threading.Lock()
+    start, last = time.monotonic(), [0.0]
+
+    def line(fraction: float) -> None:
+        with lock:
+            if not report_due(fraction, last[0]):
+                return
+            last[0] = fraction
+            left = eta(time.monotonic() - start, fraction)
+            out.write(f"{label}: {fraction * 100:.0f}%, about {duration(left)} left\n")
+            out.flush()
+
+    yield line

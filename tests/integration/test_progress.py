@@ -1,0 +1,136 @@
+"""Progress as a user sees it: ``transcribe`` with a bar on a terminal (a real pseudo-terminal)
+and plain lines in a pipe; ``status --watch`` redrawn in place."""
+
+from __future__ import annotations
+
+import io
+import os
+import pty
+import re
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from daemon import display
+from tests.conftest import need_eval, write_config, write_wav
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def run_in_pty(cmd: list[str], seconds: float | None = None) -> tuple[int, str]:
+    """Run ``cmd`` with a terminal as stdout and stderr; stop it with SIGINT after
+    ``seconds`` (None: let it end).  Its exit code and everything it wrote."""
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(cmd, stdout=follower, stderr=follower, stdin=subprocess.DEVNULL)
+    os.close(follower)
+    chunks: list[bytes] = []
+    start = time.monotonic()
+    interrupted = False
+    while True:
+        if seconds is not None and not interrupted and time.monotonic() - start > seconds:
+            proc.send_signal(signal.SIGINT)
+            interrupted = True
+        ready, _, _ = select.select([leader], [], [], 0.1)
+        if ready:
+            try:
+                data = os.read(leader, 65536)
+            except OSError:  # the child closed the terminal
+                break
+            if not data:
+                break
+            chunks.append(data)
+        elif proc.poll() is not None:
+            break
+    os.close(leader)
+    return proc.wait(timeout=60), b"".join(chunks).decode("utf-8", "replace")
+
+
+@pytest.mark.parametrize(
+    ("elapsed", "fraction", "left"),
+    [(10.0, 0.5, 10.0), (10.0, 0.25, 30.0), (5.0, 1.0, 0.0), (0.0, 0.5, None), (3.0, 0.0, None)],
+)
+def test_eta_at_a_steady_pace(elapsed: float, fraction: float, left: float | None) -> None:
+    assert display.eta(elapsed, fraction) == left
+
+
+@pytest.mark.parametrize(
+    ("fraction", "last", "due"),
+    [(0.1, 0.0, True), (0.05, 0.0, False), (0.35, 0.3, False), (0.4, 0.3, True),
+     (1.0, 0.95, True), (1.0, 1.0, False), (0.3, 0.0, True)],
+)  # fmt: skip
+def test_a_plain_line_each_tenth_and_at_the_end(fraction: float, last: float, due: bool) -> None:
+    assert display.report_due(fraction, last) is due
+
+
+def test_plain_progress_lines_outside_a_terminal() -> None:
+    out = io.StringIO()
+    with display.progress("talk.wav", out, terminal=False) as report:
+        for f in (0.02, 0.1, 0.12, 0.5, 1.0, 1.0):
+            report(f)
+    lines = out.getvalue().splitlines()
+    assert [line.split(",")[0] for line in lines] == [
+        "talk.wav: 10%",
+        "talk.wav: 50%",
+        "talk.wav: 100%",
+    ]
+    assert all("left" in line for line in lines)
+
+
+@pytest.mark.model
+@pytest.mark.eval
+def test_transcribe_shows_a_bar_with_eta_on_a_terminal_and_lines_in_a_pipe(
+    tmp_path: Path, model_cache: Path
+) -> None:
+    cfg = write_config(tmp_path, model_cache, "[diarization]\nenabled = false\n")
+    clip = need_eval("asr_en", "librivox-0870.wav")
+    cmd = [sys.executable, "-m", "daemon", "--config", str(cfg), "transcribe", str(clip)]
+    code, seen = run_in_pty(cmd)
+    assert code == 0, seen
+    text = ANSI.sub("", seen)
+    assert "librivox-0870.wav" in text and "100%" in text and "eta" in text, text
+    assert "━" in text  # the bar itself
+    assert (tmp_path / "out" / "librivox-0870.txt").is_file()
+
+    piped = subprocess.run(
+        [*cmd, "-o", str(tmp_path / "piped")], capture_output=True, text=True, check=True
+    )
+    assert "\x1b[" not in piped.stderr  # no terminal codes in a pipe or a log
+    assert piped.stderr.rstrip().endswith("librivox-0870.wav: 100%, about 0:00 left"), piped.stderr
+    assert piped.stdout.split()[0].endswith("librivox-0870.txt")
+
+
+def test_status_watch_redraws_in_place_until_ctrl_c(tmp_path: Path, model_cache: Path) -> None:
+    cfg = write_config(tmp_path, model_cache)
+    base = [sys.executable, "-m", "daemon", "--config", str(cfg)]
+    subprocess.run([*base, "add", str(write_wav(tmp_path / "a.wav", 0.5))], check=True)
+    code, seen = run_in_pty([*base, "status", "--watch", "--interval", "0.3"], seconds=4.0)
+    assert code == 0, seen  # Ctrl-C ends it quietly
+    assert "Traceback" not in seen and "KeyboardInterrupt" not in seen, seen
+    assert seen.count("a.wav") >= 3, seen  # redrawn several times ...
+    assert "\x1b[" in seen  # ... in place, by moving the cursor back up
+
+    piped = subprocess.Popen(
+        [*base, "status", "--watch", "--interval", "0.3"], stdout=subprocess.PIPE, text=True
+    )
+    time.sleep(3.0)
+    piped.send_signal(signal.SIGINT)
+    out, _ = piped.communicate(timeout=30)
+    assert piped.returncode == 0
+    blocks = out.split("--- ")[1:]
+    assert len(blocks) >= 2 and all("a.wav" in b and "queued" in b for b in blocks), out
+    assert "\x1b[" not in out
+
+
+def test_status_watch_and_json_do_not_mix(tmp_path: Path, model_cache: Path) -> None:
+    cfg = write_config(tmp_path, model_cache)
+    res = subprocess.run(
+        [sys.executable, "-m", "daemon", "--config", str(cfg), "status", "--watch", "--json"],
+        capture_output=True,
+        text=True,
+    )
+    assert res.returncode == 2 and "--watch" in res.stderr
