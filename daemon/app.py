@@ -9,7 +9,7 @@ from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from daemon import db, fsnames, logs, modelstore
 from daemon import doctor as doctor_mod
@@ -18,7 +18,7 @@ from daemon.config import find as find_config
 from daemon.config import load as load_config
 from daemon.config import reload as config_reload
 from daemon.doctor import Finding
-from daemon.errors import CacheMiss, DiarizationError, ModelError, NodeInUse, UserError
+from daemon.errors import CacheMiss, DiarizationError, ModelError, NodeInUse, SetupError, UserError
 from daemon.intake import Intake, hash_file
 from daemon.jobs import Enqueued, JobOptions, JobRecord, Requeued
 from daemon.models import JobStatus
@@ -39,6 +39,9 @@ from daemon.scheduler import (
 from daemon.signals import Notifier, StopSignals
 from daemon.store import TERMINAL, Store, open_store, utcnow
 from daemon.warm import WarmModels
+
+if TYPE_CHECKING:
+    from daemon.metrics import Metrics
 from daemon.workers import (
     cue_rules,
     output_place,
@@ -127,6 +130,8 @@ def run_forever(config: Config, notifier: Notifier | None = None) -> None:
         models = prepare_models(config)
         sched = _scheduler(config, store)
         try:
+            if config.metrics.listen:
+                sched.metrics = _metrics(config, store, sched)
             sched.intake.start()
             seen = sched.intake.rescan(utcnow())
             sched.start()
@@ -157,9 +162,24 @@ def run_forever(config: Config, notifier: Notifier | None = None) -> None:
                 extra={"clean": clean},
             )
             notify.close()
+            if sched.metrics is not None:
+                sched.metrics.close()
             store.close()
     if problem is not None:
         raise UserError(f"{problem}; stopped (a restart begins on a fresh database)")
+
+
+def _metrics(config: Config, store: Store, sched: Scheduler) -> Metrics:
+    """Prometheus metrics on ``[metrics] listen`` (a port that cannot be bound stops the start
+    with one line: a service whose metrics silently vanish is worse)."""
+    from daemon.metrics import Metrics, PoolView
+
+    metrics = Metrics(store, store.now, PoolView(sched.pool.size, sched.pool.threads))
+    try:
+        metrics.serve(config.metrics.listen)
+    except OSError as exc:
+        raise SetupError(f"metrics.listen {config.metrics.listen}: {exc.strerror or exc}") from None
+    return metrics
 
 
 RETRY_MAX_SECONDS = 60.0

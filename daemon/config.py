@@ -162,6 +162,12 @@ class DaemonConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    listen: str = ""
+    """Serve Prometheus metrics on this "host:port" ("": off)."""
+
+
+@dataclass(frozen=True)
 class ProfileOverride:
     """Per-profile overrides; unset (None) keys keep the built-in bundle's value."""
 
@@ -229,6 +235,7 @@ class Config:
     models: ModelsConfig
     daemon: DaemonConfig
     diarization: DiarizationConfig = field(default_factory=DiarizationConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     profiles: Mapping[str, ProfileOverride] = field(default_factory=dict)
     folders: Mapping[Path, FolderOptions] = field(default_factory=dict)
     source: Path | None = None
@@ -313,6 +320,7 @@ def from_mapping(raw: Mapping[str, Any], source: Path | None = None) -> Config:
         "models": ModelsConfig,
         "daemon": DaemonConfig,
         "diarization": DiarizationConfig,
+        "metrics": MetricsConfig,
     }
     for key, value in raw.items():
         if key not in (*sections, "profiles", "folders"):
@@ -358,6 +366,11 @@ def _check(config: Config) -> None:
         )
     _check_placement(config)
     _check_vocabulary(config)
+    if config.metrics.listen:
+        try:
+            parse_listen(config.metrics.listen)
+        except ValueError as exc:
+            raise ConfigError(f"metrics.listen: {exc}") from None
     if config.watch.observer not in OBSERVERS:
         raise ConfigError(
             f"watch.observer: unknown observer '{config.watch.observer}' "
@@ -413,6 +426,18 @@ def _check(config: Config) -> None:
         step = override.segmentation_step
         if step is not None and not 0.05 <= step <= 1.0:
             raise ConfigError(f"profiles.{name}.segmentation_step: must be in [0.05, 1]")
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``"host:port"``, ``"[v6]:port"`` or ``":port"`` (every interface) -> (host, port);
+    ValueError saying why not (pure).  Port 0 takes any free port (the log says which)."""
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        raise ValueError(f"expected host:port, got {text!r}")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ValueError(f"the port must be 0-65535 (0: any free one), got {port!r}")
+    return host or "0.0.0.0", int(port)
 
 
 def language_problem(code: str) -> str | None:

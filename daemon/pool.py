@@ -141,6 +141,14 @@ class WorkerPool:
     def idle_slots(self) -> list[int]:
         return [i for i, s in enumerate(self._slots) if s.busy is None and s.process.is_alive()]
 
+    def size(self) -> int:
+        """Worker processes."""
+        return len(self._slots)
+
+    def threads(self) -> int:
+        """Threads of the newest worker (the grant in force)."""
+        return self._slots[-1].threads if self._slots else 0
+
     @property
     def busy(self) -> int:
         return sum(1 for s in self._slots if s.busy is not None)

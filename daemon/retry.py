@@ -74,6 +74,40 @@ def needs_a_person(exc: BaseException) -> str | None:
     return FIXES.get(exc.errno) if isinstance(exc, OSError) and exc.errno else None
 
 
+FAILURE_CLASSES = (
+    "bad_input",
+    "input_missing",
+    "model",
+    "diarization",
+    "out_of_memory",
+    "worker_died",
+    "resource",
+    "database",
+    "other",
+)
+"""The reason classes of failed attempts (the metrics' ``reason`` label)."""
+
+
+def failure_class(exc: BaseException) -> str:
+    """Which of :data:`FAILURE_CLASSES` an attempt's error belongs to (pure; the database's
+    own errors are told apart by the caller, which knows the driver)."""
+    if out_of_memory(exc):
+        return "out_of_memory"
+    if isinstance(exc, WorkerDied):
+        return "worker_died"
+    if isinstance(exc, DecodeError):
+        return "bad_input"
+    if isinstance(exc, FileNotFoundError | IsADirectoryError):
+        return "input_missing"
+    if isinstance(exc, ModelError):
+        return "model"
+    if isinstance(exc, DiarizationError):
+        return "diarization"
+    if needs_a_person(exc) is not None:
+        return "resource"
+    return "other"
+
+
 def describe(exc: BaseException) -> str:
     """One line for ``status``: the error's kind and message, no traceback."""
     if isinstance(exc, DecodeError | ModelError | DiarizationError | WorkerDied) or (

@@ -17,9 +17,9 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from daemon import db
+from daemon import db, retry
 from daemon.config import Config
 from daemon.errors import WorkerDied
 from daemon.intake import Intake
@@ -36,7 +36,10 @@ from daemon.planner import (
 from daemon.pool import WorkerPool, owner_gone
 from daemon.store import Store, estimated_duration, utcnow
 from daemon.sysload import LoadSampler, pid_alive
-from daemon.workers import settle
+from daemon.workers import Report, settle
+
+if TYPE_CHECKING:
+    from daemon.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +112,8 @@ class Scheduler:
         """Why the database cannot be reached (None while it can); ticks go on meanwhile."""
         self.clash: str | None = None
         """Set when another machine's daemon uses this node's name: this one must stop."""
+        self.metrics: Metrics | None = None
+        """Told of each report and worker death when ``[metrics] listen`` is set."""
 
     # ------------------------------------------------------------------ one iteration
     def tick(self, now: datetime | None = None) -> int:
@@ -207,10 +212,23 @@ class Scheduler:
     def _collect(self, timeout: float = 0.0) -> None:
         for report in self.pool.collect(timeout, on_death=self._worker_died):
             (self.summary.done if report.ok else self.summary.failed).append(report.job_id)
+            if self.metrics is not None:
+                self._count(self.metrics, report)
+
+    def _count(self, metrics: Metrics, report: Report) -> None:
+        metrics.worker_loads(report.pid, report.model_loads)
+        if report.failure:
+            metrics.attempt_failed(report.failure)
+        elif report.ok:
+            job = self.store.get(report.job_id)
+            if job is not None:
+                metrics.job_done(job)
 
     def _worker_died(self, lease: Lease, exitcode: int | None) -> None:
         """A worker died holding a job (killed by the OOM killer, crashed): the attempt
         counts; retry later (lighter, after running out of memory) or fail."""
+        if self.metrics is not None:
+            self.metrics.attempt_failed(retry.failure_class(WorkerDied(exitcode)))
         job = self.store.get(lease.job_id)
         if job is None:
             return

@@ -56,6 +56,8 @@ class Report:
     ok: bool
     pid: int
     model_loads: int
+    failure: str = ""
+    """The reason class of the attempt's error (:func:`daemon.retry.failure_class`), if any."""
 
 
 def worker_main(
@@ -109,8 +111,9 @@ def worker_main(
                 extra={"job": task.job.id},
             )
             ok = False
+            executor.failure = "database"
         idle_since = time.monotonic()
-        reports.put(Report(index, task.job.id, ok, os.getpid(), models.loads))
+        reports.put(Report(index, task.job.id, ok, os.getpid(), models.loads, executor.failure))
 
 
 @contextmanager
@@ -328,11 +331,14 @@ class Executor:
 
     def __post_init__(self) -> None:
         self.now: Callable[[], datetime] = self.clock or self.store.now
+        self.failure = ""
+        """The reason class of the last attempt's error ("" when it had none)."""
 
     def execute(self, job: JobRecord, workers: int = 1) -> bool:
         """Run a claimed job to its final state; True when it ended done.  ``workers``: how
         many workers the plan runs (recorded with the job's metrics)."""
         started, cpu_started = time.perf_counter(), time.process_time()
+        self.failure = ""
         lease = Lease(job.id, self.owner, job.attempts)
         key = spool_mod.job_key(job.id, job.attempts)
         lost = threading.Event()
@@ -354,6 +360,7 @@ class Executor:
             log.warning("job %s cancelled: %s", job.id, exc, extra={"job": job.id})
             done = False
         except Exception as exc:  # a bad job must never stop the daemon
+            self.failure = "database" if db.unreachable(exc) else retry.failure_class(exc)
             if db.unreachable(exc):  # not the job's fault: its lease lapses, it resumes
                 log.warning(
                     "job %s stopped: the database is unreachable (%s); it resumes once the "

@@ -4,11 +4,16 @@ servers), through a real daemon on a real folder with real speech from ../shared
 from __future__ import annotations
 
 import json
+import re
+import socket
 import subprocess
+import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import need_eval
 from tests.e2e.running import Daemon, all_ended, drop
@@ -73,3 +78,78 @@ def test_mirror_layout_and_media_server_names_beside_the_media(
     assert d.stop() == 0
     assert names(film) == ["film.ru.json", "film.ru.srt", "film.ru.txt", "film.wav"]
     assert len(d.jobs()) == 4
+
+
+def scrape(port: int) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+    """The daemon's /metrics, parsed by prometheus_client's own parser: sample name ->
+    sorted labels -> value."""
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
+    out: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
+    for family in text_string_to_metric_families(body.decode()):
+        for s in family.samples:
+            out.setdefault(s.name, {})[tuple(sorted(s.labels.items()))] = s.value
+    return out
+
+
+def test_prometheus_metrics_of_a_running_daemon(
+    tmp_path: Path, model_cache: Path, daemons: list[Daemon]
+) -> None:
+    inbox = tmp_path / "inbox"
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(config_text(tmp_path, model_cache, '[metrics]\nlisten = "127.0.0.1:0"\n'))
+    inbox.mkdir()
+    daemons.append(d := Daemon(cfg))
+    d.wait_log("metrics on http://127.0.0.1:")
+    port = int(re.search(r"metrics on http://127\.0\.0\.1:(\d+)/", d.log()).group(1))  # type: ignore[union-attr]
+    before = scrape(port)
+    assert before["transcribd_database_up"][()] == 1.0
+    assert before["transcribd_jobs"][(("status", "done"),)] == 0.0
+
+    drop(need_eval("asr_en", "LJ001-0002.wav"), inbox / "one.wav")
+    drop(need_eval("asr_en", "LJ001-0004.wav"), inbox / "two.wav")
+    (inbox / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEnot audio at all" * 10)
+    d.wait(all_ended(3))
+    drop(need_eval("asr_en", "LJ001-0002.wav"), inbox / "copy-of-one.wav")  # from the cache
+    jobs = d.wait(all_ended(4))
+    assert sorted(j["status"] for j in jobs) == ["done", "done", "done", "failed"], jobs
+
+    m = scrape(port)
+    assert m["transcribd_jobs"][(("status", "done"),)] == 3.0
+    assert m["transcribd_jobs"][(("status", "failed"),)] == 1.0
+    assert m["transcribd_queue_depth"][()] == 0.0
+    assert m["transcribd_job_duration_seconds_count"][(("profile", "fast"),)] == 3.0
+    assert m["transcribd_job_real_time_factor_count"][(("profile", "fast"),)] == 3.0
+    assert 0 < m["transcribd_job_real_time_factor_sum"][(("profile", "fast"),)] < 3.0
+    assert m["transcribd_audio_seconds_total"][(("profile", "fast"),)] > 5.0
+    assert m["transcribd_steps_computed_total"][(("step", "asr"),)] == 2.0
+    assert m["transcribd_step_cache_hits_total"][(("step", "asr"),)] == 1.0  # the copy
+    assert m["transcribd_step_seconds_total"][(("step", "asr"),)] > 0.0
+    assert m["transcribd_attempt_failures_total"][(("reason", "bad_input"),)] == 1.0
+    assert m["transcribd_model_loads_total"][()] >= 1.0
+    assert m["transcribd_workers"][()] == 1.0 and m["transcribd_worker_threads"][()] >= 1.0
+
+    drop(need_eval("asr_en", "LJ001-0006.wav"), inbox / "three.wav")
+    d.stop()  # a job may be queued or running; the gauges come from the database
+    assert d.proc.returncode == 0
+
+
+def test_a_metrics_port_in_use_stops_the_start_with_one_line(
+    tmp_path: Path, model_cache: Path
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cfg = tmp_path / "config.toml"
+        cfg.write_text(
+            config_text(tmp_path, model_cache, f'[metrics]\nlisten = "127.0.0.1:{port}"\n')
+        )
+        res = subprocess.run(
+            [sys.executable, "-m", "daemon", "--config", str(cfg), "run"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert res.returncode == 2, res.stderr
+    assert f"metrics.listen 127.0.0.1:{port}: Address already in use" in res.stderr
+    assert "Traceback" not in res.stderr

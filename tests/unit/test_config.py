@@ -64,6 +64,9 @@ def test_env_var_names_the_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
         ({"pipeline": {"language": "english"}}, "pipeline.language: unknown language 'english'"),
         ({"folders": {"/in": {"language": "EN"}}}, 'folders."/in".language: unknown language'),
         ({"pipeline": {"hotwords": ["a", "b"]}}, "pipeline.hotwords: expected a string"),
+        ({"metrics": {"listen": "9464"}}, "metrics.listen: expected host:port"),
+        ({"metrics": {"listen": "localhost:http"}}, "metrics.listen: the port must be"),
+        ({"metrics": {"listen": "[::1]:70000"}}, "metrics.listen: the port must be"),
     ],
 )
 def test_bad_config_names_the_key(raw: dict[str, object], message: str) -> None:
@@ -196,3 +199,17 @@ def test_the_service_config_is_valid_and_matches_the_unit() -> None:
     assert str(config.models.cache_dir).startswith("/var/cache/transcribd")
     unit = (root / "systemd" / "transcribd.service").read_text()
     assert "StateDirectory=transcribd" in unit and "CacheDirectory=transcribd" in unit
+
+
+@pytest.mark.parametrize(
+    ("text", "parsed"),
+    [
+        ("127.0.0.1:9464", ("127.0.0.1", 9464)),
+        ("localhost:9100", ("localhost", 9100)),
+        (":9464", ("0.0.0.0", 9464)),
+        ("[::1]:9464", ("::1", 9464)),
+        ("127.0.0.1:0", ("127.0.0.1", 0)),
+    ],
+)
+def test_parse_listen(text: str, parsed: tuple[str, int]) -> None:
+    assert cfg.parse_listen(text) == parsed

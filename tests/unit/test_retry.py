@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import errno
+import signal
 from datetime import datetime, timedelta
 
 import pytest
 
-from daemon.errors import DecodeError, ModelError, WorkerDied
+from daemon import retry
+from daemon.errors import DecodeError, DiarizationError, ModelError, WorkerDied
 from daemon.jobs import JobOptions
 from daemon.retry import decide, describe
 
@@ -150,3 +153,25 @@ def test_a_job_out_of_attempts_says_what_to_do_now(exc: Exception, words: str) -
     d = decide(exc, attempts=3, max_attempts=3, now=NOW)
     assert not d.retry and words + "transcribd requeue --failed" in d.message
     assert "retries" not in d.message
+
+
+@pytest.mark.parametrize(
+    ("exc", "reason"),
+    [
+        (DecodeError("no audio stream"), "bad_input"),
+        (FileNotFoundError(2, "No such file", "/in/a.wav"), "input_missing"),
+        (IsADirectoryError(21, "Is a directory", "/in/a.wav"), "input_missing"),
+        (ModelError("model.bin is corrupt"), "model"),
+        (DiarizationError("segmentation checkpoint missing"), "diarization"),
+        (MemoryError(), "out_of_memory"),
+        (RuntimeError("std::bad_alloc"), "out_of_memory"),
+        (WorkerDied(-signal.SIGKILL), "out_of_memory"),
+        (WorkerDied(-signal.SIGSEGV), "worker_died"),
+        (OSError(errno.ENOSPC, "No space left on device", "/out/a.txt"), "resource"),
+        (PermissionError(errno.EACCES, "Permission denied", "/out/a.txt"), "resource"),
+        (ValueError("something else"), "other"),
+    ],
+)
+def test_failure_classes(exc: BaseException, reason: str) -> None:
+    assert retry.failure_class(exc) == reason
+    assert reason in retry.FAILURE_CLASSES
