@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from daemon import db, fsnames, logs, modelstore
+from daemon import db, fsnames, hooks, logs, modelstore
 from daemon import doctor as doctor_mod
 from daemon.config import Config, ConfigError, explain, read_raw
 from daemon.config import find as find_config
@@ -20,8 +20,9 @@ from daemon.config import reload as config_reload
 from daemon.doctor import Finding
 from daemon.errors import CacheMiss, DiarizationError, ModelError, NodeInUse, SetupError, UserError
 from daemon.intake import Intake, hash_file
-from daemon.jobs import Enqueued, JobOptions, JobRecord, Requeued
+from daemon.jobs import Enqueued, JobOptions, JobRecord, Requeued, iso
 from daemon.models import JobStatus
+from daemon.outbox import DeliveryRecord
 from daemon.pipeline import spool
 from daemon.pipeline.audio import probe_duration
 from daemon.pipeline.outputs import remove_stale_temps, write_outputs
@@ -79,7 +80,14 @@ def _scheduler(config: Config, store: Store) -> Scheduler:
     if removed:
         log.info("removed %d unfinished temporary file(s)", removed, extra={"removed": removed})
     pool = WorkerPool(config=config, owner_prefix=owner_id(config.daemon.node))
-    return Scheduler(config, store, _intake(config, store), pool)
+    sched = Scheduler(config, store, _intake(config, store), pool)
+    if any(store.announce.kinds(event) for event in hooks.EVENTS):
+        from daemon.delivery import Deliverer
+
+        sched.deliverer = Deliverer(
+            config.hooks, store.outbox, f"{owner_id(config.daemon.node)}:hooks", store.now
+        )
+    return sched
 
 
 def run_once(config: Config) -> Summary:
@@ -132,6 +140,8 @@ def run_forever(config: Config, notifier: Notifier | None = None) -> None:
         try:
             if config.metrics.listen:
                 sched.metrics = _metrics(config, store, sched)
+                if sched.deliverer is not None:
+                    sched.deliverer.on_outcome = sched.metrics.hook_outcome
             sched.intake.start()
             seen = sched.intake.rescan(utcnow())
             sched.start()
@@ -285,30 +295,12 @@ class JobView:
     job: JobRecord
     elapsed: float | None
     eta: float | None
+    hooks: list[DeliveryRecord] = dataclasses.field(default_factory=list)
+    """The announcements of the job's ends (hook commands, webhook) and how they went."""
 
     def as_dict(self) -> dict[str, Any]:
-        j = self.job
-        return {
-            "id": j.id,
-            "path": fsnames.printable(j.path),
-            "sha256": j.sha256,
-            "size": j.size,
-            "status": j.status.value,
-            "duplicate_of": j.duplicate_of,
-            "profile": j.profile,
-            "progress": round(j.progress, 4),
-            "attempts": j.attempts,
-            "error": j.error,
-            "outputs": j.outputs,
-            "node": j.node,
-            "metrics": j.metrics,
-            "options": j.options.to_dict(),
-            "created_at": _iso(j.created_at),
-            "started_at": _iso(j.started_at),
-            "finished_at": _iso(j.finished_at),
-            "elapsed": self.elapsed,
-            "eta": self.eta,
-        }
+        extra = {"elapsed": self.elapsed, "eta": self.eta}
+        return {**self.job.as_dict(), **extra, "hooks": [d.as_dict() for d in self.hooks]}
 
 
 def view(job: JobRecord, now: datetime) -> JobView:
@@ -340,11 +332,11 @@ class NodeView:
         return {
             "node": self.node,
             "alive": self.alive,
-            "heartbeat_at": _iso(self.heartbeat_at),
+            "heartbeat_at": iso(self.heartbeat_at),
             "host": self.host,
             "pid": self.pid,
             "plan": self.plan,
-            "plan_at": _iso(self.plan_at),
+            "plan_at": iso(self.plan_at),
             "missing_folders": self.missing_folders,
         }
 
@@ -427,9 +419,11 @@ def status(config: Config, job_id: int | None = None) -> StatusReport:
             job = store.get(job_id)
             if job is None:
                 raise UserError(f"no job #{job_id}")
-            jobs = [view(job, now)]
+            records = [job]
         else:
-            jobs = [view(j, now) for j in store.jobs()]
+            records = store.jobs()
+        announced = store.outbox.of_jobs([j.id for j in records])
+        jobs = [dataclasses.replace(view(j, now), hooks=announced[j.id]) for j in records]
         return StatusReport(jobs, plan, plan_at, line, missing, nodes, config.daemon.node)
 
 
@@ -569,7 +563,3 @@ def show_config(config: Config, given: Path | None) -> ConfigReport:
 
 def doctor(config: Config) -> list[Finding]:
     return doctor_mod.run(config)
-
-
-def _iso(t: datetime | None) -> str | None:
-    return None if t is None else t.isoformat(timespec="seconds") + "Z"

@@ -12,12 +12,13 @@ import socket
 import tomllib
 import types
 import typing
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from daemon import placement
+from daemon import hooks, placement
 
 ENV_CONFIG = "TRANSCRIBD_CONFIG"
 SYSTEM_CONFIG = Path("/etc/transcribd/config.toml")
@@ -162,6 +163,24 @@ class DaemonConfig:
 
 
 @dataclass(frozen=True)
+class HooksConfig:
+    on_done: tuple[str, ...] = ()
+    """A command (argv, no shell) run when a job is done; placeholders, JSON on stdin."""
+    on_failed: tuple[str, ...] = ()
+    """A command run when a job has failed for good."""
+    timeout_seconds: float = 60.0
+    """A hook command still running after this long is killed (and tried again)."""
+    webhook: str = ""
+    """An http(s) URL the job's record is POSTed to as JSON when it is done or failed."""
+    webhook_secret: str = ""
+    """Signs each POST: HMAC-SHA256 of the body, in X-Transcribd-Signature-256."""
+    attempts: int = 8
+    """Tries of each announcement before it is given up."""
+    backoff_seconds: float = 5.0
+    """Wait after a failed try; doubled after each (at most an hour)."""
+
+
+@dataclass(frozen=True)
 class MetricsConfig:
     listen: str = ""
     """Serve Prometheus metrics on this "host:port" ("": off)."""
@@ -236,6 +255,7 @@ class Config:
     daemon: DaemonConfig
     diarization: DiarizationConfig = field(default_factory=DiarizationConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    hooks: HooksConfig = field(default_factory=HooksConfig)
     profiles: Mapping[str, ProfileOverride] = field(default_factory=dict)
     folders: Mapping[Path, FolderOptions] = field(default_factory=dict)
     source: Path | None = None
@@ -321,6 +341,7 @@ def from_mapping(raw: Mapping[str, Any], source: Path | None = None) -> Config:
         "daemon": DaemonConfig,
         "diarization": DiarizationConfig,
         "metrics": MetricsConfig,
+        "hooks": HooksConfig,
     }
     for key, value in raw.items():
         if key not in (*sections, "profiles", "folders"):
@@ -366,6 +387,7 @@ def _check(config: Config) -> None:
         )
     _check_placement(config)
     _check_vocabulary(config)
+    _check_hooks(config.hooks)
     if config.metrics.listen:
         try:
             parse_listen(config.metrics.listen)
@@ -450,6 +472,23 @@ def language_problem(code: str) -> str | None:
     if code in _LANGUAGE_CODES:
         return None
     return f"unknown language '{code}' (a code Whisper knows, such as en, ru, de; or auto)"
+
+
+def _check_hooks(h: HooksConfig) -> None:
+    for name in ("on_done", "on_failed"):
+        command = getattr(h, name)
+        why = hooks.problem(command) if command else None
+        if why:
+            raise ConfigError(f"hooks.{name}: {why}")
+    url = urllib.parse.urlsplit(h.webhook)
+    if h.webhook and (url.scheme not in ("http", "https") or not url.hostname):
+        raise ConfigError(f"hooks.webhook: an http:// or https:// URL, got {h.webhook!r}")
+    if h.webhook_secret and not h.webhook:
+        raise ConfigError("hooks.webhook_secret: set, but there is no hooks.webhook to sign")
+    if h.attempts < 1 or h.timeout_seconds <= 0 or h.backoff_seconds <= 0:
+        raise ConfigError(
+            "hooks: attempts must be at least 1, timeout_seconds and backoff_seconds above 0"
+        )
 
 
 def _check_vocabulary(config: Config) -> None:

@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from daemon import fsnames
+from daemon.models import DeliveryStatus
 
 if TYPE_CHECKING:
     from daemon.app import NodeView, StatusReport
+    from daemon.outbox import DeliveryRecord
 
 
 def duration(seconds: float | None) -> str:
@@ -89,7 +91,21 @@ def status_lines(report: StatusReport) -> list[str]:
                 (j.error or "")[:80],
             )
         )
-    return lines + table(rows)
+    lines += table(rows)
+    if len(report.jobs) == 1 and report.jobs[0].hooks:
+        lines += ["hooks:", *hook_lines(report.jobs[0].hooks, indent="  ")]
+    return lines
+
+
+def hook_lines(deliveries: Sequence[DeliveryRecord], indent: str = "") -> list[str]:
+    """How the announcements of a job's ends went: one row each."""
+    rows = [("RUN", "HOOK", "EVENT", "STATE", "TRIES", "LAST RESULT")]
+    for d in deliveries:
+        state = d.status.value
+        if d.status is DeliveryStatus.PENDING:
+            state += f" (next {d.next_at:%H:%M:%S} UTC)"
+        rows.append((str(d.run), d.kind, d.event, state, str(d.tries), d.result or "-"))
+    return table(rows, indent)
 
 
 def watch(

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from daemon import db, fsnames, modelstore
+from daemon import db, fsnames, hooks, modelstore
 from daemon.config import Config
 from daemon.errors import DiarizationError, ModelError
 from daemon.intake import observer_for
@@ -56,6 +56,7 @@ def run(config: Config) -> list[Finding]:
         check_folders,
         check_models,
         check_decoder,
+        check_hooks,
         check_disk,
         check_machine,
     ]
@@ -223,6 +224,26 @@ def check_decoder(_config: Config) -> Iterator[Finding]:
         yield ok("decoder", f"PyAV {av.__version__} (FFmpeg) decodes audio")
     else:
         yield fail("decoder", f"decoded {frames} of 800 samples", "reinstall av")
+
+
+def check_hooks(config: Config) -> Iterator[Finding]:
+    """Each hook command's program can be run (without a shell: a path, or a name on PATH)."""
+    for name in ("on_done", "on_failed"):
+        command = getattr(config.hooks, name)
+        if not command:
+            continue
+        found = shutil.which(command[0])
+        if found is None:
+            yield fail(
+                f"hooks.{name}",
+                f"{command[0]} is not an executable program (it runs without a shell)",
+                "give the path of an executable file (chmod +x), or a program on PATH",
+            )
+        else:
+            yield ok(f"hooks.{name}", f"runs {found}")
+    if config.hooks.webhook:
+        signed = "signed" if config.hooks.webhook_secret else "unsigned (no webhook_secret)"
+        yield ok("hooks.webhook", f"POSTs to {hooks.printable_url(config.hooks.webhook)}, {signed}")
 
 
 def check_disk(config: Config) -> Iterator[Finding]:

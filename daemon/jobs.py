@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
+from daemon import fsnames
 from daemon.models import JobStatus
 
 log = logging.getLogger(__name__)
@@ -93,11 +94,40 @@ class JobRecord:
     lease_expires_at: datetime | None
     node: str | None
     """The node whose worker claimed it last (``[daemon] node``)."""
+    runs: int = 0
+    """Attempts over the job's whole life (``attempts`` starts again at a requeue)."""
+
+    def as_dict(self) -> dict[str, Any]:
+        """The job as ``status --json``, hooks and the webhook show it."""
+        return {
+            "id": self.id,
+            "path": fsnames.printable(self.path),
+            "sha256": self.sha256,
+            "size": self.size,
+            "status": self.status.value,
+            "duplicate_of": self.duplicate_of,
+            "profile": self.profile,
+            "progress": round(self.progress, 4),
+            "attempts": self.attempts,
+            "error": self.error,
+            "outputs": self.outputs,
+            "node": self.node,
+            "metrics": self.metrics,
+            "options": self.options.to_dict(),
+            "created_at": iso(self.created_at),
+            "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at),
+        }
 
     @property
     def lease(self) -> Lease:
         """The lease this (running) job was claimed under."""
         return Lease(self.id, self.lease_owner or "", self.attempts)
+
+
+def iso(t: datetime | None) -> str | None:
+    """A stored moment (naive UTC) as ISO 8601 with a Z."""
+    return None if t is None else t.isoformat(timespec="seconds") + "Z"
 
 
 @dataclass(frozen=True)

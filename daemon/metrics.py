@@ -129,6 +129,12 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.hooks = Counter(
+            "transcribd_hook_tries",
+            "Tries of hook commands and the webhook, by outcome (delivered, retry, failed)",
+            ["kind", "outcome"],
+            registry=r,
+        )
         r.register(_FromDatabase(store, clock, pool))
         self._loads: dict[int, int] = {}
         self._server: Any = None
@@ -149,6 +155,9 @@ class Metrics:
             self.computed.labels(step).inc(n)
         for step, n in (steps.get("cached") or {}).items():
             self.cache_hits.labels(step).inc(n)
+
+    def hook_outcome(self, kind: str, outcome: str) -> None:
+        self.hooks.labels(kind, outcome).inc()
 
     def attempt_failed(self, reason: str) -> None:
         self.failures.labels(reason).inc()

@@ -126,6 +126,9 @@ class Job(Base):
     lease_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     node: Mapped[str | None] = mapped_column(String(64), nullable=True)
     """The node (``[daemon] node``) whose worker claimed the job last."""
+    runs: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
+    """Attempts over the job's whole life (``attempts`` starts again at a requeue): with the
+    job's id, the idempotency key of what its ends are announced with (hooks, webhook)."""
 
     __table_args__ = (
         Index("ix_jobs_status", "status"),
@@ -169,3 +172,55 @@ class DaemonState(Base):
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[Any] = mapped_column(JSON, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+
+
+class DeliveryStatus(enum.StrEnum):
+    PENDING = "pending"
+    """To be delivered (again) from ``next_at``."""
+    DELIVERED = "delivered"
+    """The hook ran and exited 0, or the webhook answered 2xx."""
+    FAILED = "failed"
+    """Given up: every try failed, or the receiver refused it for good (a 4xx)."""
+
+
+class Delivery(Base):
+    """One announcement of a job's end (a hook command or the webhook), written in the same
+    transaction as the job's final state: an outbox that survives restarts.  Only
+    :mod:`daemon.store` (creation) and :mod:`daemon.outbox` read or write its rows."""
+
+    __tablename__ = "deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False)
+    run: Mapped[int] = mapped_column(Integer, nullable=False)
+    """The job's :attr:`Job.runs` when it ended."""
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    """"on_done", "on_failed" or "webhook"."""
+    event: Mapped[str] = mapped_column(String(16), nullable=False)
+    """"done" or "failed"."""
+    payload: Mapped[Any] = mapped_column(JSON, nullable=False)
+    """What is announced: the job's record as it ended."""
+    status: Mapped[DeliveryStatus] = mapped_column(
+        Enum(
+            DeliveryStatus,
+            name="delivery_status",
+            values_callable=lambda e: [m.value for m in e],
+            native_enum=False,
+            length=16,
+        ),
+        nullable=False,
+        default=DeliveryStatus.PENDING,
+    )
+    tries: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    next_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+    result: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """The last try's outcome ("HTTP 200", "exit 3: ...", "timed out after 60 s")."""
+    lease_owner: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+
+    __table_args__ = (
+        UniqueConstraint("job_id", "run", "kind", name="uq_deliveries_job_run_kind"),
+        Index("ix_deliveries_due", "status", "next_at"),
+    )

@@ -39,6 +39,7 @@ from daemon.sysload import LoadSampler, pid_alive
 from daemon.workers import Report, settle
 
 if TYPE_CHECKING:
+    from daemon.delivery import Deliverer
     from daemon.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -114,6 +115,8 @@ class Scheduler:
         """Set when another machine's daemon uses this node's name: this one must stop."""
         self.metrics: Metrics | None = None
         """Told of each report and worker death when ``[metrics] listen`` is set."""
+        self.deliverer: Deliverer | None = None
+        """Delivers the announcements of jobs' ends when ``[hooks]`` asks for any."""
 
     # ------------------------------------------------------------------ one iteration
     def tick(self, now: datetime | None = None) -> int:
@@ -214,6 +217,8 @@ class Scheduler:
             (self.summary.done if report.ok else self.summary.failed).append(report.job_id)
             if self.metrics is not None:
                 self._count(self.metrics, report)
+            if self.deliverer is not None:
+                self.deliverer.wake()
 
     def _count(self, metrics: Metrics, report: Report) -> None:
         metrics.worker_loads(report.pid, report.model_loads)
@@ -333,6 +338,8 @@ class Scheduler:
             if wait is None:
                 break
             time.sleep(min(max(wait, 0.05), poll_seconds * 10))
+        if self.deliverer is not None and not stopping():  # what is due now; the rest later
+            self.deliverer.run_due()
         # a job that failed, then succeeded on a retry, counts once, as done
         self.summary.failed = [
             j
@@ -367,6 +374,8 @@ class Scheduler:
         )
         aps.start()
         self._aps = aps
+        if self.deliverer is not None:
+            self.deliverer.start(every=self.config.daemon.tick_seconds)
         # a worker that reports is given its next job at once, not at the next tick
         self.pool.start_pump(lambda: self.tick())
 
@@ -377,6 +386,8 @@ class Scheduler:
         if self._aps is not None:
             self._aps.shutdown(wait=True)
             self._aps = None
+        if self.deliverer is not None:
+            self.deliverer.stop(timeout)
 
         def release(lease: Lease) -> None:
             released = False  # if the database is out of reach, its lease expires instead

@@ -18,10 +18,12 @@ from typing import Any
 from sqlalchemy import Engine, and_, func, or_, select, update
 from sqlalchemy.orm import aliased
 
-from daemon import db
+from daemon import db, hooks
 from daemon.config import Config
+from daemon.hooks import NOTHING, Announce
 from daemon.jobs import Enqueued, JobOptions, JobRecord, Lease, Requeued
 from daemon.models import Job, JobStatus
+from daemon.outbox import Outbox
 from daemon.results import Results
 
 log = logging.getLogger(__name__)
@@ -91,7 +93,9 @@ def open_store(config: Config, migrate: bool | None = None) -> Store:
     except BaseException:
         engine.dispose()
         raise
-    return Store(engine, node=config.daemon.node)
+    h = config.hooks
+    announce = Announce(bool(h.on_done), bool(h.on_failed), bool(h.webhook))
+    return Store(engine, node=config.daemon.node, announce=announce)
 
 
 def estimated_duration(job: JobRecord) -> float:
@@ -101,13 +105,21 @@ def estimated_duration(job: JobRecord) -> float:
 
 class Store:
     def __init__(
-        self, engine: Engine, node: str = "", local_clock: Callable[[], datetime] = utcnow
+        self,
+        engine: Engine,
+        node: str = "",
+        local_clock: Callable[[], datetime] = utcnow,
+        announce: Announce = NOTHING,
     ) -> None:
         self.engine = engine
         self.node = node
         """The node whose store this is: recorded with the jobs it claims."""
         self.results = Results(engine, node)
         """The step cache and the daemon's published facts (not job rows)."""
+        self.announce = announce
+        """Which announcements (hooks, webhook) a job's end makes."""
+        self.outbox = Outbox(engine)
+        """The announcements of jobs' ends, until delivered."""
         self.local_clock = local_clock
         self._server_clock = db.is_server(str(engine.url))
 
@@ -318,6 +330,7 @@ class Store:
             "lease_owner": owner,
             "lease_expires_at": now + timedelta(seconds=lease_seconds),
             "attempts": Job.attempts + 1,
+            "runs": Job.runs + 1,
             "started_at": now,
             "updated_at": now,
             "error": None,
@@ -386,7 +399,7 @@ class Store:
         )
         if metrics is not None:
             values["metrics"] = metrics
-        return self._update(self._running(lease), values)
+        return self._end(self._running(lease), values, "done", now)
 
     def cancel(self, lease: Lease, now: datetime, reason: str) -> bool:
         """Running -> cancelled (its input was removed); cached steps stay."""
@@ -403,9 +416,11 @@ class Store:
 
     def fail(self, lease: Lease, now: datetime, error: str) -> bool:
         """Running -> failed, with the error kept for ``status``."""
-        return self._update(
+        return self._end(
             self._running(lease),
             _off_lease(now, status=JobStatus.FAILED, error=error, finished_at=now),
+            "failed",
+            now,
         )
 
     def retry(
@@ -455,9 +470,11 @@ class Store:
                     .where(expired, spent)
                     .values(**_off_lease(now, status=JobStatus.FAILED, error=error))
                     .values(finished_at=now)
-                    .returning(Job.id)
-                ).scalars()
-                if gave_up := list(failed):
+                    .returning(*JOBS.c)
+                ).all()
+                for row in failed:
+                    self._announce(conn, _from_row(row), "failed", now)
+                if gave_up := [row.id for row in failed]:
                     log.error("failed %d job(s): %s", len(gave_up), error, extra={"jobs": gave_up})
             recovered = list(
                 conn.execute(
@@ -503,6 +520,20 @@ class Store:
             and_(Job.id == job_id, Job.status == JobStatus.DONE),
             {"options": options.to_dict(), "outputs": list(outputs), "updated_at": now},
         )
+
+    def _end(self, where: Any, values: dict[str, Any], event: str, now: datetime) -> bool:
+        """A running job's last change (done or failed), and in the same transaction the
+        announcements of its end: both happen or neither."""
+        with self.engine.begin() as conn:
+            row = conn.execute(update(Job).where(where).values(**values).returning(*JOBS.c)).first()
+            if row is not None:
+                self._announce(conn, _from_row(row), event, now)
+        return row is not None
+
+    def _announce(self, conn: Any, job: JobRecord, event: str, now: datetime) -> None:
+        kinds = self.announce.kinds(event)
+        if kinds:
+            self.outbox.add(conn, job.id, job.runs, kinds, event, hooks.payload(job, event), now)
 
     def _update(self, where: Any, values: dict[str, Any]) -> bool:
         with self.engine.begin() as conn:

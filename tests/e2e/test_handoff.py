@@ -3,6 +3,8 @@ servers), through a real daemon on a real folder with real speech from ../shared
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import re
 import socket
@@ -10,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import need_eval
 from tests.e2e.running import Daemon, all_ended, drop
+from tests.webhook_server import Receiver, serve
 
 pytestmark = [pytest.mark.model, pytest.mark.eval]
 
@@ -153,3 +157,93 @@ def test_a_metrics_port_in_use_stops_the_start_with_one_line(
     assert res.returncode == 2, res.stderr
     assert f"metrics.listen 127.0.0.1:{port}: Address already in use" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def hook_script(folder: Path) -> Path:
+    """A real hook program: each call leaves its argv and stdin in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "hook.sh"
+    path.write_text(
+        "#!/bin/sh\n"
+        f'd="{folder}"\n'
+        'n=$(ls "$d"/call-*.json 2>/dev/null | wc -l)\n'
+        'for a in "$@"; do printf "%s\\n" "$a"; done > "$d/call-$n.argv"\n'
+        'cat > "$d/call-$n.json"\n'
+    )
+    path.chmod(0o755)
+    return path
+
+
+def wait_until(test: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not test():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def test_webhook_and_hooks_survive_a_daemon_restart_delivered_once(
+    tmp_path: Path, model_cache: Path, daemons: list[Daemon]
+) -> None:
+    receiver = Receiver(answers=[503, 503])  # the first two deliveries fail
+    server = serve(receiver)
+    url = next(server)
+    try:
+        script = hook_script(tmp_path / "calls")
+        hooks_toml = (
+            f'[hooks]\non_done = ["{script}", "{{txt}}", "{{status}}", "{{source}}"]\n'
+            f'on_failed = ["{script}", "{{status}}", "{{job}}"]\n'
+            f'webhook = "{url}"\nwebhook_secret = "s3cret"\nbackoff_seconds = 2.0\n'
+        )
+        cfg = tmp_path / "config.toml"
+        cfg.write_text(config_text(tmp_path, model_cache, hooks_toml))
+        inbox = tmp_path / "inbox"
+        drop(need_eval("asr_en", "LJ001-0002.wav"), inbox / "my talk.wav")
+        daemons.append(first := Daemon(cfg, "first"))
+        [job] = first.wait(all_ended(1))
+        wait_until(lambda: len(receiver.received) >= 1, 30, "the first delivery")
+        assert first.stop() == 0  # a restart while the webhook still owes a delivery
+        assert [r.answered for r in receiver.received] == [503]
+
+        daemons.append(second := Daemon(cfg, "second"))
+        wait_until(lambda: len(receiver.delivered) == 1, 60, "the delivery after the restart")
+        (inbox / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEnot audio" * 10)
+        jobs = second.wait(all_ended(2))
+        wait_until(lambda: len(receiver.delivered) == 2, 30, "the failed job's delivery")
+        shown = second.status(str(job["id"]))
+        assert second.stop() == 0
+
+        daemons.append(third := Daemon(cfg, "third"))  # nothing delivered is delivered again
+        time.sleep(3.0)
+        assert third.stop() == 0
+    finally:
+        server.close()
+
+    done = [r for r in receiver.received if r.json["event"] == "done"]
+    assert [r.answered for r in done] == [503, 503, 200]
+    assert len({r.body for r in done}) == 1  # the same announcement each time
+    assert {r.headers["Idempotency-Key"] for r in done} == {f"{job['id']}-1"}
+    for r in receiver.received:
+        mac = hmac.new(b"s3cret", r.body, hashlib.sha256).hexdigest()
+        assert r.headers["X-Transcribd-Signature-256"] == f"sha256={mac}"
+    record = done[0].json
+    assert record["job"]["status"] == "done" and record["job"]["path"].endswith("my talk.wav")
+    assert "comparatively modern" in Path(record["files"]["txt"]).read_text()
+    (failed,) = [j for j in jobs if j["status"] == "failed"]
+    assert receiver.delivered[1].json["job"]["id"] == failed["id"]
+
+    # the hooks ran once per end, each file name one argument, the record on stdin
+    calls = sorted((tmp_path / "calls").glob("call-*.argv"))
+    argvs = sorted(c.read_text().splitlines() for c in calls)
+    assert argvs == sorted(
+        [
+            [str(tmp_path / "out" / "my talk.txt"), "done", str(inbox / "my talk.wav")],
+            ["failed", str(failed["id"])],
+        ]
+    )
+    assert len(list((tmp_path / "calls").glob("call-*.json"))) == 2
+
+    # status JOB shows how the announcements went; the job's own status is untouched
+    assert "webhook" in shown and "delivered" in shown and "HTTP 200" in shown, shown
+    assert re.search(r"on_done\s+done\s+delivered\s+1\s+exit 0", shown), shown
+    assert re.search(r"webhook\s+done\s+delivered\s+3\s+HTTP 200", shown), shown
+    assert job["status"] == "done"

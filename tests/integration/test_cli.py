@@ -101,7 +101,7 @@ def test_bad_input_fails_job_with_clear_error_and_requeue_failed(
 
 def test_db_upgrade(invoke: Callable[..., Result]) -> None:
     res = invoke("db", "upgrade")
-    assert res.exit_code == 0 and "database at revision 0004" in res.output
+    assert res.exit_code == 0 and "database at revision 0005" in res.output
 
 
 def test_transcribe_missing_file_exits_1(invoke: Callable[..., Result], tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ def doctor(cfg: Path) -> Result:
 
 
 def test_healthy_setup_passes(tmp_path: Path, model_cache: Path) -> None:
-    cfg = write_config(tmp_path, model_cache)
+    cfg = write_config(tmp_path, model_cache, '[hooks]\non_done = ["true", "{json}"]\n')
     (tmp_path / "inbox").mkdir()
     assert CliRunner().invoke(cli, ["--config", str(cfg), "db", "upgrade"]).exit_code == 0
     res = doctor(cfg)
@@ -29,6 +29,7 @@ def test_healthy_setup_passes(tmp_path: Path, model_cache: Path) -> None:
         "model base",
         "diarization",
         "decoder",
+        "hooks.on_done",
         "disk",
         "machine",
     ):
@@ -37,7 +38,10 @@ def test_healthy_setup_passes(tmp_path: Path, model_cache: Path) -> None:
 
 def test_broken_setup_fails_with_a_fix_for_each_problem(tmp_path: Path, model_cache: Path) -> None:
     cfg = write_config(
-        tmp_path, model_cache, '[profiles.balanced]\nmodel = "/nowhere/whisper-small"\n'
+        tmp_path,
+        model_cache,
+        '[profiles.balanced]\nmodel = "/nowhere/whisper-small"\n'
+        '[hooks]\non_failed = ["/nowhere/page-me", "{job}"]\n',
     )
     (tmp_path / "inbox").write_text("a file where the watched folder should be")
     (tmp_path / "out").write_text("and one where the output folder should be")
@@ -60,8 +64,9 @@ def test_broken_setup_fails_with_a_fix_for_each_problem(tmp_path: Path, model_ca
         assert words in lines[at], lines[at]
         assert lines[at + 1].strip().startswith("fix: "), lines[at + 1]
 
-    problem("database", "at revision 0001, this version needs 0004")
+    problem("database", "at revision 0001, this version needs 0005")
     problem("watch", "is not a folder")
     problem("output", "is not a folder")
     problem("model /nowhere/whisper-small", "neither bundled")
-    assert "4 problem(s)" in lines[-1]
+    problem("hooks.on_failed", "/nowhere/page-me is not an executable program")
+    assert "5 problem(s)" in lines[-1]
