@@ -98,7 +98,7 @@ def test_run_once_transcribes_reuses_cache_and_serves_duplicates(
 
 def test_transcribe_one_shot(invoke: Callable[..., Result], tmp_path: Path) -> None:
     res = invoke("transcribe", str(need_eval("asr_en", "jfk.flac")), "-o", str(tmp_path / "o"))
-    written = res.output.split()
+    written = res.stdout.split()
     assert sorted(Path(p).name for p in written) == sorted(f"jfk.{f}" for f in FORMATS)
     lines = (tmp_path / "o" / "jfk.txt").read_text().splitlines()
     assert all(line.startswith("SPEAKER_00: ") for line in lines)  # one voice
@@ -177,6 +177,6 @@ def test_vocabulary_per_folder_reaches_whisper_and_its_cache_key(
     assert [j["metrics"]["steps"]["computed"].get("asr", 0) for j in done] == [1, 1, 1]
 
     again = run("transcribe", str(inbox / "jfk.flac"), "--hotwords", "fellow-Americans")
-    assert "fellow-Americans" in Path(again.output.split()[0]).read_text()
+    assert "fellow-Americans" in Path(again.stdout.split()[0]).read_text()
     bad = CliRunner().invoke(cli, ["--config", str(cfg), "add", str(cfg), "--language", "english"])
     assert bad.exit_code == 2 and "unknown language 'english'" in bad.output
