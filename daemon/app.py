@@ -422,8 +422,8 @@ def status(config: Config, job_id: int | None = None) -> StatusReport:
             records = [job]
         else:
             records = store.jobs()
-        announced = store.outbox.of_jobs([j.id for j in records])
-        jobs = [dataclasses.replace(view(j, now), hooks=announced[j.id]) for j in records]
+        announced = store.outbox.of_jobs(job_id)
+        jobs = [dataclasses.replace(view(j, now), hooks=announced.get(j.id, [])) for j in records]
         return StatusReport(jobs, plan, plan_at, line, missing, nodes, config.daemon.node)
 
 

@@ -305,9 +305,15 @@ def read_raw(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
 
 
+SECRET_KEYS = ("hooks.webhook_secret",)
+"""Keys whose values are never shown (``transcribd config`` prints "<set>")."""
+
+
 def explain(config: Config, raw: Mapping[str, Any]) -> list[tuple[str, Any, str]]:
     """(key, effective value, where it came from) for every key of every section (pure):
-    "file" when ``raw`` (the config file's TOML) sets it, else "default"."""
+    "file" when ``raw`` (the config file's TOML) sets it, else "default".  Secrets are
+    masked: :data:`SECRET_KEYS`, the database's password, the webhook URL's user, password
+    and query."""
     out: list[tuple[str, Any, str]] = []
     for section in dataclasses.fields(Config):
         value = getattr(config, section.name)
@@ -316,8 +322,24 @@ def explain(config: Config, raw: Mapping[str, Any]) -> list[tuple[str, Any, str]
         given = raw.get(section.name, {})
         for f in dataclasses.fields(value):
             origin = "file" if f.name in given else "default"
-            out.append((f"{section.name}.{f.name}", getattr(value, f.name), origin))
+            key, shown = f"{section.name}.{f.name}", getattr(value, f.name)
+            if key in SECRET_KEYS and shown:
+                shown = "<set>"
+            elif key == "hooks.webhook" and shown:
+                shown = hooks.printable_url(shown)
+            elif key == "database.url":
+                shown = _hide_password(shown)
+            out.append((key, shown, origin))
     return out
+
+
+def _hide_password(url: str) -> str:
+    """A database URL with its password shown as ``***``."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    user, _, host = parts.netloc.rpartition("@")
+    return parts._replace(netloc=f"{user.split(':', 1)[0]}:***@{host}").geturl()
 
 
 def load(path: Path | None = None) -> Config:
@@ -467,7 +489,7 @@ def language_problem(code: str) -> str | None:
     from faster-whisper only when one is given, so a plain config load stays light)."""
     if code == "auto":
         return None
-    from faster_whisper.tokenizer import _LANGUAGE_CODES
+    from faster_whisper.tokenizer import _LANGUAGE_CODES  # the pinned version's own list
 
     if code in _LANGUAGE_CODES:
         return None
@@ -481,7 +503,11 @@ def _check_hooks(h: HooksConfig) -> None:
         if why:
             raise ConfigError(f"hooks.{name}: {why}")
     url = urllib.parse.urlsplit(h.webhook)
-    if h.webhook and (url.scheme not in ("http", "https") or not url.hostname):
+    try:
+        port_ok = url.port is None or url.port > 0
+    except ValueError:
+        port_ok = False
+    if h.webhook and (url.scheme not in ("http", "https") or not url.hostname or not port_ok):
         raise ConfigError(f"hooks.webhook: an http:// or https:// URL, got {h.webhook!r}")
     if h.webhook_secret and not h.webhook:
         raise ConfigError("hooks.webhook_secret: set, but there is no hooks.webhook to sign")

@@ -6,16 +6,20 @@ changes."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import signal
 import subprocess
+import tempfile
 import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from daemon import __version__, hooks
 from daemon.config import HooksConfig
@@ -37,31 +41,64 @@ class Outcome:
 
 
 def body_of(d: DeliveryRecord) -> bytes:
-    """The bytes every try of one announcement sends (the same each time)."""
-    return json.dumps(d.payload, ensure_ascii=False, sort_keys=True).encode("utf-8")
+    """The bytes every try of one announcement sends (the same each time; ASCII, so that no
+    file name can make them unencodable)."""
+    return json.dumps(d.payload, sort_keys=True).encode("ascii")
+
+
+HOOK_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR")
+"""What a hook command inherits of the daemon's environment (not its secrets, such as a
+database password), besides the TRANSCRIBD_* variables of the announcement."""
 
 
 def run_command(template: tuple[str, ...], d: DeliveryRecord, timeout: float) -> Outcome:
-    """The hook command with its placeholders filled, the announcement as JSON on stdin."""
+    """The hook command with its placeholders filled, the announcement as JSON on stdin, in a
+    session of its own: on a timeout the whole group is killed, and a child it leaves behind
+    does not hold up the outcome (only the exit status is awaited)."""
     argv = hooks.argv(template, d.payload)
-    env = {
-        **os.environ,
+    env = {k: os.environ[k] for k in HOOK_ENV if k in os.environ}
+    env |= {
         "TRANSCRIBD_EVENT": d.event,
         "TRANSCRIBD_JOB": str(d.job_id),
         "TRANSCRIBD_IDEMPOTENCY_KEY": hooks.key(d.job_id, d.run),
     }
-    try:
-        done = subprocess.run(
-            argv, input=body_of(d), capture_output=True, timeout=timeout, env=env, check=False
-        )
-    except subprocess.TimeoutExpired:
-        return Outcome(False, f"timed out after {timeout:g} s")
-    except OSError as exc:  # no such program, not executable
-        return Outcome(False, f"cannot run {argv[0]}: {exc.strerror or exc}")
-    if done.returncode == 0:
+    with tempfile.TemporaryFile() as err, tempfile.TemporaryFile() as data:
+        data.write(body_of(d))
+        data.seek(0)
+        try:
+            proc = subprocess.Popen(
+                argv,
+                stdin=data,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                env=env,
+                start_new_session=True,
+            )
+        except OSError as exc:  # no such program, not executable
+            return Outcome(False, f"cannot run {argv[0]}: {exc.strerror or exc}")
+        try:
+            code = proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return Outcome(False, f"timed out after {timeout:g} s")
+        err.seek(0)
+        said = err.read(64_000).decode("utf-8", "replace").strip().splitlines()
+    if code == 0:
         return Outcome(True, "exit 0")
-    said = done.stderr.decode("utf-8", "replace").strip().splitlines()
-    return Outcome(False, f"exit {done.returncode}" + (f": {said[-1][:200]}" if said else ""))
+    return Outcome(False, f"exit {code}" + (f": {said[-1][:200]}" if said else ""))
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is an answer, not followed: urllib would resend the POST as a GET without
+    its body (and the signature and key to another host)."""
+
+    def redirect_request(self, *_args: Any, **_kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
 
 
 def post(url: str, secret: str, d: DeliveryRecord) -> Outcome:
@@ -78,7 +115,7 @@ def post(url: str, secret: str, d: DeliveryRecord) -> Outcome:
         headers[hooks.SIGNATURE_HEADER] = hooks.signature(secret, body)
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")
     try:
-        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_SECONDS) as answer:
+        with _OPENER.open(request, timeout=HTTP_TIMEOUT_SECONDS) as answer:
             return Outcome(True, f"HTTP {answer.status}")
     except urllib.error.HTTPError as exc:
         return Outcome(False, f"HTTP {exc.code}: {exc.reason}", hooks.permanent_http(exc.code))
@@ -112,24 +149,40 @@ class Deliverer:
     def run_due(self) -> int:
         """Try every announcement due now, once; how many were tried."""
         tried = 0
-        lease = self.config.timeout_seconds + LEASE_MARGIN_SECONDS
-        while not self._stop.is_set():
-            claimed = self.outbox.claim(self.owner, self.clock(), lease)
+        longest = max(self.config.timeout_seconds, HTTP_TIMEOUT_SECONDS)
+        kinds = self.kinds()
+        while not self._stop.is_set() and kinds:
+            claimed = self.outbox.claim(
+                self.owner, self.clock(), longest + LEASE_MARGIN_SECONDS, kinds
+            )
             if not claimed:
                 return tried
             self._try(claimed[0])
             tried += 1
         return tried
 
+    def kinds(self) -> tuple[str, ...]:
+        """The announcements this daemon can deliver (another node's config may have more:
+        those are left to it)."""
+        c = self.config
+        given = {"on_done": c.on_done, "on_failed": c.on_failed, "webhook": c.webhook}
+        return tuple(k for k in hooks.KINDS if given[k])
+
     def _try(self, d: DeliveryRecord) -> None:
-        outcome = self._deliver(d)
+        if d.tries > self.config.attempts:  # the last try was cut off (its daemon died)
+            outcome = Outcome(False, d.result or "the last try was cut off", final=True)
+        else:
+            try:
+                outcome = self._deliver(d)
+            except Exception as exc:  # never a stuck announcement: the try failed
+                outcome = Outcome(False, f"{type(exc).__name__}: {exc}")
         now = self.clock()
         extra = {"job": d.job_id, "kind": d.kind, "try": d.tries, "result": outcome.result}
-        if outcome.ok:
+        state = hooks.after_try(outcome.ok, outcome.final, d.tries, self.config.attempts)
+        if state == "delivered":
             self.outbox.delivered(d, self.owner, now, outcome.result)
             log.info("job %s: %s delivered (%s)", d.job_id, d.kind, outcome.result, extra=extra)
-            state = "delivered"
-        elif outcome.final or d.tries >= self.config.attempts:
+        elif state == "failed":
             self.outbox.give_up(d, self.owner, now, outcome.result)
             log.error(
                 "job %s: %s not delivered after %d tries: %s",
@@ -139,7 +192,6 @@ class Deliverer:
                 outcome.result,
                 extra=extra,
             )
-            state = "failed"
         else:
             at = hooks.retry_at(d.tries, now, self.config.backoff_seconds)
             self.outbox.again(d, self.owner, now, outcome.result, at)
@@ -151,16 +203,14 @@ class Deliverer:
                 f"{at:%H:%M:%S}",
                 extra=extra,
             )
-            state = "retry"
         self.on_outcome(d.kind, state)
 
     def _deliver(self, d: DeliveryRecord) -> Outcome:
         c = self.config
-        gone = Outcome(False, f"no [hooks] {d.kind} is configured any more", final=True)
-        if d.kind == "webhook":  # the config may have changed since the job ended
-            return post(c.webhook, c.webhook_secret, d) if c.webhook else gone
+        if d.kind == "webhook":
+            return post(c.webhook, c.webhook_secret, d)
         command = c.on_done if d.kind == "on_done" else c.on_failed
-        return run_command(command, d, c.timeout_seconds) if command else gone
+        return run_command(command, d, c.timeout_seconds)
 
     # ------------------------------------------------------------------ the daemon's thread
     def start(self, every: float) -> None:
@@ -171,7 +221,11 @@ class Deliverer:
                 try:
                     self.run_due()
                 except Exception as exc:  # the database is away: later
-                    log.warning("hooks: cannot deliver now: %s", type(exc).__name__)
+                    log.warning(
+                        "hooks: cannot deliver now: %s",
+                        type(exc).__name__,
+                        extra={"error": str(exc)[:200]},
+                    )
                 self._wake.wait(every)
                 self._wake.clear()
 

@@ -129,7 +129,7 @@ def watch(
     from rich.text import Text
 
     console = Console(file=out, force_terminal=True)
-    with Live(Text(render()), console=console, auto_refresh=False, screen=False) as live:
+    with Live(Text(render()), console=console, auto_refresh=False, screen=False) as live:  # plain
         while not _sleep(interval, stop):
             live.update(Text(render()), refresh=True)
 
@@ -172,7 +172,7 @@ def progress(label: str, out: TextIO, terminal: bool) -> Iterator[Callable[[floa
         )
 
         columns = (
-            TextColumn("{task.description}"),
+            TextColumn("{task.description}", markup=False),  # a file name, never markup
             BarColumn(),
             TaskProgressColumn(),
             TimeElapsedColumn(),

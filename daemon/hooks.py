@@ -18,9 +18,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from daemon.jobs import JobRecord
+from daemon import fsnames
+
+if TYPE_CHECKING:
+    from daemon.jobs import JobRecord
 
 EVENTS = ("done", "failed")
 KINDS = ("on_done", "on_failed", "webhook")
@@ -61,6 +64,7 @@ def payload(job: JobRecord, event: str) -> dict[str, Any]:
     return {
         "event": event,
         "idempotency_key": key(job.id, job.runs),
+        "source": fsnames.to_db(job.path),
         "job": job.as_dict(),
         "files": outputs_by_format(job.outputs),
     }
@@ -93,7 +97,8 @@ def argv(template: Sequence[str], announced: Mapping[str, Any]) -> list[str]:
     job = announced["job"]
     files = announced.get("files", {})
     values = {fmt: files.get(fmt, "") for fmt in ("json", "txt", "srt", "vtt", "rttm")}
-    values |= {"source": job["path"], "job": str(job["id"]), "status": announced["event"]}
+    source = fsnames.from_db(announced.get("source", job["path"]))  # the very bytes
+    values |= {"source": source, "job": str(job["id"]), "status": announced["event"]}
     return [arg.format_map(values) for arg in template]
 
 
@@ -114,11 +119,20 @@ def signature(secret: str, body: bytes) -> str:
 def retry_at(tries: int, now: datetime, backoff: float) -> datetime:
     """When to try again after ``tries`` failed tries: ``backoff`` doubled each time, at
     most an hour."""
-    delay = min(MAX_BACKOFF_SECONDS, backoff * 2 ** max(0, tries - 1))
+    delay = min(MAX_BACKOFF_SECONDS, backoff * 2 ** min(30, max(0, tries - 1)))
     return now + timedelta(seconds=delay)
 
 
+def after_try(ok: bool, final: bool, tries: int, attempts: int) -> str:
+    """What becomes of an announcement after a try (pure): "delivered", "retry" (due again
+    at :func:`retry_at`) or "failed" (given up: a final refusal, or every try spent)."""
+    if ok:
+        return "delivered"
+    return "failed" if final or tries >= attempts else "retry"
+
+
 def permanent_http(status: int) -> bool:
-    """An HTTP answer that a later try would get again: a 4xx other than a timeout (408),
-    too early (425) or too many requests (429)."""
-    return 400 <= status < 500 and status not in (408, 425, 429)
+    """An HTTP answer that a later try would get again: a redirect (not followed: a POST
+    would turn into a GET without its body) or a 4xx other than a timeout (408), too early
+    (425) or too many requests (429)."""
+    return 300 <= status < 500 and status not in (408, 425, 429)

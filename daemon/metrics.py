@@ -48,7 +48,11 @@ class _FromDatabase(Collector):
             counts = self.store.counts()
             queued, seconds, _running = self.store.queue_facts(self.clock())
         except Exception as exc:  # the database is away: the scrape still answers, saying so
-            log.warning("metrics: cannot read the job table: %s", type(exc).__name__)
+            log.warning(
+                "metrics: cannot read the job table: %s",
+                type(exc).__name__,
+                extra={"error": str(exc)[:200]},
+            )
             counts, queued, seconds = None, 0, 0.0
         yield GaugeMetricFamily(
             "transcribd_database_up",

@@ -92,13 +92,19 @@ class Outbox:
         conn.execute(db.insert(conn)(Delivery).values(rows).on_conflict_do_nothing())
 
     def claim(
-        self, owner: str, now: datetime, lease_seconds: float, limit: int = 1
+        self,
+        owner: str,
+        now: datetime,
+        lease_seconds: float,
+        kinds: Sequence[str] = ("on_done", "on_failed", "webhook"),
+        limit: int = 1,
     ) -> list[DeliveryRecord]:
-        """Take up to ``limit`` due announcements for one try each (the try is counted now: a
-        try that dies with its daemon counts).  A lease that ran out (its node died mid-try)
-        makes the announcement due again."""
+        """Take up to ``limit`` due announcements of ``kinds`` for one try each (the try is
+        counted now: a try that dies with its daemon counts).  A lease that ran out (its node
+        died mid-try) makes the announcement due again."""
         due = and_(
             Delivery.status == DeliveryStatus.PENDING,
+            Delivery.kind.in_(list(kinds)),
             Delivery.next_at <= now,
             or_(Delivery.lease_expires_at.is_(None), Delivery.lease_expires_at < now),
         )
@@ -165,19 +171,15 @@ class Outbox:
         with self.engine.begin() as conn:
             return conn.execute(update(Delivery).where(mine).values(**values)).rowcount == 1
 
-    def of_jobs(self, job_ids: Sequence[int]) -> dict[int, list[DeliveryRecord]]:
-        """The announcements of these jobs' ends, oldest first, by job."""
-        out: dict[int, list[DeliveryRecord]] = {j: [] for j in job_ids}
-        if not job_ids:
-            return out
-        query = (
-            select(DELIVERIES)
-            .where(Delivery.job_id.in_(list(job_ids)))
-            .order_by(Delivery.job_id, Delivery.run, Delivery.id)
-        )
+    def of_jobs(self, job_id: int | None = None) -> dict[int, list[DeliveryRecord]]:
+        """The announcements of one job's ends (None: of every job's), oldest first, by job."""
+        query = select(DELIVERIES).order_by(Delivery.job_id, Delivery.run, Delivery.id)
+        if job_id is not None:
+            query = query.where(Delivery.job_id == job_id)
+        out: dict[int, list[DeliveryRecord]] = {}
         with self.engine.connect() as conn:
             for row in conn.execute(query):
-                out[row.job_id].append(_from_row(row))
+                out.setdefault(row.job_id, []).append(_from_row(row))
         return out
 
     def next_due(self) -> datetime | None:

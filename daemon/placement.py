@@ -10,6 +10,8 @@ language code), so ``"{stem}.{lang}"`` gives ``movie.en.srt``.
 
 from __future__ import annotations
 
+import os
+import re
 import string
 from collections.abc import Iterable
 from pathlib import Path, PurePath
@@ -18,6 +20,18 @@ LAYOUTS = ("mirror", "beside", "flat")
 NAME_FIELDS = ("stem", "lang")
 UNKNOWN_LANGUAGE = "und"
 """``{lang}`` of a transcript without a language (no speech): ISO 639-2's "undetermined"."""
+
+
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\]+")
+
+
+def safe_stem(name: str) -> str:
+    """A file stem that is one plain name: no separators, control characters or leading dots,
+    valid UTF-8 (undecodable bytes become U+FFFD) and at most 200 bytes (names end at 255)."""
+    text = os.fsencode(name).decode("utf-8", "replace")
+    stem = _UNSAFE.sub("_", text).strip().lstrip(".")
+    stem = stem.encode("utf-8")[:200].decode("utf-8", "ignore")
+    return stem or "transcript"
 
 
 def check_name(template: str) -> str | None:
@@ -62,8 +76,9 @@ def output_folder(
     source: PurePath, layout: str, out_dir: PurePath, watched: Iterable[PurePath]
 ) -> PurePath:
     """The folder a transcript of ``source`` goes to.  Mirror keeps the input's folders below
-    the outermost watched folder holding it (a file at a watched folder's top, or one added
-    from elsewhere, lands directly in ``out_dir``, as flat does)."""
+    the outermost watched folder holding it, each folder name made a plain valid UTF-8 name
+    as file names are (:func:`safe_stem`); a file at a watched folder's top, or one added from
+    elsewhere, lands directly in ``out_dir``, as flat does."""
     if layout == "beside":
         return source.parent
     if layout == "flat":
@@ -73,7 +88,7 @@ def output_folder(
     root = outermost(source, watched)
     if root is None:
         return out_dir
-    return out_dir.joinpath(*source.parent.relative_to(root).parts)
+    return out_dir.joinpath(*map(safe_stem, source.parent.relative_to(root).parts))
 
 
 def local_path(path: Path) -> Path:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 from typing import Any
 
 from daemon.config import Config
@@ -165,10 +166,16 @@ class WorkerPool:
     def owners(self) -> list[str]:
         return [self.owner(i) for i in range(len(self._slots))]
 
-    def submit(self, job: JobRecord, index: int, workers: int = 1) -> None:
+    def submit(
+        self,
+        job: JobRecord,
+        index: int,
+        workers: int = 1,
+        place: tuple[Path, str] | None = None,
+    ) -> None:
         slot = self._slots[index]
         slot.busy, slot.attempt = job.id, job.attempts
-        slot.tasks.put(Task(job=job, owner=self.owner(index), workers=workers))
+        slot.tasks.put(Task(job=job, owner=self.owner(index), workers=workers, place=place))
 
     def collect(
         self,

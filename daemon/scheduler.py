@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from daemon import db, retry
@@ -36,7 +37,7 @@ from daemon.planner import (
 from daemon.pool import WorkerPool, owner_gone
 from daemon.store import Store, estimated_duration, utcnow
 from daemon.sysload import LoadSampler, pid_alive
-from daemon.workers import Report, settle
+from daemon.workers import Report, output_place, settle
 
 if TYPE_CHECKING:
     from daemon.delivery import Deliverer
@@ -221,13 +222,22 @@ class Scheduler:
                 self.deliverer.wake()
 
     def _count(self, metrics: Metrics, report: Report) -> None:
-        metrics.worker_loads(report.pid, report.model_loads)
-        if report.failure:
-            metrics.attempt_failed(report.failure)
-        elif report.ok:
-            job = self.store.get(report.job_id)
-            if job is not None:
-                metrics.job_done(job)
+        """Count a report; a count that fails is lost (logged), never the report."""
+        try:
+            metrics.worker_loads(report.pid, report.model_loads)
+            if report.failure:
+                metrics.attempt_failed(report.failure)
+            elif report.ok:
+                job = self.store.get(report.job_id)
+                if job is not None:
+                    metrics.job_done(job)
+        except Exception as exc:
+            log.warning(
+                "metrics: job %s not counted: %s",
+                report.job_id,
+                type(exc).__name__,
+                extra={"job": report.job_id, "error": str(exc)[:200]},
+            )
 
     def _worker_died(self, lease: Lease, exitcode: int | None) -> None:
         """A worker died holding a job (killed by the OOM killer, crashed): the attempt
@@ -307,7 +317,8 @@ class Scheduler:
             )
             if not jobs:
                 break
-            self.pool.submit(jobs[0], index, workers=plan.workers)
+            place = output_place(self.config, Path(jobs[0].path))  # a reload's folders too
+            self.pool.submit(jobs[0], index, workers=plan.workers, place=place)
             dispatched += 1
         return dispatched
 

@@ -255,7 +255,7 @@ class Store:
 
     def reject(self, path: str, size: int, reason: str, now: datetime) -> Enqueued:
         """A file refused at intake (unreadable, a symlink leading out of the watched folders):
-        a failed job with ``reason``, recorded once per path and reason."""
+        a failed job with ``reason``, recorded (and announced) once per path and reason."""
         with self.engine.begin() as conn:
             same = conn.execute(
                 select(Job.id).where(
@@ -279,6 +279,8 @@ class Store:
                 error=reason,
                 finished_at=now,
             )
+            row = conn.execute(select(JOBS).where(Job.id == job_id)).one()
+            self._announce(conn, _from_row(row), "failed", now)  # failed for good, too
         log.warning(
             "refused %s: %s", path, reason, extra={"job": job_id, "path": path, "error": reason}
         )

@@ -47,6 +47,9 @@ class Task:
     owner: str
     workers: int = 1
     """How many workers the plan runs (recorded with the job's metrics)."""
+    place: tuple[Path, str] | None = None
+    """Where its transcripts go (:func:`output_place` of the daemon's config in force: a
+    reloaded one reaches the workers this way)."""
 
 
 @dataclass(frozen=True)
@@ -100,7 +103,7 @@ def worker_main(
             return
         executor = Executor(config, store, models, task.owner, threads, should_stop=should_stop)
         try:
-            ok = executor.execute(task.job, workers=task.workers)
+            ok = executor.execute(task.job, workers=task.workers, place=task.place)
         except Exception as exc:  # the database went away while the job ended
             if not db.unreachable(exc):
                 raise
@@ -245,23 +248,34 @@ def spool_path(config: Config, sha256: str, key: str = "") -> Path:
 
 
 def write_job_outputs(
-    config: Config, store: Store, job: JobRecord, transcript: Transcript, names: dict[str, str]
+    config: Config,
+    store: Store,
+    job: JobRecord,
+    transcript: Transcript,
+    names: dict[str, str],
+    place: tuple[Path, str] | None = None,
 ) -> list[str]:
-    """Write a job's transcript files (speakers named by ``names``), replacing its own earlier
-    ones and those of the jobs it superseded at its path, never another's."""
+    """Write a job's transcript files (speakers named by ``names``) where ``place`` says (the
+    folder and name template; default: :func:`output_place` of this config), replacing its
+    own earlier ones and those of the jobs it superseded at its path, never another's; those
+    earlier files that now have other names (another language, layout or name) go."""
     own = set(job.outputs) | store.superseded_outputs(job.path, job.id)
-    folder, name = output_place(config, Path(job.path))
-    return write_outputs(
+    folder, name = place or output_place(config, Path(job.path))
+    others = store.outputs_in_use() - own
+    written = write_outputs(
         rename_speakers(transcript, names),
         folder,
         Path(job.path).stem,
         config.output.formats,
         own=own,
-        others=store.outputs_in_use() - own,
+        others=others,
         timestamps_in_txt=config.output.timestamps_in_txt,
         cues=cue_rules(config),
         name=name,
     )
+    for stale in own - set(written) - others:
+        Path(stale).unlink(missing_ok=True)
+    return written
 
 
 def output_place(config: Config, source: Path) -> tuple[Path, str]:
@@ -334,9 +348,12 @@ class Executor:
         self.failure = ""
         """The reason class of the last attempt's error ("" when it had none)."""
 
-    def execute(self, job: JobRecord, workers: int = 1) -> bool:
+    def execute(
+        self, job: JobRecord, workers: int = 1, place: tuple[Path, str] | None = None
+    ) -> bool:
         """Run a claimed job to its final state; True when it ended done.  ``workers``: how
-        many workers the plan runs (recorded with the job's metrics)."""
+        many workers the plan runs (recorded with the job's metrics); ``place``: where its
+        transcripts go (default: from this executor's config)."""
         started, cpu_started = time.perf_counter(), time.process_time()
         self.failure = ""
         lease = Lease(job.id, self.owner, job.attempts)
@@ -349,7 +366,7 @@ class Executor:
                 if not self.store.owns(lease):  # fenced: publish nothing
                     raise Cancelled("the job is no longer this worker's")
                 outputs = write_job_outputs(
-                    self.config, self.store, job, result.transcript, job.options.names
+                    self.config, self.store, job, result.transcript, job.options.names, place
                 )
         except Cancelled:
             if self._released(lease):

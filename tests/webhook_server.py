@@ -51,6 +51,8 @@ class _Handler(BaseHTTPRequestHandler):
         with self.receiver.lock:
             self.receiver.received.append(Received(self.path, dict(self.headers), body, status))
         self.send_response(status)
+        if 300 <= status < 400:
+            self.send_header("Location", "/elsewhere")
         self.send_header("Content-Length", "0")
         self.end_headers()
 

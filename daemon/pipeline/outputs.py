@@ -18,7 +18,7 @@ from typing import Any
 from daemon.pipeline.asr import Segment
 from daemon.pipeline.cues import DEFAULT_CUES, CueRules, label, layout
 from daemon.pipeline.merge import Turn
-from daemon.placement import file_name
+from daemon.placement import file_name, safe_stem
 from daemon.sysload import pid_alive
 
 
@@ -146,18 +146,6 @@ def render(
     if fmt == "rttm":
         return render_rttm(t)
     raise ValueError(f"unknown output format {fmt!r}")
-
-
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\]+")
-
-
-def safe_stem(name: str) -> str:
-    """A file stem that is one plain name: no separators, control characters or leading dots,
-    valid UTF-8 (undecodable bytes become U+FFFD) and at most 200 bytes (names end at 255)."""
-    text = os.fsencode(name).decode("utf-8", "replace")
-    stem = _UNSAFE.sub("_", text).strip().lstrip(".")
-    stem = stem.encode("utf-8")[:200].decode("utf-8", "ignore")
-    return stem or "transcript"
 
 
 def choose_stem(

@@ -209,6 +209,7 @@ def test_bad_input_corpus_through_the_daemon(tmp_path: Path, model_cache: Path) 
         assert len(outs) == 5, (name, outs)
         for out in outs:
             assert out_dir in out.resolve().parents, out  # mirrored below it, never outside
+            str(out).encode("utf-8")  # the mirrored folders too
             assert out.exists() and "\n" not in out.name
             out.name.encode("utf-8")  # valid UTF-8 names only
         text = next(p for p in outs if p.suffix == ".txt").read_text()

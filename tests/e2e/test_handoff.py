@@ -192,7 +192,7 @@ def test_webhook_and_hooks_survive_a_daemon_restart_delivered_once(
         hooks_toml = (
             f'[hooks]\non_done = ["{script}", "{{txt}}", "{{status}}", "{{source}}"]\n'
             f'on_failed = ["{script}", "{{status}}", "{{job}}"]\n'
-            f'webhook = "{url}"\nwebhook_secret = "s3cret"\nbackoff_seconds = 2.0\n'
+            f'webhook = "{url}"\nwebhook_secret = "s3cret"\nbackoff_seconds = 3.0\n'
         )
         cfg = tmp_path / "config.toml"
         cfg.write_text(config_text(tmp_path, model_cache, hooks_toml))
@@ -202,7 +202,7 @@ def test_webhook_and_hooks_survive_a_daemon_restart_delivered_once(
         [job] = first.wait(all_ended(1))
         wait_until(lambda: len(receiver.received) >= 1, 30, "the first delivery")
         assert first.stop() == 0  # a restart while the webhook still owes a delivery
-        assert [r.answered for r in receiver.received] == [503]
+        assert not receiver.delivered
 
         daemons.append(second := Daemon(cfg, "second"))
         wait_until(lambda: len(receiver.delivered) == 1, 60, "the delivery after the restart")

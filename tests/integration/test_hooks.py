@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import stat
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -84,7 +85,7 @@ def end_job(store: Store, event: str, path: str = "/in/a b.wav", owner: str = "w
 
 def test_a_jobs_end_and_its_announcements_are_one_transaction(store: Store) -> None:
     done, failed = end_job(store, "done"), end_job(store, "failed", "/in/c.wav")
-    found = store.outbox.of_jobs([done, failed])
+    found = store.outbox.of_jobs()
     assert [(d.kind, d.event, d.run) for d in found[done]] == [
         ("on_done", "done", 1),
         ("webhook", "done", 1),
@@ -98,7 +99,7 @@ def test_a_jobs_end_and_its_announcements_are_one_transaction(store: Store) -> N
     assert payload["files"]["json"] == "/out/a b.json"
     # a finish that is not the lease holder's changes nothing and announces nothing
     assert not store.finish(Lease(done, "w1", 1), T0, [], {})
-    assert len(store.outbox.of_jobs([done])[done]) == 2
+    assert len(store.outbox.of_jobs(done)[done]) == 2
 
 
 def test_a_job_failed_by_lease_recovery_is_announced(store: Store) -> None:
@@ -106,7 +107,7 @@ def test_a_job_failed_by_lease_recovery_is_announced(store: Store) -> None:
     store.claim("w1", 1, T0, 60.0)
     store.recover_expired(T0 + timedelta(seconds=61), max_attempts=1)
     assert store.get(job_id).status is JobStatus.FAILED  # type: ignore[union-attr]
-    assert [d.kind for d in store.outbox.of_jobs([job_id])[job_id]] == ["on_failed", "webhook"]
+    assert [d.kind for d in store.outbox.of_jobs(job_id)[job_id]] == ["on_failed", "webhook"]
 
 
 def test_a_requeued_job_announces_its_next_end_under_a_new_key(store: Store) -> None:
@@ -115,7 +116,7 @@ def test_a_requeued_job_announces_its_next_end_under_a_new_key(store: Store) -> 
     [job] = store.claim("w1", 1, T0, 60.0)
     assert job.attempts == 1 and job.runs == 2  # attempts start again; runs do not
     assert store.finish(Lease(job_id, "w1", 1), T0, [], {})
-    keys = [d.payload["idempotency_key"] for d in store.outbox.of_jobs([job_id])[job_id]]
+    keys = [d.payload["idempotency_key"] for d in store.outbox.of_jobs(job_id)[job_id]]
     assert keys == [f"{job_id}-1", f"{job_id}-1", f"{job_id}-2", f"{job_id}-2"]
 
 
@@ -152,7 +153,7 @@ def test_webhook_retried_with_backoff_signed_and_delivered_once(
         assert x.headers["Idempotency-Key"] == f"{job_id}-1"
         assert x.headers["Content-Type"] == "application/json"
     assert r.received[0].json["job"]["id"] == job_id
-    webhook = next(d for d in store.outbox.of_jobs([job_id])[job_id] if d.kind == "webhook")
+    webhook = next(d for d in store.outbox.of_jobs(job_id)[job_id] if d.kind == "webhook")
     assert (webhook.status, webhook.tries, webhook.result) == (
         DeliveryStatus.DELIVERED,
         3,
@@ -179,12 +180,12 @@ def test_a_failing_hook_is_tried_again_then_given_up_and_the_job_stays_done(
     clock = Clock()
     job_id = end_job(store, "done")
     deliverer = Deliverer(config, store.outbox, "n1:1:hooks", clock)
-    assert deliverer.run_due() == 2  # the hook; the webhook this config lacks is given up
+    assert deliverer.run_due() == 1  # the hook (the webhook is not this config's to deliver)
     clock.advance(1)
     assert deliverer.run_due() == 1
     clock.advance(3600)
     assert deliverer.run_due() == 0
-    d = next(d for d in store.outbox.of_jobs([job_id])[job_id] if d.kind == "on_done")
+    d = next(d for d in store.outbox.of_jobs(job_id)[job_id] if d.kind == "on_done")
     assert (d.status, d.tries, d.result) == (DeliveryStatus.FAILED, 2, "exit 3")
     assert store.get(job_id).status is JobStatus.DONE  # type: ignore[union-attr]
 
@@ -200,7 +201,7 @@ def test_a_hook_past_its_time_limit_is_killed_and_a_missing_program_is_said(
     )
     done, failed = end_job(store, "done"), end_job(store, "failed", "/in/c.wav")
     Deliverer(config, store.outbox, "n1:1:hooks", Clock()).run_due()
-    found = store.outbox.of_jobs([done, failed])
+    found = store.outbox.of_jobs()
     assert found[done][0].result == "timed out after 0.5 s"
     assert found[failed][0].result.startswith(f"cannot run {tmp_path / 'nope'}: No such file")  # type: ignore[union-attr]
 
@@ -219,7 +220,7 @@ def test_a_receiver_that_refuses_for_good_is_not_asked_again(store: Store) -> No
     finally:
         server.close()
     assert len(r.received) == 1
-    webhook = next(d for d in store.outbox.of_jobs([job_id])[job_id] if d.kind == "webhook")
+    webhook = next(d for d in store.outbox.of_jobs(job_id)[job_id] if d.kind == "webhook")
     assert webhook.status is DeliveryStatus.FAILED and webhook.result == "HTTP 410: Gone"
 
 
@@ -236,3 +237,51 @@ def test_a_try_cut_off_by_a_dead_node_is_taken_over_after_its_lease(store: Store
     # the first owner's late outcome is not recorded over the second's try
     assert not store.outbox.delivered(first, "n1:hooks", T0, "HTTP 200")
     assert store.outbox.delivered(again, "n2:hooks", T0, "HTTP 200")
+
+
+def test_a_redirect_is_not_followed_and_a_broken_try_is_a_failed_try(store: Store) -> None:
+    r = Receiver(answers=[], then=302)
+    server = serve(r)
+    url = next(server)
+    try:
+        job_id = end_job(store, "done")
+        Deliverer(HooksConfig(webhook=url), store.outbox, "n1:hooks", Clock()).run_due()
+    finally:
+        server.close()
+    assert [x.path for x in r.received] == ["/hook"]  # the POST, never a GET elsewhere
+    d = store.outbox.of_jobs(job_id)[job_id][-1]
+    assert d.status is DeliveryStatus.FAILED and d.result == "HTTP 302: Found"
+
+    # a URL urllib cannot even send to (the config check refuses it; a test may not)
+    other = end_job(store, "done", "/in/z.wav")
+    clock = Clock()
+    broken = Deliverer(HooksConfig(webhook="http://127.0.0.1:99999/x"), store.outbox, "n1", clock)
+    assert broken.run_due() == 1
+    d = store.outbox.of_jobs(other)[other][-1]
+    assert d.status is DeliveryStatus.PENDING and d.tries == 1 and d.result, d  # not stuck
+    clock.advance(5)
+    assert broken.run_due() == 1
+
+
+def test_a_hook_that_leaves_a_child_behind_is_done_when_it_exits(
+    store: Store, tmp_path: Path
+) -> None:
+    spawner = tmp_path / "spawner.sh"
+    spawner.write_text("#!/bin/sh\nsleep 30 &\nexit 0\n")
+    spawner.chmod(0o755)
+    job_id = end_job(store, "done")
+    config = HooksConfig(on_done=(str(spawner),), timeout_seconds=10.0)
+    started = time.monotonic()
+    Deliverer(config, store.outbox, "n1:hooks", Clock()).run_due()
+    assert time.monotonic() - started < 5.0
+    [d] = store.outbox.of_jobs(job_id)[job_id][:1]
+    assert d.status is DeliveryStatus.DELIVERED and d.result == "exit 0"
+
+
+def test_a_file_refused_at_intake_is_announced_as_failed(store: Store) -> None:
+    refused = store.reject("/in/link.wav", 0, "symlink to /etc, outside the watched folders", T0)
+    again = store.reject("/in/link.wav", 0, "symlink to /etc, outside the watched folders", T0)
+    assert refused.created and not again.created
+    found = store.outbox.of_jobs(refused.job_id)[refused.job_id]
+    assert [(d.kind, d.event) for d in found] == [("on_failed", "failed"), ("webhook", "failed")]
+    assert found[0].payload["job"]["error"].startswith("symlink to /etc")

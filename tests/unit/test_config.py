@@ -71,6 +71,7 @@ def test_env_var_names_the_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
         ),
         ({"hooks": {"on_failed": "/bin/x {job}"}}, "hooks.on_failed: expected a list"),
         ({"hooks": {"webhook": "ftp://h/x"}}, "hooks.webhook: an http:// or https:// URL"),
+        ({"hooks": {"webhook": "http://h:abc/x"}}, "hooks.webhook: an http:// or https:// URL"),
         ({"hooks": {"webhook_secret": "s"}}, "hooks.webhook_secret: set, but there is no"),
         ({"hooks": {"attempts": 0}}, "hooks: attempts must be at least 1"),
         ({"metrics": {"listen": "localhost:http"}}, "metrics.listen: the port must be"),
@@ -221,3 +222,15 @@ def test_the_service_config_is_valid_and_matches_the_unit() -> None:
 )
 def test_parse_listen(text: str, parsed: tuple[str, int]) -> None:
     assert cfg.parse_listen(text) == parsed
+
+
+def test_explain_never_shows_a_secret() -> None:
+    raw = {
+        "database": {"url": "postgresql+psycopg://tx:hunter2@db.lan/tx"},
+        "hooks": {"webhook": "https://u:pw@h.lan/in?token=t0k", "webhook_secret": "s3cret"},
+    }
+    rows = {key: value for key, value, _origin in cfg.explain(from_mapping(raw), raw)}
+    assert rows["database.url"] == "postgresql+psycopg://tx:***@db.lan/tx"
+    assert rows["hooks.webhook"] == "https://h.lan/in"
+    assert rows["hooks.webhook_secret"] == "<set>"
+    assert "hunter2" not in repr(rows) and "s3cret" not in repr(rows) and "t0k" not in repr(rows)

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from daemon import fsnames
-from daemon.pipeline.outputs import safe_stem
+from daemon.placement import safe_stem
 from daemon.store import Store, utcnow
 
 ODD = [

@@ -129,8 +129,8 @@ def test_retry_backs_off_to_an_hour(tries: int, seconds: float) -> None:
 
 @pytest.mark.parametrize(
     ("status", "final"),
-    [(400, True), (401, True), (404, True), (410, True), (408, False), (425, False),
-     (429, False), (500, False), (502, False), (503, False)],
+    [(301, True), (302, True), (400, True), (401, True), (404, True), (410, True),
+     (408, False), (425, False), (429, False), (500, False), (502, False), (503, False)],
 )  # fmt: skip
 def test_which_http_answers_are_final(status: int, final: bool) -> None:
     assert hooks.permanent_http(status) is final
@@ -148,3 +148,26 @@ def test_which_http_answers_are_final(status: int, final: bool) -> None:
 )
 def test_printable_url_hides_secrets(url: str, shown: str) -> None:
     assert hooks.printable_url(url) == shown
+
+
+@pytest.mark.parametrize(
+    ("ok", "final", "tries", "attempts", "state"),
+    [
+        (True, False, 1, 8, "delivered"),
+        (True, False, 8, 8, "delivered"),
+        (False, False, 1, 8, "retry"),
+        (False, False, 7, 8, "retry"),
+        (False, False, 8, 8, "failed"),
+        (False, True, 1, 8, "failed"),
+        (False, False, 1, 1, "failed"),
+    ],
+)
+def test_after_a_try(ok: bool, final: bool, tries: int, attempts: int, state: str) -> None:
+    assert hooks.after_try(ok, final, tries, attempts) == state
+
+
+def test_a_hook_gets_the_very_bytes_of_an_undecodable_source() -> None:
+    raw = "/in/caf\udce9.wav"  # b"/in/caf\xe9.wav": not UTF-8
+    announced = hooks.payload(job(path=raw), "done")
+    assert "\udce9" not in announced["job"]["path"]  # shown with U+FFFD to people
+    assert hooks.argv(("x", "{source}"), announced) == ["x", raw]

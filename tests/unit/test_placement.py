@@ -26,6 +26,8 @@ WATCHED = [P("/srv/in"), P("/srv/in/nested"), P("/media/tv")]
         ("/home/u/x.wav", "mirror", "/out"),
         # a name that only starts like a watched folder is not inside it
         ("/srv/inbox/a/x.wav", "mirror", "/out"),
+        # folder names as safe as file names: valid UTF-8, no control characters
+        ("/srv/in/caf\udce9/x\nz/talk.mp3", "mirror", "/out/caf\ufffd/x_z"),
         ("/srv/in/a/talk.mp3", "beside", "/srv/in/a"),
         ("/home/u/x.wav", "beside", "/home/u"),
         ("/srv/in/a/b/talk.mp3", "flat", "/out"),
