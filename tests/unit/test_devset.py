@@ -1,0 +1,97 @@
+"""The diarization dev set's construction (pure plans) and the speaker metrics of
+bench/speakers.py, on hand-made tables."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from bench import devset
+from bench.speakers import Scored, bootstrap_diff, pooled, word_accuracy
+
+
+def pool(n: int) -> list[devset.Voice]:
+    return [
+        devset.Voice(
+            f"v{i}",
+            "en",
+            tuple(devset.Piece(Path(f"/v{i}-{k}.wav"), 0.0, 3.0 + 4 * k) for k in range(3)),
+        )
+        for i in range(n)
+    ]
+
+
+@pytest.mark.parametrize("speakers", [2, 3, 4, 5])
+@pytest.mark.parametrize("seed", range(5))
+def test_a_planned_conversation_is_what_its_rttm_says(speakers: int, seed: int) -> None:
+    recipe = devset.Recipe(speakers, 50.0, turn=(2.0, 6.0))
+    conv = devset.plan(recipe, pool(8), random.Random(seed), "c")
+    assert len(conv.speakers) == speakers  # everyone speaks
+    assert conv.turns[-1].end >= 50.0 - 6.0 and conv.duration >= conv.turns[-1].end
+    for a, b in zip(conv.turns, conv.turns[1:], strict=False):
+        assert a.speaker != b.speaker  # turns change hands
+        assert b.start > a.start
+        assert b.start >= a.end - 1.0  # an overlap is at most 1 s
+    for t in conv.turns:
+        assert (t.length <= 6.0 and t.length >= 0.8) or t.length == t.piece.length
+        assert t.piece.start <= t.offset and t.offset + t.length <= t.piece.end + 1e-9
+    overlaps = sum(b.start < a.end for a, b in zip(conv.turns, conv.turns[1:], strict=False))
+    assert overlaps < len(conv.turns) / 2
+    again = devset.plan(recipe, pool(8), random.Random(seed), "c")
+    assert again == conv  # the same seed, the same conversation
+
+
+def test_minus_cuts_overlaps_out() -> None:
+    assert devset._minus((0.0, 10.0), [(2.0, 3.0), (5.0, 6.0)]) == [
+        (0.0, 2.0),
+        (3.0, 5.0),
+        (6.0, 10.0),
+    ]
+    assert devset._minus((0.0, 1.0), [(0.0, 2.0)]) == []
+
+
+REF = [(0.0, 4.0, "alice"), (4.0, 8.0, "bob")]
+
+
+@pytest.mark.parametrize(
+    ("words", "hyp", "expected"),
+    [
+        # labels are mapped: B is alice, A is bob; every word right
+        ([(0.5, 1.0, "B"), (5.0, 5.5, "A")], [(0.0, 4.0, "B"), (4.0, 8.0, "A")], (2, 2, 2, 2)),
+        # the turns are right but the second word was given to the wrong speaker (a merge error)
+        ([(0.5, 1.0, "B"), (5.0, 5.5, "B")], [(0.0, 4.0, "B"), (4.0, 8.0, "A")], (1, 2, 1, 2)),
+        # a word straddling the change belongs to whoever said most of it (bob here)
+        ([(3.8, 4.6, "A")], [(0.0, 4.0, "B"), (4.0, 8.0, "A")], (1, 1, 1, 1)),
+        # where the diarization itself is wrong, the word is not counted "where right"
+        ([(5.0, 5.5, "B")], [(0.0, 8.0, "B")], (0, 1, 0, 0)),
+        # a word in no reference turn is not counted at all
+        ([(9.0, 9.5, "A")], [(0.0, 4.0, "B"), (4.0, 8.0, "A")], (0, 0, 0, 0)),
+    ],
+)
+def test_word_speaker_accuracy(
+    words: list[tuple[float, float, str]],
+    hyp: list[tuple[float, float, str]],
+    expected: tuple[int, int, int, int],
+) -> None:
+    assert word_accuracy(words, REF, hyp) == expected
+
+
+def scored(error: float, total: float = 10.0) -> Scored:
+    c = {"total": total, "missed detection": error, "false alarm": 0.0, "confusion": 0.0}
+    return Scored(
+        components={0.0: c, 0.25: c}, speakers=2, words=(0, 0, 0, 0), seconds=1.0, duration=total
+    )
+
+
+def test_pooled_der_and_its_bootstrap_interval() -> None:
+    a = {f"f{i}": scored(1.0) for i in range(20)}  # 10 % everywhere
+    b = {f"f{i}": scored(2.0 if i % 2 else 0.0) for i in range(20)}  # 10 % pooled, varying
+    assert pooled(a, sorted(a), 0.0) == pytest.approx(0.1)
+    diff, lo, hi = bootstrap_diff(a, b, 0.0, resamples=500)
+    assert diff == pytest.approx(0.0)
+    assert lo < 0.0 < hi  # no difference: the interval holds 0
+    worse = {f: scored(3.0) for f in a}
+    diff, lo, hi = bootstrap_diff(worse, b, 0.0, resamples=500)
+    assert diff == pytest.approx(0.2) and lo > 0.1  # clearly worse: the interval excludes 0
