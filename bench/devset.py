@@ -41,6 +41,9 @@ SINGLE_SPEAKER = {
 }
 MIN_PIECE = 0.8
 """Shortest stretch of one voice worth a turn (seconds)."""
+MIN_VOICE = {"en": 6.0, "ru": 3.0}
+"""Least speech a voice needs to take part (seconds): less would repeat one word all along.
+Russian material is scarce in the evaluation data (three short readings), hence its lower bar."""
 
 
 @dataclass(frozen=True)
@@ -144,8 +147,7 @@ def voices(eval_dir: Path) -> list[Voice]:
             ):
                 if (b - a) / RATE >= MIN_PIECE:
                     pieces.append(Piece(path, a / RATE, b / RATE))
-        if pieces:
-            out.append(Voice(name, language, tuple(pieces)))
+        out.append(Voice(name, language, tuple(pieces)))
     alone: dict[str, list[Piece]] = {}
     for rttm in sorted((eval_dir / "diarization").glob("*.rttm")):
         turns = load_rttm(str(rttm))
@@ -155,7 +157,7 @@ def voices(eval_dir: Path) -> list[Voice]:
                 if b - a >= MIN_PIECE:
                     alone.setdefault(who, []).append(Piece(rttm.with_suffix(".wav"), a, b))
     out += [Voice(f"ami-{who}", "en", tuple(p)) for who, p in sorted(alone.items())]
-    return out
+    return [v for v in out if sum(p.length for p in v.pieces) >= MIN_VOICE[v.language]]
 
 
 def _minus(
