@@ -3,6 +3,7 @@ of :mod:`bench.devset` (built at run time), in one run.
 
     python -m bench.speakers [--profiles fast balanced quality] [--eval ../shared/eval]
                              [--threads 2] [--resamples 2000]
+    python -m bench.speakers --ablate     # one change to balanced per row (see VARIANTS)
 
 Per system: pooled DER at collar 0 and 0.25 (pyannote.metrics, overlap scored, within the UEM
 where a file has one), speaker count exact, word-speaker accuracy (the share of words attributed
@@ -16,6 +17,7 @@ turns by the same merge.  Results go to bench/results/speakers.json.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import tempfile
@@ -35,6 +37,8 @@ from daemon.intake import hash_file
 from daemon.jobs import JobOptions
 from daemon.pipeline.asr import Segment
 from daemon.pipeline.merge import Turn, attribute
+from daemon.profiles import Profile
+from daemon.profiles import resolve as resolve_profile
 from daemon.store import open_store
 from daemon.warm import WarmModels
 from daemon.workers import run_pipeline
@@ -110,8 +114,9 @@ def word_accuracy(
 ) -> tuple[int, int, int, int]:
     """(right, counted, right where the diarization is right, counted there): a word counts
     where one reference speaker covers most of it; it is right when its attributed speaker
-    maps (optimal mapping) to that speaker.  "Where the diarization is right": the turns'
-    speaker covering most of the word maps to the reference's too."""
+    maps (optimal mapping) to that speaker.  "Where the diarization is right": at the word's
+    middle, the turns' speaker maps to the reference's speaker there (a word straddling a
+    turn change is then judged by where the merge put it, not by the same rule)."""
     from pyannote.metrics.diarization import DiarizationErrorRate
 
     mapping = DiarizationErrorRate().optimal_mapping(annotation(ref), annotation(hyp))
@@ -123,7 +128,10 @@ def word_accuracy(
         counted += 1
         ok = mapping.get(who) == truth
         right += ok
-        if mapping.get(_most(hyp, s, e) or "") == truth:
+        middle = (s + e) / 2
+        if mapping.get(_most(hyp, middle, middle + 1e-3) or "") == _most(
+            ref, middle, middle + 1e-3
+        ):
             counted_there += 1
             right_there += ok
     return right, counted, right_there, counted_there
@@ -156,13 +164,16 @@ def bootstrap_diff(
     return pooled(a, files, collar) - pooled(b, files, collar), float(lo), float(hi)
 
 
-def summary(results: Results, items: Sequence[Item], resamples: int) -> list[dict[str, Any]]:
+def summary(
+    results: Results, items: Sequence[Item], resamples: int, reference: str = BASELINE
+) -> list[dict[str, Any]]:
+    """One row per system; with a bootstrap interval of its DER minus ``reference``'s."""
     truth = {i.name: i.speakers for i in items}
     two = {
         i.name for i in items if i.kind == "synthetic" and i.speakers == 2 and i.turn == (2.0, 6.0)
     }
     out = []
-    base = results.rows.get(BASELINE)
+    base = results.rows.get(reference)
     for system, rows in results.rows.items():
         files = sorted(rows)
         w = np.sum([rows[f].words for f in files], axis=0)
@@ -180,7 +191,7 @@ def summary(results: Results, items: Sequence[Item], resamples: int) -> list[dic
             "diarize_rtf": sum(rows[f].seconds for f in files)
             / sum(rows[f].duration for f in files),
         }
-        if base is not None and system != BASELINE:
+        if base is not None and system != reference:
             for collar, key in ((0.0, "diff"), (0.25, "diff_collar")):
                 row[key] = bootstrap_diff(rows, base, collar, resamples)
         out.append(row)
@@ -189,19 +200,45 @@ def summary(results: Results, items: Sequence[Item], resamples: int) -> list[dic
 
 def print_table(table: Sequence[dict[str, Any]]) -> None:
     print(
-        f"{'system':<14} {'files':>5} {'DER':>7} {'DER.25':>7} {'vs whole-file (95% CI)':>28} "
+        f"{'system':<26} {'files':>5} {'DER':>7} {'DER.25':>7} {'vs reference (95% CI)':>28} "
         f"{'count':>7} {'2of2':>6} {'words':>6} {'w|diar':>7} {'diar RTF':>8}"
     )
     for r in table:
         diff = r.get("diff")
         vs = f"{diff[0] * 100:+.1f} [{diff[1] * 100:+.1f}, {diff[2] * 100:+.1f}]" if diff else "-"
         print(
-            f"{r['system']:<14} {r['files']:>5} {r['der'] * 100:6.1f}% "
+            f"{r['system']:<26} {r['files']:>5} {r['der'] * 100:6.1f}% "
             f"{r['der_collar'] * 100:6.1f}% "
             f"{vs:>28} {r['count_exact']:>3}/{r['files']:<3} "
             f"{r['two_found_two']:>2}/{r['two_files']:<3} {r['word_accuracy'] * 100:5.1f}% "
             f"{r['word_accuracy_where_right'] * 100:6.1f}% {r['diarize_rtf']:8.4f}"
         )
+
+
+WHOLE_FILE_STOCK = dataclasses.replace(BASELINE_DIARIZATION, threshold=0.7046)
+"""pyannote's stock threshold for its own embeddings (speaker-diarization-3.1)."""
+
+
+def variants(base: Profile) -> list[tuple[str, Profile, dict[str, Any]]]:
+    """The ablation: one change to ``base`` per row (name, profile, [diarization] changes).
+    ASR beside diarization is left out: it shares the diarization's cache key, so its DER is
+    the same by construction (its speed is bench.speed's)."""
+    d = base.diarization
+
+    def with_(**changes: Any) -> Profile:
+        return dataclasses.replace(base, diarization=dataclasses.replace(d, **changes))
+
+    unscaled = round(d.min_cluster_size * d.segmentation_step / 0.1)
+    return [
+        (base.name, base, {}),
+        ("step 0.1", with_(segmentation_step=0.1), {}),
+        ("step 0.5", with_(segmentation_step=0.5), {}),
+        (f"min cluster {unscaled} (unscaled)", with_(min_cluster_size=unscaled), {}),
+        ("threshold 0.7046", with_(threshold=0.7046), {}),
+        ("threshold 0.5", with_(threshold=0.5), {}),
+        ("embedding per speaker", with_(chunked_embeddings=False), {}),
+        ("windows of 20 s (linked)", base, {"window_seconds": 20.0}),
+    ]
 
 
 def main() -> None:
@@ -212,6 +249,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--resamples", type=int, default=2000)
     parser.add_argument("--limit", type=int, default=0, help="only the first N files (a smoke run)")
+    parser.add_argument("--ablate", action="store_true", help="one change to balanced per row")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if not args.eval.is_dir():
@@ -222,25 +260,75 @@ def main() -> None:
         items = items[: args.limit]
     minutes = sum(len(decode(i.wav)) for i in items) / 16000 / 60
     print(f"dev set: {len(items)} files, {minutes:.1f} min", flush=True)
-    results = run(items, args.profiles, args.threads, tmp)
-    table = summary(results, items, args.resamples)
+    if args.ablate:
+        results = ablate(items, args.threads, tmp)
+    else:
+        results = run(items, args.profiles, args.threads, tmp)
+    table = summary(results, items, args.resamples, "balanced" if args.ablate else BASELINE)
     print()
     print_table(table)
     args.out.mkdir(parents=True, exist_ok=True)
-    out = args.out / "speakers.json"
-    out.write_text(json.dumps({"table": table}, indent=2, default=str))
+    out = args.out / ("ablation.json" if args.ablate else "speakers.json")
+    files = {
+        system: {f: dataclasses.asdict(s) for f, s in rows.items()}
+        for system, rows in results.rows.items()
+    }
+    out.write_text(json.dumps({"table": table, "files": files}, indent=2, default=str))
     print(f"\nwritten {out}")
 
 
-def run(items: Sequence[Item], profiles: Sequence[str], threads: int, tmp: Path) -> Results:
-    config = config_mod.from_mapping(
+def bench_config(tmp: Path, diarization: dict[str, Any] | None = None) -> config_mod.Config:
+    return config_mod.from_mapping(
         {
             "database": {"url": f"sqlite:///{tmp / 'jobs.db'}"},
             "watch": {"folders": [str(tmp / "inbox")]},
             "output": {"dir": str(tmp / "out")},
+            # steps one after the other, each with all threads: clean per-step timings
             "daemon": {"work_dir": str(tmp / "work"), "overlap_diarization": False},
+            "diarization": diarization or {},
         }
     )
+
+
+def ablate(items: Sequence[Item], threads: int, tmp: Path) -> Results:
+    """Each variant of balanced on every file (the ASR is computed once: its cache key does
+    not change), then pyannote's stock pipeline at its own threshold on the whole file."""
+    store = open_store(bench_config(tmp))
+    models = WarmModels.of(bench_config(tmp))
+    results = Results()
+    base = resolve_profile("balanced", {})
+    for name, profile, diarization in variants(base):
+        config = bench_config(tmp, diarization)
+        print(f"== {name}", flush=True)
+        for item in items:
+            ref = load_rttm(str(item.rttm))
+            uem = load_uem(str(item.uem)) if item.uem else None
+            sha, _ = hash_file(item.wav)
+            result = run_pipeline(
+                config, models, store, item.wav, sha, JobOptions(), threads=threads, profile=profile
+            )
+            t = result.transcript
+            hyp = [(x.start, x.end, x.speaker) for x in t.turns]
+            seconds = sum(v for k, v in result.stats.seconds.items() if k.startswith("diar"))
+            words = words_of(t.segments)
+            _score(results, name, item, ref, hyp, uem, words, seconds, result.audio_seconds)
+    stock = models.diarizer(WHOLE_FILE_STOCK, threads)
+    print("== whole-file 0.7046", flush=True)
+    for item in items:
+        ref = load_rttm(str(item.rttm))
+        uem = load_uem(str(item.uem)) if item.uem else None
+        samples = decode(item.wav)
+        started = time.perf_counter()
+        turns = stock(samples).turns
+        seconds = time.perf_counter() - started
+        hyp = [(x.start, x.end, x.speaker) for x in turns]
+        _score(results, "whole-file 0.7046", item, ref, hyp, uem, [], seconds, len(samples) / 16000)
+    store.close()
+    return results
+
+
+def run(items: Sequence[Item], profiles: Sequence[str], threads: int, tmp: Path) -> Results:
+    config = bench_config(tmp)
     store = open_store(config)
     models = WarmModels.of(config)
     baseline = models.diarizer(BASELINE_DIARIZATION, threads)

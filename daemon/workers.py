@@ -26,6 +26,7 @@ from daemon.pipeline.cues import CueRules
 from daemon.pipeline.outputs import Transcript, rename_speakers, write_outputs
 from daemon.pipeline.run import JobInput, Loaders, PipelineResult, transcribe_file
 from daemon.planner import profile_to_run, requested_profile
+from daemon.profiles import Profile
 from daemon.profiles import resolve as resolve_profile
 from daemon.store import Store, open_store, utcnow
 from daemon.sysload import bound_malloc_arenas, peak_rss, usable_cores
@@ -198,6 +199,7 @@ def run_pipeline(
     clock: Callable[[], datetime] = utcnow,
     cache_only: bool = False,
     should_stop: Callable[[], bool] = never,
+    profile: Profile | None = None,
 ) -> PipelineResult:
     """One file through the cached pipeline with the profile, language, hints and threads it
     gets (``threads`` 0: every usable core; see :func:`daemon.threads.split`).
@@ -206,8 +208,9 @@ def run_pipeline(
     split = split_threads(
         threads or usable_cores(), config.daemon.overlap_diarization, config.diarization.enabled
     )
-    name = profile_to_run(requested_profile(options, previous_profile), config.pipeline.profile)
-    profile = resolve_profile(name, config.profiles)
+    if profile is None:  # given only by a benchmark's ablation
+        asked = requested_profile(options, previous_profile)
+        profile = resolve_profile(profile_to_run(asked, config.pipeline.profile), config.profiles)
     resolved = models.resolve(profile.model)
     english = models.resolve(profile.english_model) if profile.english_model else None
     job = JobInput(
