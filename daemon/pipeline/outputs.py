@@ -107,13 +107,18 @@ def render_vtt(t: Transcript, rules: CueRules = DEFAULT_CUES) -> str:
 
 
 def render_rttm(t: Transcript) -> str:
-    """NIST RTTM: one SPEAKER line per turn; the file id is the source's stem (no spaces)."""
-    uri = re.sub(r"\s+", "_", Path(t.source).stem) or "audio"
+    """NIST RTTM: one SPEAKER line per turn; the file id is the source's stem and the speaker
+    its name, each with spaces as underscores (fields are separated by spaces)."""
+    uri = _rttm_field(Path(t.source).stem) or "audio"
     return "".join(
         f"SPEAKER {uri} 1 {turn.start:.3f} {turn.end - turn.start:.3f} <NA> <NA> "
-        f"{turn.speaker} <NA> <NA>\n"
+        f"{_rttm_field(turn.speaker)} <NA> <NA>\n"
         for turn in t.turns
     )
+
+
+def _rttm_field(text: str) -> str:
+    return re.sub(r"\s+", "_", text)
 
 
 def rename_speakers(t: Transcript, names: dict[str, str]) -> Transcript:

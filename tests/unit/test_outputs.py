@@ -139,6 +139,11 @@ def test_speaker_writers() -> None:
     assert renamed.speakers == ("Alice",)
     assert render_txt(renamed).startswith("Alice: Hello")
     assert [x.speaker for x in renamed.turns] == ["Alice", "SPEAKER_01"]
+    # a name with spaces stays one RTTM field
+    spaced = render_rttm(rename_speakers(t, {"SPEAKER_00": "Dr. Anna  Okonkwo"}))
+    assert spaced.splitlines()[0] == (
+        "SPEAKER my_talk 1 0.500 0.900 <NA> <NA> Dr._Anna_Okonkwo <NA> <NA>"
+    )
 
 
 def test_stale_temps_of_a_killed_writer_are_removed(tmp_path: Path) -> None:
