@@ -21,13 +21,20 @@ class Turn:
     speaker: str
 
 
+def new_labels(turns: Sequence[Turn]) -> dict[str, str]:
+    """Each speaker's new label: SPEAKER_00, SPEAKER_01, ... in order of first appearance."""
+    names: dict[str, str] = {}
+    for t in sorted(turns, key=lambda t: (t.start, t.end)):
+        names.setdefault(t.speaker, f"SPEAKER_{len(names):02d}")
+    return names
+
+
 def relabel(turns: Sequence[Turn]) -> list[Turn]:
     """Rename speakers to SPEAKER_00, SPEAKER_01, ... in order of first appearance."""
-    ordered = sorted(turns, key=lambda t: (t.start, t.end))
-    names: dict[str, str] = {}
-    for t in ordered:
-        names.setdefault(t.speaker, f"SPEAKER_{len(names):02d}")
-    return [replace(t, speaker=names[t.speaker]) for t in ordered]
+    names = new_labels(turns)
+    return [
+        replace(t, speaker=names[t.speaker]) for t in sorted(turns, key=lambda t: (t.start, t.end))
+    ]
 
 
 def speakers_of(turns: Sequence[Turn]) -> list[str]:
@@ -130,15 +137,17 @@ def _mean(
 
 def link_windows(
     windows: Sequence[WindowDiarization], threshold: float, max_speakers: int | None = None
-) -> list[Turn]:
-    """Give window-local speakers file-wide identities (pure).
+) -> WindowDiarization:
+    """Give window-local speakers file-wide identities (pure): the file's turns, and each
+    file-wide speaker's centroid (its voice print, see :mod:`daemon.voices`).
 
     Windows are taken in order.  Each window's speakers are matched one-to-one to the global
     speakers seen so far by cosine distance between centroids (Hungarian assignment, so two
     voices of one window never merge); a match farther than ``threshold`` starts a new global
     speaker.  Global centroids are running means weighted by speech time.  With
     ``max_speakers``, the closest global speakers are then merged until the count fits.
-    Labels are finally renamed in order of first appearance.
+    Labels are finally renamed in order of first appearance.  A speaker too short to embed
+    has no centroid.
     """
     from scipy.optimize import linear_sum_assignment
 
@@ -180,7 +189,14 @@ def link_windows(
 
     if max_speakers is not None:
         _merge_closest(centroids, weights, parent, max(1, max_speakers))
-    return relabel([replace(t, speaker=f"g{_root(parent, g)}") for t, g in linked])
+    global_turns = [replace(t, speaker=f"g{_root(parent, g)}") for t, g in linked]
+    names = new_labels(global_turns)
+    prints = {
+        names[f"g{g}"]: tuple(vec)
+        for g, vec in enumerate(centroids)
+        if vec is not None and f"g{g}" in names
+    }
+    return WindowDiarization(turns=tuple(relabel(global_turns)), centroids=prints)
 
 
 def _root(parent: list[int], i: int) -> int:

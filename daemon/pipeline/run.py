@@ -19,7 +19,7 @@ from daemon.modelstore import ResolvedModel
 from daemon.pipeline import steps
 from daemon.pipeline.asr import AsrOptions, Segment
 from daemon.pipeline.cache import StepCache, StepStats
-from daemon.pipeline.merge import Turn
+from daemon.pipeline.merge import WindowDiarization
 from daemon.pipeline.outputs import Transcript
 from daemon.pipeline.spool import Spool
 from daemon.pipeline.steps import AsrChoice, DiarizerLoader, ModelLoader, Speech
@@ -70,6 +70,8 @@ class PipelineResult:
     transcript: Transcript
     stats: StepStats
     audio_seconds: float
+    voiceprints: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    """Each diarized speaker's centroid embedding, by its label in the transcript."""
 
 
 def transcribe_file(
@@ -94,13 +96,51 @@ def transcribe_file(
     if steps.needs_detection(language, chunks, english is not None):
         language = steps.detect_language(cache, spool, chunks, main)
     model = english if english is not None and language == "en" else main
-    segments, language, turns = _transcribe_and_diarize(
+    segments, language, speakers = _transcribe_and_diarize(
         job, cache, models, spool, speech, chunks, model, language, on_progress, on_asr_done
     )
     transcript = steps.merge(
-        job.path, job.sha256, speech, language, job.profile.name, model.name, segments, turns
+        job.path,
+        job.sha256,
+        speech,
+        language,
+        job.profile.name,
+        model.name,
+        segments,
+        list(speakers.turns),
     )
-    return PipelineResult(transcript=transcript, stats=cache.stats, audio_seconds=speech.duration)
+    return PipelineResult(
+        transcript=transcript,
+        stats=cache.stats,
+        audio_seconds=speech.duration,
+        voiceprints=speakers.centroids,
+    )
+
+
+def diarize_file(
+    job: JobInput,
+    cache: StepCache,
+    models: Loaders,
+    spool: Spool,
+    on_progress: Callable[[float], None] = lambda _p: None,
+) -> WindowDiarization:
+    """Only the speakers of one file (turns and voice prints), through the same cached steps
+    as :func:`transcribe_file`: what enrolling a voice needs."""
+    steps.check_input(job.path)
+    info = steps.probe(cache, job.path)
+    speech = steps.decode(
+        cache, spool, job.profile.vad, info, lambda f: on_progress(DECODE_SHARE * f)
+    )
+    return steps.diarize(
+        cache,
+        spool,
+        speech,
+        job.profile.diarization,
+        job.hints,
+        job.window_seconds,
+        models.diarizer,
+        lambda f: on_progress(DECODE_SHARE + (1 - DECODE_SHARE) * f),
+    )
 
 
 def _asr_choices(job: JobInput, models: Loaders) -> tuple[AsrChoice, AsrChoice | None]:
@@ -126,13 +166,13 @@ def _transcribe_and_diarize(
     language: str,
     on_progress: Callable[[float], None],
     on_asr_done: Callable[[], None],
-) -> tuple[list[Segment], str, list[Turn]]:
+) -> tuple[list[Segment], str, WindowDiarization]:
     """ASR of the chunks and diarization of the file: side by side when the threads are split
     (diarization needs only the spool and the speech regions), else one after the other."""
     progress = _Progress(on_progress, job.diarize)
     split = job.threads
 
-    def diarize() -> list[Turn]:
+    def diarize() -> WindowDiarization:
         return steps.diarize(
             cache,
             spool,
@@ -170,7 +210,7 @@ def _transcribe_and_diarize(
         on_asr_done()  # diarization, if still running, may take the ASR's threads
         if pending is not None:
             return segments, language, pending.result()
-    return segments, language, diarize() if job.diarize else []
+    return segments, language, diarize() if job.diarize else WindowDiarization((), {})
 
 
 class LaneGate:

@@ -194,10 +194,11 @@ def diarize(
     window_seconds: float,
     load: DiarizerLoader,
     on_progress: Callable[[float], None],
-) -> list[Turn]:
+) -> WindowDiarization:
     """Speaker turns of the whole file (not only the VAD's speech: pyannote finds quiet speech
-    Silero misses), diarized in windows of about ``window_seconds`` of speech linked by voice.
-    Each window of a long file is cached on its own, so a stopped job resumes at the next."""
+    Silero misses), diarized in windows of about ``window_seconds`` of speech linked by voice,
+    and each speaker's voice print (centroid embedding).  Each window of a long file is cached
+    on its own, so a stopped job resumes at the next."""
     windows = plan_windows(speech.duration, speech.regions, window_seconds)
     key = {
         "diarization": asdict(params),
@@ -206,7 +207,7 @@ def diarize(
         "weights": WEIGHTS_ID,
     }
 
-    def compute() -> list[list[Any]]:
+    def compute() -> dict[str, Any]:
         results = []
         for index in range(len(windows)):
             results.append(_diarize_window(cache, spool, windows, index, key, hints, load))
@@ -214,11 +215,15 @@ def diarize(
         linked = link_windows(
             results, params.threshold, max_speakers=hints.num_speakers or hints.max_speakers
         )
-        return [[t.start, t.end, t.speaker] for t in linked]
+        return {
+            "turns": [[t.start, t.end, t.speaker] for t in linked.turns],
+            "centroids": {k: list(v) for k, v in linked.centroids.items()},
+        }
 
-    payload = cache.run("diarize", key, compute)
+    # "prints": the result carries the speakers' voice prints (it was the turns alone)
+    payload = cache.run("diarize", {**key, "prints": True}, compute)
     on_progress(1.0)
-    return [Turn(float(a), float(b), str(w)) for a, b, w in payload]
+    return _window_from_dict(payload)
 
 
 def _diarize_window(
@@ -254,6 +259,10 @@ def _diarize_window(
     payload = (
         compute() if single else cache.run("diarize_window", {**key, "window": index}, compute)
     )
+    return _window_from_dict(payload)
+
+
+def _window_from_dict(payload: dict[str, Any]) -> WindowDiarization:
     return WindowDiarization(
         turns=tuple(Turn(float(a), float(b), str(w)) for a, b, w in payload["turns"]),
         centroids={k: tuple(map(float, v)) for k, v in payload["centroids"].items()},

@@ -83,7 +83,7 @@ def test_link_same_voice_across_windows() -> None:
     w1 = window([(0, 5, "x"), (5, 9, "y")], {"x": V1, "y": V2})
     # the second window's local labels come out in the other order
     w2 = window([(10, 14, "p"), (14, 20, "q")], {"p": (0.1, 0.99, 0.0), "q": (0.98, 0.1, 0.0)})
-    out = link_windows([w1, w2], threshold=0.5)
+    out = link_windows([w1, w2], threshold=0.5).turns
     assert [t.speaker for t in out] == ["SPEAKER_00", "SPEAKER_01", "SPEAKER_01", "SPEAKER_00"]
 
 
@@ -91,7 +91,7 @@ def test_two_voices_of_one_window_never_merge() -> None:
     w1 = window([(0, 5, "x")], {"x": V1})
     # both close to V1, but they are two voices in the same window
     w2 = window([(10, 12, "a"), (12, 14, "b")], {"a": (0.9, 0.1, 0), "b": (0.8, 0.2, 0)})
-    out = link_windows([w1, w2], threshold=0.5)
+    out = link_windows([w1, w2], threshold=0.5).turns
     assert len({t.speaker for t in out}) == 2
 
 
@@ -99,14 +99,14 @@ def test_far_voice_becomes_new_speaker_and_max_speakers_merges() -> None:
     w1 = window([(0, 5, "x")], {"x": V1})
     w2 = window([(10, 12, "a")], {"a": V3})
     w3 = window([(20, 22, "b")], {"b": (0.7, 0.0, 0.7)})
-    assert len({t.speaker for t in link_windows([w1, w2, w3], threshold=0.2)}) == 3
-    out = link_windows([w1, w2, w3], threshold=0.2, max_speakers=2)
+    assert len({t.speaker for t in link_windows([w1, w2, w3], threshold=0.2).turns}) == 3
+    out = link_windows([w1, w2, w3], threshold=0.2, max_speakers=2).turns
     assert len({t.speaker for t in out}) == 2
 
 
 def test_link_single_window_is_relabel() -> None:
     w = window([(3, 4, "b"), (0, 1, "a")], {"a": V1, "b": V2})
-    assert [(t.start, t.speaker) for t in link_windows([w], 0.5)] == [
+    assert [(t.start, t.speaker) for t in link_windows([w], 0.5).turns] == [
         (0, "SPEAKER_00"),
         (3, "SPEAKER_01"),
     ]
@@ -114,11 +114,24 @@ def test_link_single_window_is_relabel() -> None:
 
 @pytest.mark.parametrize("n", [0, 1])
 def test_link_empty(n: int) -> None:
-    assert link_windows([window([], {})] * n, 0.5) == []
+    assert link_windows([window([], {})] * n, 0.5) == WindowDiarization((), {})
 
 
 def test_voice_without_embedding_keeps_its_turns() -> None:
     w = window([(0, 5, "x"), (20, 20.7, "y")], {"x": V1})  # "y" too short to embed
     out = link_windows([w], 0.5)
-    assert [(t.start, t.speaker) for t in out] == [(0, "SPEAKER_00"), (20, "SPEAKER_01")]
-    assert len({t.speaker for t in link_windows([w], 0.5, max_speakers=1)}) == 1
+    assert [(t.start, t.speaker) for t in out.turns] == [(0, "SPEAKER_00"), (20, "SPEAKER_01")]
+    assert out.centroids == {"SPEAKER_00": V1}  # no print for the voice too short to embed
+    assert len({t.speaker for t in link_windows([w], 0.5, max_speakers=1).turns}) == 1
+
+
+def test_linked_voice_prints_are_speech_weighted_means_by_final_label() -> None:
+    w1 = window([(0, 3, "x"), (3, 4, "y")], {"x": (1.0, 0.0, 0.0), "y": V3})
+    w2 = window([(10, 11, "p")], {"p": (0.0, 1.0, 0.0)})  # a new voice: far from both
+    w3 = window([(20, 21, "q")], {"q": (1.0, 0.2, 0.0)})  # x again, 1 s against its 3 s
+    out = link_windows([w1, w2, w3], threshold=0.3)
+    assert out.centroids["SPEAKER_00"] == pytest.approx((1.0, 0.05, 0.0))
+    assert out.centroids["SPEAKER_01"] == V3
+    assert out.centroids["SPEAKER_02"] == (0.0, 1.0, 0.0)
+    merged = link_windows([w1, w2, w3], threshold=0.3, max_speakers=1)
+    assert set(merged.centroids) == {t.speaker for t in merged.turns} == {"SPEAKER_00"}
