@@ -224,3 +224,23 @@ class Delivery(Base):
         UniqueConstraint("job_id", "run", "kind", name="uq_deliveries_job_run_kind"),
         Index("ix_deliveries_due", "status", "next_at"),
     )
+
+
+class VoiceRow(Base):
+    """An enrolled voice (see :mod:`daemon.voices`); read and written by
+    :mod:`daemon.voicebook` only."""
+
+    __tablename__ = "voices"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), nullable=False)
+    embedding: Mapped[Any] = mapped_column(JSON, nullable=False)
+    """The voice print: a list of floats."""
+    weights: Mapped[str] = mapped_column(String(128), nullable=False)
+    """Identity (with hashes) of the diarization weights that made the print."""
+    seconds: Mapped[float] = mapped_column(Float, nullable=False)
+    files: Mapped[Any] = mapped_column(JSON, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+
+    __table_args__ = (UniqueConstraint("name", name="uq_voices_name"),)

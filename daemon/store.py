@@ -25,6 +25,7 @@ from daemon.jobs import Enqueued, JobOptions, JobRecord, Lease, Requeued
 from daemon.models import Job, JobStatus
 from daemon.outbox import Outbox
 from daemon.results import Results
+from daemon.voicebook import VoiceBook
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,8 @@ class Store:
         """Which announcements (hooks, webhook) a job's end makes."""
         self.outbox = Outbox(engine)
         """The announcements of jobs' ends, until delivered."""
+        self.voices = VoiceBook(engine)
+        """The enrolled voices (not job rows)."""
         self.local_clock = local_clock
         self._server_clock = db.is_server(str(engine.url))
 
@@ -515,13 +518,23 @@ class Store:
         return out
 
     def rewrite_done(
-        self, job_id: int, now: datetime, options: JobOptions, outputs: Sequence[str]
+        self,
+        job_id: int,
+        now: datetime,
+        options: JobOptions,
+        outputs: Sequence[str],
+        metrics: dict[str, Any] | None = None,
     ) -> bool:
-        """A done job's options and outputs after its files were re-rendered (e.g. renames)."""
-        return self._update(
-            and_(Job.id == job_id, Job.status == JobStatus.DONE),
-            {"options": options.to_dict(), "outputs": list(outputs), "updated_at": now},
-        )
+        """A done job's options, outputs (and metrics) after its files were re-rendered
+        (renamed or relabelled speakers)."""
+        values: dict[str, Any] = {
+            "options": options.to_dict(),
+            "outputs": list(outputs),
+            "updated_at": now,
+        }
+        if metrics is not None:
+            values["metrics"] = metrics
+        return self._update(and_(Job.id == job_id, Job.status == JobStatus.DONE), values)
 
     def _end(self, where: Any, values: dict[str, Any], event: str, now: datetime) -> bool:
         """A running job's last change (done or failed), and in the same transaction the
