@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from daemon import db, fsnames, hooks, logs, modelstore
+from daemon import db, fsnames, hooks, logs, modelstore, voices
 from daemon import doctor as doctor_mod
 from daemon.config import Config, ConfigError, explain, read_raw
 from daemon.config import find as find_config
@@ -25,7 +25,8 @@ from daemon.models import JobStatus
 from daemon.outbox import DeliveryRecord
 from daemon.pipeline import spool
 from daemon.pipeline.audio import probe_duration
-from daemon.pipeline.outputs import remove_stale_temps, write_outputs
+from daemon.pipeline.diarize import WEIGHTS_ID
+from daemon.pipeline.outputs import remove_stale_temps, rename_speakers, write_outputs
 from daemon.pool import WorkerPool
 from daemon.profiles import models_in_use
 from daemon.scheduler import (
@@ -39,16 +40,21 @@ from daemon.scheduler import (
 )
 from daemon.signals import Notifier, StopSignals
 from daemon.store import TERMINAL, Store, open_store, utcnow
+from daemon.voices import MainSpeaker, Voice
 from daemon.warm import WarmModels
 
 if TYPE_CHECKING:
     from daemon.metrics import Metrics
 from daemon.workers import (
     cue_rules,
+    matches_of,
+    matches_record,
     output_place,
     owner_id,
     run_pipeline,
+    speakers_of_file,
     spool_path,
+    voice_matches,
     write_job_outputs,
 )
 
@@ -498,8 +504,9 @@ def transcribe(
         on_progress(1.0)
         spool.drop(spool_path(config, sha))
         folder, name = output_place(config, path)
+        matches = voice_matches(config, store, path, result.voiceprints)
         return write_outputs(
-            result.transcript,
+            rename_speakers(result.transcript, voices.names(matches, {})),
             out_dir or folder,
             path.stem,
             config.output.formats,
@@ -510,14 +517,28 @@ def transcribe(
         )
 
 
-def rename_speakers(config: Config, job_id: int, renames: dict[str, str]) -> list[str]:
-    """Rename speakers of a done job and rewrite its outputs from the cache (no model runs)."""
+@dataclass(frozen=True)
+class SpeakersReport:
+    """A done job's speakers after ``transcribd speakers``."""
+
+    speakers: list[tuple[str, str, float | None]]
+    """(diarized label, name in the outputs, distance to the enrolled voice that named it)."""
+    written: list[str]
+    """The outputs rewritten (none when nothing changed)."""
+
+
+def speakers(
+    config: Config, job_id: int, renames: dict[str, str], relabel: bool = False
+) -> SpeakersReport:
+    """A done job's speakers; with ``renames`` (users may name a speaker by its diarized
+    label or its current name) or ``relabel`` (match its voices against the enrolled ones
+    again), its outputs are rewritten from the cache (no model runs)."""
     with closing(open_store(config)) as store:
         job = store.get(job_id)
         if job is None:
             raise UserError(f"no job #{job_id}")
         if job.status is not JobStatus.DONE:
-            raise UserError(f"job #{job_id} is {job.status.value}; only done jobs can be renamed")
+            raise UserError(f"job #{job_id} is {job.status.value}; only a done job has speakers")
         try:
             result = run_pipeline(
                 config,
@@ -531,18 +552,102 @@ def rename_speakers(config: Config, job_id: int, renames: dict[str, str]) -> lis
             )
         except CacheMiss as exc:
             raise UserError(f"job #{job_id}: {exc}; requeue it instead") from None
-        names = job.options.names
-        # the cached transcript carries the diarized labels; users may name them by their new names
+        manual = job.options.names
+        matches = matches_of(job.metrics)
+        if relabel:
+            matches = voice_matches(config, store, Path(job.path), result.voiceprints)
+        names = voices.names(matches, manual)
         current = {names.get(label, label): label for label in result.transcript.speakers}
         for old, new in renames.items():
-            if old not in current:
+            label = current.get(old) or (old if old in result.transcript.speakers else None)
+            if label is None:
                 known = ", ".join(sorted(current)) or "none"
                 raise UserError(f"job #{job_id} has no speaker '{old}' (speakers: {known})")
-            names[current[old]] = new
+            manual[label] = new
+        names = voices.names(matches, manual)
+        distances = {m.speaker: m.distance for m in matches if names.get(m.speaker) == m.name}
+        listed = [
+            (label, names.get(label, label), distances.get(label))
+            for label in result.transcript.speakers
+        ]
+        if not renames and not relabel:
+            return SpeakersReport(listed, [])
         written = write_job_outputs(config, store, job, result.transcript, names)
-        options = dataclasses.replace(job.options, speaker_names=tuple(names.items()))
-        store.rewrite_done(job_id, store.now(), options, written)
-        return written
+        options = dataclasses.replace(job.options, speaker_names=tuple(manual.items()))
+        metrics = {**job.metrics, "voices": matches_record(matches)}
+        store.rewrite_done(job_id, store.now(), options, written, metrics)
+        return SpeakersReport(listed, written)
+
+
+@dataclass(frozen=True)
+class Enrolled:
+    voice: Voice
+    files: list[tuple[str, MainSpeaker]]
+    """Each recording enrolled now, with its main speaker."""
+
+
+ENROLL_LEAST_SECONDS = 3.0
+"""Less speech than this gives no usable voice print."""
+
+
+def enroll(
+    config: Config,
+    name: str,
+    paths: list[Path],
+    on_file: Callable[[Path], None] = lambda _p: None,
+) -> Enrolled:
+    """Enroll ``name``'s voice from recordings of them speaking (alone, or at least most of
+    the time): each recording's main speaker's voice print, averaged by speech time (with the
+    voice's earlier enrollment, if any).  Diarization goes through the step cache."""
+    problem = voices.name_problem(name)
+    if problem:
+        raise UserError(problem)
+    for path in paths:
+        if not path.is_file():
+            raise UserError(f"not a file: {fsnames.printable(path)}")
+    models = WarmModels.of(config)
+    with closing(open_store(config)) as store:
+        prints: list[tuple[tuple[float, ...], float, str]] = []
+        mains: list[tuple[str, MainSpeaker]] = []
+        for path in paths:
+            on_file(path)
+            shown = fsnames.printable(path)
+            sha, _size = hash_file(path)
+            found = speakers_of_file(config, models, store, path, sha)
+            speech: dict[str, float] = {}
+            for t in found.turns:
+                speech[t.speaker] = speech.get(t.speaker, 0.0) + (t.end - t.start)
+            main = voices.main_speaker(speech, found.centroids)
+            if main is None or main.seconds < ENROLL_LEAST_SECONDS:
+                had = 0.0 if main is None else main.seconds
+                raise UserError(
+                    f"{shown}: too little speech to enroll a voice ({had:.1f} s; at least "
+                    f"{ENROLL_LEAST_SECONDS:.0f} s, better 30 s or more)"
+                )
+            if main.share < voices.MAIN_SHARE / 2:
+                raise UserError(
+                    f"{shown}: {main.others + 1} voices speak about equally (the main one has "
+                    f"{main.share:.0%} of the speech); give a recording of {name} alone"
+                )
+            prints.append((found.centroids[main.label], main.seconds, shown))
+            mains.append((shown, main))
+        voice = voices.enrolled(name, prints, WEIGHTS_ID, store.voices.get(name))
+        store.voices.put(voice, store.now())
+    return Enrolled(voice, mains)
+
+
+def list_voices(config: Config) -> list[tuple[Voice, bool]]:
+    """The enrolled voices, each with whether it can name speakers (made with the weights in
+    use)."""
+    with closing(open_store(config)) as store:
+        return [(v, v.weights == WEIGHTS_ID) for v in store.voices.all()]
+
+
+def remove_voice(config: Config, name: str) -> None:
+    with closing(open_store(config)) as store:
+        if not store.voices.remove(name):
+            known = ", ".join(v.name for v in store.voices.all()) or "none"
+            raise UserError(f"no voice '{name}' (enrolled: {known})")
 
 
 @dataclass(frozen=True)

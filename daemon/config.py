@@ -181,6 +181,17 @@ class HooksConfig:
 
 
 @dataclass(frozen=True)
+class VoicesConfig:
+    enabled: bool = True
+    """Name the speakers whose voice is enrolled (``transcribd voices add``)."""
+    max_distance: float = 0.3
+    """A speaker is an enrolled voice when their voice prints are at most this far apart
+    (cosine distance).  Calibrated on the speakers dev set (bench/voices.py): the largest
+    threshold at which at most 1 % of diarized speakers whose voice is not enrolled get a name,
+    in every profile."""
+
+
+@dataclass(frozen=True)
 class MetricsConfig:
     listen: str = ""
     """Serve Prometheus metrics on this "host:port" ("": off)."""
@@ -239,10 +250,13 @@ class FolderOptions(SpeakerHints):
     """``[output] layout`` for the files of this folder."""
     name: str | None = None
     """``[output] name`` for the files of this folder."""
+    voices: bool | None = None
+    """``[voices] enabled`` for the files of this folder."""
 
 
-PLACEMENT_OPTIONS = ("layout", "name")
-"""Folder options that place outputs (read when writing), not options of the job."""
+OUTPUT_OPTIONS = ("layout", "name", "voices")
+"""Folder options read when the outputs are written (where, and with which names), not
+options of the job."""
 
 
 @dataclass(frozen=True)
@@ -256,6 +270,7 @@ class Config:
     diarization: DiarizationConfig = field(default_factory=DiarizationConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     hooks: HooksConfig = field(default_factory=HooksConfig)
+    voices: VoicesConfig = field(default_factory=VoicesConfig)
     profiles: Mapping[str, ProfileOverride] = field(default_factory=dict)
     folders: Mapping[Path, FolderOptions] = field(default_factory=dict)
     source: Path | None = None
@@ -364,6 +379,7 @@ def from_mapping(raw: Mapping[str, Any], source: Path | None = None) -> Config:
         "diarization": DiarizationConfig,
         "metrics": MetricsConfig,
         "hooks": HooksConfig,
+        "voices": VoicesConfig,
     }
     for key, value in raw.items():
         if key not in (*sections, "profiles", "folders"):
@@ -410,6 +426,10 @@ def _check(config: Config) -> None:
     _check_placement(config)
     _check_vocabulary(config)
     _check_hooks(config.hooks)
+    if not 0 <= config.voices.max_distance <= 2:
+        raise ConfigError(
+            f"voices.max_distance: a cosine distance from 0 to 2, got {config.voices.max_distance}"
+        )
     if config.metrics.listen:
         try:
             parse_listen(config.metrics.listen)

@@ -92,8 +92,17 @@ def status_lines(report: StatusReport) -> list[str]:
             )
         )
     lines += table(rows)
-    if len(report.jobs) == 1 and report.jobs[0].hooks:
-        lines += ["hooks:", *hook_lines(report.jobs[0].hooks, indent="  ")]
+    if len(report.jobs) == 1:
+        job = report.jobs[0]
+        named = job.job.metrics.get("voices") or {}
+        if named:
+            lines.append("enrolled voices heard:")
+            lines += [
+                f"  {label} = {v['name']} (distance {v['distance']:.3f})"
+                for label, v in sorted(named.items())
+            ]
+        if job.hooks:
+            lines += ["hooks:", *hook_lines(job.hooks, indent="  ")]
     return lines
 
 

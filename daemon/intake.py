@@ -23,7 +23,7 @@ from typing import Any
 from watchdog.events import FileSystemEventHandler
 
 from daemon import fsnames, placement
-from daemon.config import PLACEMENT_OPTIONS, Config
+from daemon.config import OUTPUT_OPTIONS, Config
 from daemon.jobs import Enqueued, JobOptions
 from daemon.store import Store, utcnow
 from daemon.sysload import fs_type
@@ -130,7 +130,7 @@ class Intake:
         if inner is None:
             return JobOptions()
         given = vars(folders[Path(inner)])
-        return JobOptions.from_dict({k: v for k, v in given.items() if k not in PLACEMENT_OPTIONS})
+        return JobOptions.from_dict({k: v for k, v in given.items() if k not in OUTPUT_OPTIONS})
 
     # ------------------------------------------------------------------ noticing
     def notice(self, path: Path, now: datetime) -> None:

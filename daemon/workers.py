@@ -16,15 +16,23 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from daemon import db, logs, placement, retry
+from daemon import db, logs, placement, retry, voices
 from daemon.config import Config, FolderOptions, SpeakerHints, Vocabulary
 from daemon.errors import Cancelled, InputRemoved
 from daemon.jobs import JobOptions, JobRecord, Lease
 from daemon.pipeline import spool as spool_mod
 from daemon.pipeline.cache import StepCache, never
 from daemon.pipeline.cues import CueRules
+from daemon.pipeline.diarize import WEIGHTS_ID
+from daemon.pipeline.merge import WindowDiarization
 from daemon.pipeline.outputs import Transcript, rename_speakers, write_outputs
-from daemon.pipeline.run import JobInput, Loaders, PipelineResult, transcribe_file
+from daemon.pipeline.run import (
+    JobInput,
+    Loaders,
+    PipelineResult,
+    diarize_file,
+    transcribe_file,
+)
 from daemon.planner import profile_to_run, requested_profile
 from daemon.profiles import Profile
 from daemon.profiles import resolve as resolve_profile
@@ -205,12 +213,55 @@ def run_pipeline(
     gets (``threads`` 0: every usable core; see :func:`daemon.threads.split`).
     ``previous_profile``: the one the job was claimed or last ran with; ``spool_key`` names its
     spool (:func:`daemon.pipeline.spool.job_key`; default: this process's own)."""
-    split = split_threads(
-        threads or usable_cores(), config.daemon.overlap_diarization, config.diarization.enabled
-    )
     if profile is None:  # given only by a benchmark's ablation
         asked = requested_profile(options, previous_profile)
         profile = resolve_profile(profile_to_run(asked, config.pipeline.profile), config.profiles)
+    job, loaders = _job_input(config, models, path, sha256, options, profile, threads)
+    cache = StepCache(store.results, sha256, clock, cache_only=cache_only, should_stop=should_stop)
+    return transcribe_file(
+        job,
+        cache,
+        loaders,
+        spool_mod.Spool(spool_path(config, sha256, spool_key), path),
+        on_progress,
+        on_asr_done=lambda: models.widen(profile.diarization, job.threads.threads),
+    )
+
+
+def speakers_of_file(
+    config: Config,
+    models: WarmModels,
+    store: Store,
+    path: Path,
+    sha256: str,
+    on_progress: Callable[[float], None] = lambda _p: None,
+    profile_name: str = "balanced",
+) -> WindowDiarization:
+    """Only the speakers of one file (turns and voice prints), with a profile's diarization
+    (balanced: as voices are enrolled) and every usable core, through the step cache."""
+    profile = resolve_profile(profile_name, config.profiles)
+    job, loaders = _job_input(config, models, path, sha256, JobOptions(), profile, 0)
+    cache = StepCache(store.results, sha256, utcnow)
+    spool = spool_mod.Spool(spool_path(config, sha256), path)
+    try:
+        return diarize_file(job, cache, loaders, spool, on_progress)
+    finally:
+        spool_mod.drop(spool_path(config, sha256))
+
+
+def _job_input(
+    config: Config,
+    models: WarmModels,
+    path: Path,
+    sha256: str,
+    options: JobOptions,
+    profile: Profile,
+    threads: int,
+) -> tuple[JobInput, Loaders]:
+    """A file's job as the pipeline takes it, and loaders of its (warm) models."""
+    split = split_threads(
+        threads or usable_cores(), config.daemon.overlap_diarization, config.diarization.enabled
+    )
     resolved = models.resolve(profile.model)
     english = models.resolve(profile.english_model) if profile.english_model else None
     job = JobInput(
@@ -234,15 +285,7 @@ def run_pipeline(
         else None,
         diarizer=lambda: models.diarizer(profile.diarization, split.diarize),
     )
-    cache = StepCache(store.results, sha256, clock, cache_only=cache_only, should_stop=should_stop)
-    return transcribe_file(
-        job,
-        cache,
-        loaders,
-        spool_mod.Spool(spool_path(config, sha256, spool_key), path),
-        on_progress,
-        on_asr_done=lambda: models.widen(profile.diarization, split.threads),
-    )
+    return job, loaders
 
 
 def spool_path(config: Config, sha256: str, key: str = "") -> Path:
@@ -281,17 +324,53 @@ def write_job_outputs(
     return written
 
 
+def folder_options(config: Config, source: Path) -> FolderOptions:
+    """The options of the innermost ``[folders."..."]`` holding ``source`` (none set when no
+    configured folder holds it)."""
+    options = {placement.local_path(f): o for f, o in config.folders.items()}
+    inner = placement.innermost(placement.local_path(source), options)
+    return options[Path(inner)] if inner is not None else FolderOptions()
+
+
 def output_place(config: Config, source: Path) -> tuple[Path, str]:
     """The folder and name template of ``source``'s transcripts: ``[output]`` layout and name,
     or those of the innermost ``[folders."..."]`` holding it (see :mod:`daemon.placement`)."""
     real = placement.local_path(source)
-    options = {placement.local_path(f): o for f, o in config.folders.items()}
-    inner = placement.innermost(real, options)
-    opts = options[Path(inner)] if inner is not None else FolderOptions()
+    opts = folder_options(config, source)
     watched = [placement.local_path(f) for f in config.watch.folders]
     layout = opts.layout or config.output.layout
     folder = placement.output_folder(real, layout, placement.local_path(config.output.dir), watched)
     return Path(folder), opts.name or config.output.name
+
+
+def voice_matches(
+    config: Config, store: Store, source: Path, prints: dict[str, tuple[float, ...]]
+) -> list[voices.Match]:
+    """Which of a job's speakers are enrolled voices (none where ``[voices]`` or the file's
+    folder turns naming off)."""
+    enabled = folder_options(config, source).voices
+    if not (config.voices.enabled if enabled is None else enabled) or not prints:
+        return []
+    enrolled = store.voices.all()
+    comparable = voices.usable(enrolled, WEIGHTS_ID)
+    if len(comparable) < len(enrolled):
+        log.warning(
+            "%d enrolled voice(s) were made with other diarization weights and name nobody; "
+            "enroll them again (transcribd voices list)",
+            len(enrolled) - len(comparable),
+        )
+    return voices.match(prints, comparable, config.voices.max_distance)
+
+
+def matches_record(matches: list[voices.Match]) -> dict[str, dict[str, Any]]:
+    """The matches as a job's metrics keep them: by label, the name and distance."""
+    return {m.speaker: {"name": m.name, "distance": m.distance} for m in matches}
+
+
+def matches_of(metrics: dict[str, Any]) -> list[voices.Match]:
+    """The matches a job's metrics keep (see :func:`matches_record`)."""
+    kept = metrics.get("voices") or {}
+    return [voices.Match(k, str(v["name"]), float(v["distance"])) for k, v in kept.items()]
 
 
 def cue_rules(config: Config) -> CueRules:
@@ -368,8 +447,10 @@ class Executor:
                 result = self._run(job, lease, key, lost.is_set)
                 if not self.store.owns(lease):  # fenced: publish nothing
                     raise Cancelled("the job is no longer this worker's")
+                matches = voice_matches(self.config, self.store, Path(job.path), result.voiceprints)
+                names = voices.names(matches, job.options.names)
                 outputs = write_job_outputs(
-                    self.config, self.store, job, result.transcript, job.options.names, place
+                    self.config, self.store, job, result.transcript, names, place
                 )
         except Cancelled:
             if self._released(lease):
@@ -394,6 +475,8 @@ class Executor:
             done = False
         else:
             metrics = self._metrics(result, started, cpu_started, workers)
+            if matches:
+                metrics["voices"] = matches_record(matches)
             done = self._finish(lease, job, outputs, metrics)
             if done:
                 log.info("job %s done", job.id, extra={"job": job.id, **metrics})
