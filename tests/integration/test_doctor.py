@@ -64,7 +64,8 @@ def test_broken_setup_fails_with_a_fix_for_each_problem(tmp_path: Path, model_ca
         assert words in lines[at], lines[at]
         assert lines[at + 1].strip().startswith("fix: "), lines[at + 1]
 
-    problem("database", "at revision 0001, this version needs 0005")
+    head = db.revisions(engine)[1]
+    problem("database", f"at revision 0001, this version needs {head}")
     problem("watch", "is not a folder")
     problem("output", "is not a folder")
     problem("model /nowhere/whisper-small", "neither bundled")
