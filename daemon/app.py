@@ -23,7 +23,7 @@ from daemon.intake import Intake, hash_file
 from daemon.jobs import Enqueued, JobOptions, JobRecord, Requeued, iso
 from daemon.models import JobStatus
 from daemon.outbox import DeliveryRecord
-from daemon.pipeline import spool
+from daemon.pipeline import facts, spool
 from daemon.pipeline.audio import probe_duration
 from daemon.pipeline.diarize import WEIGHTS_ID
 from daemon.pipeline.outputs import remove_stale_temps, rename_speakers, write_outputs
@@ -70,7 +70,7 @@ def db_upgrade(config: Config) -> str | None:
 
 
 def _intake(config: Config, store: Store) -> Intake:
-    return Intake(config, store, measure=probe_duration)
+    return Intake(config, store, measure=facts.measure)
 
 
 def _scheduler(config: Config, store: Store) -> Scheduler:

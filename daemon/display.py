@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from daemon import fsnames
+from daemon.jobs import AudioFacts
 from daemon.models import DeliveryStatus
 
 if TYPE_CHECKING:
@@ -94,6 +95,8 @@ def status_lines(report: StatusReport) -> list[str]:
     lines += table(rows)
     if len(report.jobs) == 1:
         job = report.jobs[0]
+        if job.job.facts is not None and job.job.facts.speech_share is not None:
+            lines.append(f"sounds like: {facts_text(job.job.facts)}")
         named = job.job.metrics.get("voices") or {}
         if named:
             lines.append("enrolled voices heard:")
@@ -104,6 +107,14 @@ def status_lines(report: StatusReport) -> list[str]:
         if job.hooks:
             lines += ["hooks:", *hook_lines(job.hooks, indent="  ")]
     return lines
+
+
+def facts_text(f: AudioFacts) -> str:
+    """What a file sounded like at intake, in a few words."""
+    share = f.speech_share or 0.0
+    if f.snr_db is None or f.speech_db is None:
+        return f"{share * 100:.0f}% speech"
+    return f"{share * 100:.0f}% speech at {f.speech_db:.0f} dBFS, {f.snr_db:.0f} dB over the noise"
 
 
 def hook_lines(deliveries: Sequence[DeliveryRecord], indent: str = "") -> list[str]:

@@ -24,7 +24,7 @@ from watchdog.events import FileSystemEventHandler
 
 from daemon import fsnames, placement
 from daemon.config import OUTPUT_OPTIONS, Config
-from daemon.jobs import Enqueued, JobOptions
+from daemon.jobs import AudioFacts, Enqueued, JobOptions
 from daemon.store import Store, utcnow
 from daemon.sysload import fs_type
 
@@ -51,8 +51,8 @@ class _Candidate:
     stable_since: datetime
 
 
-def unmeasured(_path: Path) -> float | None:
-    return None
+def unmeasured(_path: Path) -> AudioFacts:
+    return AudioFacts(duration=None)
 
 
 class Intake:
@@ -60,11 +60,11 @@ class Intake:
         self,
         config: Config,
         store: Store,
-        measure: Callable[[Path], float | None] = unmeasured,
+        measure: Callable[[Path], AudioFacts] = unmeasured,
     ) -> None:
-        """``measure``: a file's length in seconds from its header, when it can tell (the
-        planner's estimate of queued audio; given by the caller so that intake needs no
-        decoder)."""
+        """``measure``: what a file sounds like, its length from its header above all (the
+        planner's estimate of queued audio and its choice of profile; given by the caller so
+        that intake needs no decoder)."""
         self.store = store
         self.measure = measure
         self._configure(config)
@@ -223,8 +223,10 @@ class Intake:
                 self.notice(path, now)
                 continue
             try:
-                options, duration = self.options_for(path), self.measure(path)
-                results.append(self.store.enqueue(name, sha, size, now, options, duration))
+                options, facts = self.options_for(path), self.measure(path)
+                results.append(
+                    self.store.enqueue(name, sha, size, now, options, facts.duration, facts)
+                )
             except Exception:
                 self.notice(path, now)  # not lost: tried again at a later tick
                 raise

@@ -68,6 +68,48 @@ class JobOptions:
 
 
 @dataclass(frozen=True)
+class AudioFacts:
+    """What a file sounds like, measured cheaply at intake (see :mod:`daemon.pipeline.facts`):
+    what the planner may choose a profile by beside the file's length."""
+
+    duration: float | None
+    """Seconds, from the container's header (None: it cannot tell)."""
+    speech_share: float | None = None
+    """Share of the sampled audio the VAD calls speech."""
+    speech_db: float | None = None
+    """Speech level, dBFS."""
+    noise_db: float | None = None
+    """Noise floor, dBFS."""
+
+    @property
+    def snr_db(self) -> float | None:
+        """Speech over noise, dB; None where no speech was heard."""
+        if self.speech_db is None or self.noise_db is None:
+            return None
+        return self.speech_db - self.noise_db
+
+    def to_dict(self) -> dict[str, float | None]:
+        return {
+            "duration": self.duration,
+            "speech_share": _round(self.speech_share, 3),
+            "speech_db": _round(self.speech_db, 1),
+            "noise_db": _round(self.noise_db, 1),
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any] | None) -> AudioFacts | None:
+        """Facts as stored (None: the job has none, e.g. one registered by an older version)."""
+        if not raw:
+            return None
+        get = {k: raw.get(k) for k in ("duration", "speech_share", "speech_db", "noise_db")}
+        return cls(**{k: None if v is None else float(v) for k, v in get.items()})
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+@dataclass(frozen=True)
 class JobRecord:
     """A detached, read-only copy of a job row."""
 
@@ -96,6 +138,8 @@ class JobRecord:
     """The node whose worker claimed it last (``[daemon] node``)."""
     runs: int = 0
     """Attempts over the job's whole life (``attempts`` starts again at a requeue)."""
+    facts: AudioFacts | None = None
+    """What the file sounded like at intake (None: not measured)."""
 
     def as_dict(self) -> dict[str, Any]:
         """The job as ``status --json``, hooks and the webhook show it."""
@@ -114,6 +158,7 @@ class JobRecord:
             "node": self.node,
             "metrics": self.metrics,
             "options": self.options.to_dict(),
+            "facts": self.facts.to_dict() if self.facts is not None else None,
             "created_at": iso(self.created_at),
             "started_at": iso(self.started_at),
             "finished_at": iso(self.finished_at),

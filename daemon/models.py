@@ -129,6 +129,8 @@ class Job(Base):
     runs: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
     """Attempts over the job's whole life (``attempts`` starts again at a requeue): with the
     job's id, the idempotency key of what its ends are announced with (hooks, webhook)."""
+    facts: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    """What the file sounded like at intake (:class:`daemon.jobs.AudioFacts`), if measured."""
 
     __table_args__ = (
         Index("ix_jobs_status", "status"),

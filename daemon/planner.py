@@ -53,6 +53,17 @@ class QueueFacts:
 @dataclass(frozen=True)
 class FileFacts:
     duration: float
+    """Seconds of audio (measured at intake, else estimated from the file's size)."""
+    speech_share: float | None = None
+    """Share of it that is speech (None: not measured)."""
+    snr_db: float | None = None
+    """Speech over noise, dB (None: not measured, or no speech heard)."""
+
+    @property
+    def speech_seconds(self) -> float:
+        """Seconds of speech: what the pipeline's cost follows (all of it when unknown)."""
+        share = 1.0 if self.speech_share is None else self.speech_share
+        return self.duration * share
 
 
 @dataclass(frozen=True)
@@ -65,7 +76,8 @@ class PlannerSettings:
     backlog_fast_seconds: float = 3600.0
     """Queued speech beyond which everything goes through the fast profile."""
     quality_max_seconds: float = 1800.0
-    """Longest file the quality profile is chosen for automatically."""
+    """Most speech in a file the quality profile is chosen for automatically (its length where
+    the speech share is unknown)."""
     idle_other_cores: float = 0.3
     """Other programs using less CPU than this count as an idle machine."""
 
@@ -91,9 +103,11 @@ def choose(
 
     Cores granted are those other programs leave free.  Several workers only when several
     files wait; each worker gets the remaining cores as threads.  Profile: an explicit request
-    always wins; short memory or a long backlog -> fast; an idle machine, a short queue and a
-    file of reasonable length -> quality; otherwise balanced.  A snapshot older than a minute
-    is treated as a loaded machine (the planner does not trust stale numbers).
+    always wins; short memory, a long backlog or a file with no speech heard -> fast; an idle
+    machine, a short queue and a file of reasonable length (in speech: a long recording that is
+    mostly silence costs what its speech costs) -> quality; otherwise balanced.  A snapshot
+    older than a minute is treated as a loaded machine (the planner does not trust stale
+    numbers).
     """
     stale = (now - snapshot.taken_at).total_seconds() > 60
     other = float(snapshot.cores) / 2 if stale else snapshot.other_cores
@@ -113,11 +127,13 @@ def choose(
         profile, reason = "fast", "low memory"
     elif speech > settings.backlog_fast_seconds:
         profile, reason = "fast", f"backlog of {speech / 60:.0f} min"
+    elif file is not None and file.speech_share == 0.0:
+        profile, reason = "fast", "no speech heard in the file"
     elif (
         not stale
         and other < settings.idle_other_cores
         and queue.queued <= 1
-        and (file is None or file.duration <= settings.quality_max_seconds)
+        and (file is None or file.speech_seconds <= settings.quality_max_seconds)
     ):
         profile, reason = "quality", "idle machine, short queue"
     else:

@@ -83,7 +83,10 @@ def planner_settings(config: Config) -> PlannerSettings:
 
 def _facts(job: JobRecord) -> FileFacts:
     """What the planner knows of a queued file."""
-    return FileFacts(duration=estimated_duration(job))
+    f = job.facts
+    if f is None:
+        return FileFacts(duration=estimated_duration(job))
+    return FileFacts(estimated_duration(job), f.speech_share, f.snr_db)
 
 
 class Scheduler:

@@ -21,7 +21,7 @@ from sqlalchemy.orm import aliased
 from daemon import db, hooks
 from daemon.config import Config
 from daemon.hooks import NOTHING, Announce
-from daemon.jobs import Enqueued, JobOptions, JobRecord, Lease, Requeued
+from daemon.jobs import AudioFacts, Enqueued, JobOptions, JobRecord, Lease, Requeued
 from daemon.models import Job, JobStatus
 from daemon.outbox import Outbox
 from daemon.results import Results
@@ -49,6 +49,7 @@ def _from_row(row: Any) -> JobRecord:
     values["options"] = JobOptions.from_dict(values["options"])
     values["outputs"] = list(values["outputs"] or [])
     values["metrics"] = dict(values["metrics"] or {})
+    values["facts"] = AudioFacts.from_dict(values["facts"])
     return JobRecord(**values)
 
 
@@ -204,6 +205,7 @@ class Store:
         now: datetime,
         options: JobOptions | None = None,
         duration: float | None = None,
+        facts: AudioFacts | None = None,
     ) -> Enqueued:
         """Register a file.  Same path and content as a live job: nothing new (however many
         intakes see it at once: the database's unique index decides, not a look-up first).
@@ -224,6 +226,7 @@ class Store:
                 sha256=sha256,
                 size=size,
                 duration=duration,
+                facts=facts.to_dict() if facts is not None else None,
                 status=JobStatus.QUEUED,
                 duplicate_of=dup,
                 options=(options or JobOptions()).to_dict(),

@@ -57,6 +57,13 @@ CASES = [
     (snap(ram=0.5), q(1), SHORT, AUTO, "balanced", ("balanced", 1, 2)),
     (snap(), q(1), SHORT, PlannerSettings(profile="fast"), None, ("fast", 1, 2)),
     (snap(age=300), q(1), SHORT, AUTO, None, ("balanced", 1, 1)),  # stale: assume busy
+    # by what the file sounds like (facts measured at intake)
+    (snap(), q(1, 40), FileFacts(2400, speech_share=0.5), AUTO, None, ("quality", 1, 2)),
+    (snap(), q(1, 40), FileFacts(2400, speech_share=0.9), AUTO, None, ("balanced", 1, 2)),
+    (snap(), q(1, 40), FileFacts(2400, speech_share=None), AUTO, None, ("balanced", 1, 2)),
+    (snap(), q(1), FileFacts(300, speech_share=0.0), AUTO, None, ("fast", 1, 2)),
+    (snap(), q(1), FileFacts(300, speech_share=0.0), AUTO, "quality", ("quality", 1, 2)),
+    (snap(other=1.0), q(1), FileFacts(300, 0.0), AUTO, None, ("fast", 1, 1)),
 ]
 
 

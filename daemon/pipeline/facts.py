@@ -1,0 +1,135 @@
+"""What a file sounds like, measured cheaply at intake for the planner: how much of it is speech
+(Silero VAD, as the pipeline's own), how loud the speech is and how loud the noise under it.
+
+Only a sample is decoded: up to :data:`SAMPLE_SECONDS` in :data:`SAMPLE_PIECES` stretches spread
+over the file (PyAV seeks to each), so the cost does not grow with the file's length.  The levels
+come from librosa's frame RMS: the speech level is the mean power of the frames the VAD calls
+speech, the noise floor a low percentile of every frame's level (the pauses between words and
+sentences), and the signal-to-noise ratio their difference.  :func:`levels` is pure.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from daemon.errors import DecodeError
+from daemon.jobs import AudioFacts
+from daemon.pipeline.audio import SAMPLE_RATE, Audio, decode_blocks, probe
+
+log = logging.getLogger(__name__)
+
+SAMPLE_SECONDS = 60.0
+SAMPLE_PIECES = 3
+FRAME = 400
+"""25 ms frames at 16 kHz, 10 ms apart."""
+HOP = 160
+NOISE_PERCENTILE = 10.0
+FLOOR_DB = -100.0
+"""Levels are clamped here (digital silence has no level)."""
+
+
+def levels(audio: Audio, speech: Sequence[tuple[int, int]]) -> tuple[float | None, float | None]:
+    """(speech level, noise floor) in dBFS of 16 kHz audio whose speech lies in the sample
+    ranges ``speech``; the speech level is None where there is none (pure)."""
+    import librosa
+
+    if audio.size < FRAME:
+        return None, None
+    rms = librosa.feature.rms(y=audio, frame_length=FRAME, hop_length=HOP, center=False)[0]
+    power = np.maximum(rms.astype(np.float64) ** 2, 10 ** (FLOOR_DB / 10))
+    db = 10 * np.log10(power)
+    noise = float(np.percentile(db, NOISE_PERCENTILE))
+    mask = np.zeros(len(rms), dtype=bool)
+    for start, end in speech:
+        mask[start // HOP : max(start // HOP + 1, (end - FRAME) // HOP + 1)] = True
+    if not mask.any():
+        return None, noise
+    return float(10 * np.log10(power[mask].mean())), noise
+
+
+def measure(path: Path) -> AudioFacts:
+    """The facts of one file; only its duration where it cannot be decoded (the pipeline
+    reports why, with the job)."""
+    try:
+        duration = probe(path).duration or None
+    except (DecodeError, OSError):
+        return AudioFacts(duration=None)
+    try:
+        pieces = sample(path, duration)
+    except (DecodeError, OSError) as exc:
+        log.debug("no facts for %s: %s", path, exc)
+        return AudioFacts(duration=duration)
+    return facts_of(duration, pieces)
+
+
+def facts_of(duration: float | None, pieces: Sequence[Audio]) -> AudioFacts:
+    """The facts from sampled stretches of a file (each one VAD'd and levelled on its own)."""
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    vad = VadOptions(min_silence_duration_ms=300, speech_pad_ms=100)  # tight: a share, not cuts
+    total = sum(p.size for p in pieces)
+    if total < FRAME:
+        return AudioFacts(duration=duration)
+    joined, spans, offset = [], [], 0
+    for p in pieces:
+        if p.size == 0:
+            continue
+        for ts in get_speech_timestamps(p, vad, sampling_rate=SAMPLE_RATE):
+            spans.append((offset + int(ts["start"]), offset + int(ts["end"])))
+        joined.append(p)
+        offset += p.size
+    speech_db, noise_db = levels(np.concatenate(joined), spans)
+    share = sum(e - s for s, e in spans) / total
+    return AudioFacts(duration, min(1.0, share), speech_db, noise_db)
+
+
+def sample(path: Path, duration: float | None) -> list[Audio]:
+    """Up to :data:`SAMPLE_SECONDS` of 16 kHz mono audio: the whole file when short (or of
+    unknown length), else :data:`SAMPLE_PIECES` stretches spread over it."""
+    if duration is None or duration <= SAMPLE_SECONDS * 1.5:
+        return [_first(path, SAMPLE_SECONDS * 1.5)]
+    piece = SAMPLE_SECONDS / SAMPLE_PIECES
+    starts = [duration * (i + 0.5) / SAMPLE_PIECES - piece / 2 for i in range(SAMPLE_PIECES)]
+    return [_stretch(path, start, piece) for start in starts]
+
+
+def _first(path: Path, seconds: float) -> Audio:
+    out, have = [], 0
+    for block in decode_blocks(path, block_seconds=10.0):
+        out.append(block)
+        have += block.size
+        if have >= seconds * SAMPLE_RATE:
+            break
+    return np.concatenate(out)[: int(seconds * SAMPLE_RATE)] if out else np.zeros(0, np.float32)
+
+
+def _stretch(path: Path, start: float, seconds: float) -> Audio:
+    """``seconds`` of audio from about ``start`` (PyAV seeks to the nearest point before)."""
+    import av
+
+    want = int(seconds * SAMPLE_RATE)
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+    out: list[Audio] = []
+    have = 0
+    try:
+        with av.open(str(path), mode="r", metadata_errors="ignore") as container:
+            stream = container.streams.audio[0]
+            container.seek(int(start * 1_000_000), any_frame=False)
+            for frame in container.decode(stream):
+                skip = 0
+                if frame.time is not None and frame.time < start:
+                    skip = int((start - frame.time) * SAMPLE_RATE)
+                for r in resampler.resample(frame):
+                    a = r.to_ndarray().reshape(-1).astype(np.float32)[skip:]
+                    skip = 0
+                    out.append(a)
+                    have += a.size
+                if have >= want:
+                    break
+    except (av.error.FFmpegError, ValueError, IndexError) as exc:
+        raise DecodeError(f"cannot sample the audio: {exc}") from None
+    return np.concatenate(out)[:want] if out else np.zeros(0, np.float32)
