@@ -24,7 +24,6 @@ from daemon.jobs import Enqueued, JobOptions, JobRecord, Requeued, iso
 from daemon.models import JobStatus
 from daemon.outbox import DeliveryRecord
 from daemon.pipeline import facts, spool
-from daemon.pipeline.audio import probe_duration
 from daemon.pipeline.diarize import WEIGHTS_ID
 from daemon.pipeline.outputs import remove_stale_temps, rename_speakers, write_outputs
 from daemon.pool import WorkerPool
@@ -464,6 +463,7 @@ def add(config: Config, paths: list[Path], options: JobOptions) -> list[tuple[Pa
             except OSError as exc:
                 reason = exc.strerror or type(exc).__name__
                 raise UserError(f"cannot read {fsnames.printable(f)}: {reason}") from None
+            measured = facts.measure(f)
             out.append(
                 (
                     f,
@@ -473,7 +473,8 @@ def add(config: Config, paths: list[Path], options: JobOptions) -> list[tuple[Pa
                         size,
                         now,
                         options=options,
-                        duration=probe_duration(f),
+                        duration=measured.duration,
+                        facts=measured,
                     ),
                 )
             )

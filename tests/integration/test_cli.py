@@ -46,6 +46,9 @@ def test_add_then_status_json(invoke: Callable[..., Result], tmp_path: Path) -> 
     for key in ("id", "path", "status", "progress", "error", "outputs"):
         assert key in jobs[0]
     assert jobs[0]["status"] == "queued" and jobs[0]["options"] == {"profile": "fast"}
+    # measured as it was added: half a second of a tone, no speech
+    assert jobs[0]["facts"]["duration"] == pytest.approx(0.5, abs=0.01)
+    assert jobs[0]["facts"]["speech_share"] == 0.0
     table = invoke("status").output
     assert "duplicate of #1" in table and "a.wav" in table
 
