@@ -35,6 +35,7 @@ from daemon.planner import (
     requested_profile,
 )
 from daemon.pool import WorkerPool, owner_gone
+from daemon.profiles import resolve as resolve_profile
 from daemon.store import Store, estimated_duration, utcnow
 from daemon.sysload import LoadSampler, pid_alive
 from daemon.workers import Report, output_place, settle
@@ -78,7 +79,12 @@ class Summary:
 
 
 def planner_settings(config: Config) -> PlannerSettings:
-    return PlannerSettings(profile=config.pipeline.profile, max_workers=config.daemon.max_workers)
+    quality, balanced = (resolve_profile(n, config.profiles) for n in ("quality", "balanced"))
+    return PlannerSettings(
+        profile=config.pipeline.profile,
+        max_workers=config.daemon.max_workers,
+        quality_pays=quality.model != balanced.model,
+    )
 
 
 def _facts(job: JobRecord) -> FileFacts:

@@ -34,12 +34,15 @@ def q(n: int = 1, minutes: float = 5) -> QueueFacts:
 
 
 AUTO = PlannerSettings()
+BIG = PlannerSettings(quality_pays=True)
+"""quality runs a larger Whisper model than balanced (a user's folder): worth an idle machine"""
 SHORT = FileFacts(duration=300)
 LONG = FileFacts(duration=3 * 3600)
 
 CASES = [
     # (snapshot, queue, file, settings, requested) -> (profile, workers, threads)
-    (snap(), q(1), SHORT, AUTO, None, ("quality", 1, 2)),
+    (snap(), q(1), SHORT, BIG, None, ("quality", 1, 2)),
+    (snap(), q(1), SHORT, AUTO, None, ("balanced", 1, 2)),  # bundled models: quality buys nothing
     (snap(), q(1, 180), LONG, AUTO, None, ("fast", 1, 2)),  # 3 h queued -> backlog
     (snap(), q(1, 40), FileFacts(duration=2400), AUTO, None, ("balanced", 1, 2)),
     (snap(), q(3), SHORT, AUTO, None, ("balanced", 2, 1)),
@@ -58,10 +61,12 @@ CASES = [
     (snap(), q(1), SHORT, PlannerSettings(profile="fast"), None, ("fast", 1, 2)),
     (snap(age=300), q(1), SHORT, AUTO, None, ("balanced", 1, 1)),  # stale: assume busy
     # by what the file sounds like (facts measured at intake)
-    (snap(), q(1, 40), FileFacts(2400, speech_share=0.5), AUTO, None, ("quality", 1, 2)),
-    (snap(), q(1, 40), FileFacts(2400, speech_share=0.9), AUTO, None, ("balanced", 1, 2)),
-    (snap(), q(1, 40), FileFacts(2400, speech_share=None), AUTO, None, ("balanced", 1, 2)),
+    (snap(), q(1, 40), FileFacts(2400), BIG, None, ("balanced", 1, 2)),  # too long for quality
+    (snap(), q(1, 40), FileFacts(2400, speech_share=0.5), BIG, None, ("quality", 1, 2)),
+    (snap(), q(1, 40), FileFacts(2400, speech_share=0.9), BIG, None, ("balanced", 1, 2)),
+    (snap(), q(1, 40), FileFacts(2400, speech_share=0.5), AUTO, None, ("balanced", 1, 2)),
     (snap(), q(1), FileFacts(300, speech_share=0.0), AUTO, None, ("fast", 1, 2)),
+    (snap(), q(1), FileFacts(300, speech_share=0.0), BIG, None, ("fast", 1, 2)),
     (snap(), q(1), FileFacts(300, speech_share=0.0), AUTO, "quality", ("quality", 1, 2)),
     (snap(other=1.0), q(1), FileFacts(300, 0.0), AUTO, None, ("fast", 1, 1)),
 ]
@@ -127,3 +132,18 @@ def test_profile_to_run_outside_the_planner(
     requested: str | None, configured: str, expected: str
 ) -> None:
     assert profile_to_run(requested, configured) == expected
+
+
+@pytest.mark.parametrize(
+    ("profiles", "pays"),
+    [
+        ({}, False),  # the bundled base model in both: quality's extra time buys nothing
+        ({"quality": {"model": "/opt/whisper-small"}}, True),
+        ({"quality": {"beam_size": 8}}, False),
+    ],
+)
+def test_quality_pays_only_with_a_larger_model(profiles: dict[str, object], pays: bool) -> None:
+    from daemon import config as config_mod
+    from daemon.scheduler import planner_settings
+
+    assert planner_settings(config_mod.from_mapping({"profiles": profiles})).quality_pays is pays
