@@ -69,6 +69,10 @@ class StepCache:
         if self.should_stop():
             raise Cancelled("stopped at a checkpoint")
 
+    def lookup(self, step: str, params: dict[str, Any]) -> Any | None:
+        """A step's cached output, or None (nothing computed, nothing counted)."""
+        return self.store.cache_get(self.sha256, step, params_hash(params))
+
     def run(self, step: str, params: dict[str, Any], compute: Callable[[], Any]) -> Any:
         key = params_hash(params)
         hit = self.store.cache_get(self.sha256, step, key)

@@ -1,0 +1,61 @@
+"""The diarize step's cache across the voice-print change: a job finished before it still
+lists and renames its speakers from the cache (turns, no prints), and never recomputes there."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from daemon.config import SpeakerHints
+from daemon.errors import CacheMiss
+from daemon.pipeline import steps
+from daemon.pipeline.cache import StepCache, params_hash
+from daemon.pipeline.diarize import WEIGHTS_ID, DiarizeParams
+from daemon.pipeline.spool import Spool
+from daemon.pipeline.vad import Region, plan_windows
+
+
+class Memory:
+    def __init__(self) -> None:
+        self.rows: dict[tuple[str, str, str], Any] = {}
+
+    def cache_get(self, sha256: str, step: str, params_hash: str) -> Any | None:
+        return self.rows.get((sha256, step, params_hash))
+
+    def cache_put(self, sha256: str, step: str, params_hash: str, payload: Any, now: Any) -> None:
+        self.rows[(sha256, step, params_hash)] = payload
+
+
+def never_load() -> Any:
+    raise AssertionError("cache-only: no model may be loaded")
+
+
+def test_turns_cached_before_voice_prints_serve_a_cache_only_run(tmp_path: Path) -> None:
+    speech = steps.Speech(samples=16000 * 20, regions=[Region(1.0, 19.0)])
+    params, hints = DiarizeParams(), SpeakerHints()
+    key = {
+        "diarization": asdict(params),
+        "hints": asdict(hints),
+        "windows": plan_windows(speech.duration, speech.regions, 600.0),
+        "weights": WEIGHTS_ID,
+    }
+    store = Memory()
+    cache = StepCache(store, "abc", lambda: None, cache_only=True)
+    spool = Spool(tmp_path / "spool", tmp_path / "in.wav")
+
+    def run() -> Any:
+        return steps.diarize(cache, spool, speech, params, hints, 600.0, never_load, lambda _: None)
+
+    with pytest.raises(CacheMiss):  # nothing cached: a cache-only run says so
+        run()
+    old = [[1.0, 9.0, "SPEAKER_00"], [9.5, 19.0, "SPEAKER_01"]]
+    store.rows[("abc", "diarize", params_hash(key))] = old  # as the previous version cached it
+    found = run()
+    assert [(t.start, t.end, t.speaker) for t in found.turns] == [tuple(t) for t in old]
+    assert found.centroids == {}
+    new = {"turns": old[:1], "centroids": {"SPEAKER_00": [1.0, 0.0]}}
+    store.rows[("abc", "diarize", params_hash({**key, "prints": True}))] = new
+    assert run().centroids == {"SPEAKER_00": (1.0, 0.0)}  # the newer entry wins
