@@ -10,7 +10,9 @@ sentences), and the signal-to-noise ratio their difference.  :func:`levels` is p
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -52,18 +54,28 @@ def levels(audio: Audio, speech: Sequence[tuple[int, int]]) -> tuple[float | Non
 
 
 def measure(path: Path) -> AudioFacts:
-    """The facts of one file; only its duration where it cannot be decoded (the pipeline
-    reports why, with the job)."""
+    """The facts of one file; never raises (it runs in the intake): only its duration, or
+    nothing, where it cannot be decoded (the pipeline reports why, with the job)."""
     try:
         duration = probe(path).duration or None
-    except (DecodeError, OSError):
+    except Exception as exc:  # DecodeError, OSError, or whatever a damaged header provokes
+        log.debug("no facts for %s: %s", path, exc)
         return AudioFacts(duration=None)
     try:
         pieces = sample(path, duration)
-    except (DecodeError, OSError) as exc:
-        log.debug("no facts for %s: %s", path, exc)
+        measured = facts_of(duration, pieces)
+    except Exception as exc:
+        log.warning("could not measure %s: %s", path, exc, extra={"path": str(path)})
         return AudioFacts(duration=duration)
-    return facts_of(duration, pieces)
+    if measured.speech_share == 0.0 and not whole(duration):
+        # silence in the sampled stretches says nothing of the rest of a long file
+        return dataclasses.replace(measured, speech_share=None)
+    return measured
+
+
+def whole(duration: float | None) -> bool:
+    """Whether :func:`sample` takes all of a file of this length."""
+    return duration is None or duration <= SAMPLE_SECONDS * 1.5
 
 
 def facts_of(duration: float | None, pieces: Sequence[Audio]) -> AudioFacts:
@@ -84,13 +96,17 @@ def facts_of(duration: float | None, pieces: Sequence[Audio]) -> AudioFacts:
         offset += p.size
     speech_db, noise_db = levels(np.concatenate(joined), spans)
     share = sum(e - s for s, e in spans) / total
-    return AudioFacts(duration, min(1.0, share), speech_db, noise_db)
+    return AudioFacts(duration, min(1.0, share), _finite(speech_db), _finite(noise_db))
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
 
 
 def sample(path: Path, duration: float | None) -> list[Audio]:
     """Up to :data:`SAMPLE_SECONDS` of 16 kHz mono audio: the whole file when short (or of
     unknown length), else :data:`SAMPLE_PIECES` stretches spread over it."""
-    if duration is None or duration <= SAMPLE_SECONDS * 1.5:
+    if duration is None or whole(duration):
         return [_first(path, SAMPLE_SECONDS * 1.5)]
     piece = SAMPLE_SECONDS / SAMPLE_PIECES
     starts = [duration * (i + 0.5) / SAMPLE_PIECES - piece / 2 for i in range(SAMPLE_PIECES)]
@@ -118,18 +134,24 @@ def _stretch(path: Path, start: float, seconds: float) -> Audio:
     try:
         with av.open(str(path), mode="r", metadata_errors="ignore") as container:
             stream = container.streams.audio[0]
-            container.seek(int(start * 1_000_000), any_frame=False)
+            base = stream.time_base
+            origin = float(stream.start_time * base) if stream.start_time and base else 0.0
+            if base is not None:  # on the audio stream (a video's keyframes are sparse)
+                container.seek(int((start + origin) / base), stream=stream, any_frame=False)
+            else:
+                container.seek(int((start + origin) * 1_000_000), any_frame=False)
             for frame in container.decode(stream):
                 skip = 0
-                if frame.time is not None and frame.time < start:
-                    skip = int((start - frame.time) * SAMPLE_RATE)
+                at = None if frame.time is None else frame.time - origin
+                if at is not None and at < start:
+                    skip = int((start - at) * SAMPLE_RATE)
                 for r in resampler.resample(frame):
                     a = r.to_ndarray().reshape(-1).astype(np.float32)[skip:]
                     skip = 0
-                    out.append(a)
+                    out.append(np.clip(np.nan_to_num(a, nan=0.0, posinf=1.0, neginf=-1.0), -1, 1))
                     have += a.size
                 if have >= want:
                     break
-    except (av.error.FFmpegError, ValueError, IndexError) as exc:
+    except (av.error.FFmpegError, ValueError, IndexError, OverflowError) as exc:
         raise DecodeError(f"cannot sample the audio: {exc}") from None
     return np.concatenate(out)[:want] if out else np.zeros(0, np.float32)

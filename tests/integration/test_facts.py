@@ -69,3 +69,26 @@ def test_intake_keeps_the_facts_with_the_job(config: Config, store: Store, tmp_p
     assert jobs["broken.wav"].facts is not None and jobs["broken.wav"].facts.duration is None
     # status --json shows them
     assert jobs["talk.wav"].as_dict()["facts"]["speech_share"] == talk.speech_share
+
+
+def test_a_long_silence_is_not_called_speechless_and_video_is_sampled(tmp_path: Path) -> None:
+    import soundfile
+
+    from tests.conftest import make_video
+
+    quiet = tmp_path / "quiet.wav"  # 3 minutes of faint noise: the samples hear no speech...
+    rng = np.random.default_rng(2)
+    soundfile.write(quiet, rng.normal(0, 1e-3, 180 * SAMPLE_RATE), SAMPLE_RATE, subtype="PCM_16")
+    f = facts.measure(quiet)
+    # ...but three stretches of a long file cannot tell there is none (the planner would run it
+    # on fast): unknown, not 0
+    assert f.duration == pytest.approx(180.0) and f.speech_share is None
+    assert f.noise_db is not None and -65 < f.noise_db < -55
+
+    src = tmp_path / "talk.wav"
+    reading(src, 6, -60.0)  # 2 minutes: sampled in stretches, on the audio stream
+    video = make_video(src, tmp_path / "talk.mp4")
+    seen = facts.measure(video)
+    assert seen.duration == pytest.approx(6 * 2 * 9.655, abs=0.5)
+    assert seen.speech_share is not None and 0.25 < seen.speech_share < 0.6
+    assert seen.snr_db is not None and seen.snr_db > 25
