@@ -625,7 +625,7 @@ def enroll(
                     f"{shown}: too little speech to enroll a voice ({had:.1f} s; at least "
                     f"{ENROLL_LEAST_SECONDS:.0f} s, better 30 s or more)"
                 )
-            if main.share < voices.MAIN_SHARE / 2:
+            if main.share < voices.ENROLL_SHARE:
                 raise UserError(
                     f"{shown}: {main.others + 1} voices speak about equally (the main one has "
                     f"{main.share:.0%} of the speech); give a recording of {name} alone"

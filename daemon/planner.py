@@ -82,9 +82,10 @@ class PlannerSettings:
     """Other programs using less CPU than this count as an idle machine."""
     quality_pays: bool = False
     """Whether an idle machine should spend its time on the quality profile: only when it runs
-    another (larger) Whisper model than balanced.  With the bundled models it buys nothing
-    measurable (bench/RESULTS.md, "Auto by file"): diarization DER -0.1 points [-1.2, +1.0]
-    over 82 files, clean and noisy, at 2.5x balanced's diarization time."""
+    another Whisper model than balanced (a larger one, given by the user).  With the bundled
+    models it buys nothing measurable (bench/RESULTS.md, "Auto by file"): diarization DER
+    -0.1 points [-1.2, +1.0] over 82 files, clean and noisy, at 2.5x balanced's diarization
+    time."""
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,7 @@ def choose(
     Cores granted are those other programs leave free.  Several workers only when several
     files wait; each worker gets the remaining cores as threads.  Profile: an explicit request
     always wins; short memory, a long backlog or a file with no speech heard -> fast; where
-    quality pays (a larger model), an idle machine, a short queue and a file of reasonable
+    quality pays (its own model), an idle machine, a short queue and a file of reasonable
     length (in speech: a long recording that is mostly silence costs what its speech costs)
     -> quality; otherwise balanced.  A snapshot
     older than a minute is treated as a loaded machine (the planner does not trust stale

@@ -22,8 +22,9 @@ from dataclasses import dataclass
 NAME_MAX = 64
 LABEL = re.compile(r"SPEAKER_\d+")
 """The labels of unnamed speakers: a voice may not be called like one."""
-MAIN_SHARE = 0.8
-"""An enrollment recording whose main speaker has less of its speech than this is mixed."""
+ENROLL_SHARE = 0.6
+"""An enrollment recording's main speaker must have at least this share of its speech: where
+another voice speaks about as much, which one to enroll is a guess."""
 
 
 @dataclass(frozen=True)
