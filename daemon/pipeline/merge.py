@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from daemon.pipeline.asr import Segment, Word
+from daemon.voices import distance
 
 
 @dataclass(frozen=True)
@@ -110,20 +111,9 @@ class WindowDiarization:
     centroids: dict[str, tuple[float, ...]]
 
 
-def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
-    import math
-
-    dot = sum(x * y for x, y in zip(a, b, strict=True))
-    na = math.sqrt(sum(x * x for x in a))
-    nb = math.sqrt(sum(y * y for y in b))
-    if na == 0 or nb == 0:
-        return 1.0
-    return 1.0 - dot / (na * nb)
-
-
 def _distance(a: Sequence[float] | None, b: Sequence[float] | None) -> float:
     """Cosine distance; 2 (the largest) when either side has no embedding."""
-    return 2.0 if a is None or b is None else _cosine(a, b)
+    return 2.0 if a is None or b is None else distance(a, b)
 
 
 def _mean(

@@ -131,6 +131,22 @@ def diarize_file(
     speech = steps.decode(
         cache, spool, job.profile.vad, info, lambda f: on_progress(DECODE_SHARE * f)
     )
+
+    def progress(f: float) -> None:
+        on_progress(DECODE_SHARE + (1 - DECODE_SHARE) * f)
+
+    return _diarize(job, cache, models, spool, speech, progress)
+
+
+def _diarize(
+    job: JobInput,
+    cache: StepCache,
+    models: Loaders,
+    spool: Spool,
+    speech: Speech,
+    on_progress: Callable[[float], None],
+) -> WindowDiarization:
+    """The diarize step with the job's profile, hints and window length."""
     return steps.diarize(
         cache,
         spool,
@@ -139,7 +155,7 @@ def diarize_file(
         job.hints,
         job.window_seconds,
         models.diarizer,
-        lambda f: on_progress(DECODE_SHARE + (1 - DECODE_SHARE) * f),
+        on_progress,
     )
 
 
@@ -173,16 +189,7 @@ def _transcribe_and_diarize(
     split = job.threads
 
     def diarize() -> WindowDiarization:
-        return steps.diarize(
-            cache,
-            spool,
-            speech,
-            job.profile.diarization,
-            job.hints,
-            job.window_seconds,
-            models.diarizer,
-            lambda f: progress.set("diarize", f),
-        )
+        return _diarize(job, cache, models, spool, speech, lambda f: progress.set("diarize", f))
 
     beside = job.diarize and split.overlap
     gate = LaneGate(split.open_lanes if beside else split.lanes)
