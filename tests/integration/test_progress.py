@@ -22,16 +22,24 @@ from tests.conftest import need_eval, write_config, write_wav
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
+def interruptible() -> None:
+    """In the child: Ctrl-C as at a terminal, even where the test run was started in the
+    background (a shell's background jobs ignore SIGINT, and their children inherit that)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_in_pty(cmd: list[str], seconds: float | None = None) -> tuple[int, str]:
     """Run ``cmd`` with a terminal as stdout and stderr; stop it with SIGINT after
     ``seconds`` (None: let it end).  Its exit code and everything it wrote."""
     leader, follower = pty.openpty()
-    proc = subprocess.Popen(cmd, stdout=follower, stderr=follower, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        cmd, stdout=follower, stderr=follower, stdin=subprocess.DEVNULL, preexec_fn=interruptible
+    )
     os.close(follower)
     chunks: list[bytes] = []
     start = time.monotonic()
     interrupted = False
-    while True:
+    while time.monotonic() - start < (seconds or 0.0) + 120:  # never hang the test run
         if seconds is not None and not interrupted and time.monotonic() - start > seconds:
             proc.send_signal(signal.SIGINT)
             interrupted = True
@@ -115,7 +123,10 @@ def test_status_watch_redraws_in_place_until_ctrl_c(tmp_path: Path, model_cache:
     assert "\x1b[" in seen  # ... in place, by moving the cursor back up
 
     piped = subprocess.Popen(
-        [*base, "status", "--watch", "--interval", "0.3"], stdout=subprocess.PIPE, text=True
+        [*base, "status", "--watch", "--interval", "0.3"],
+        stdout=subprocess.PIPE,
+        text=True,
+        preexec_fn=interruptible,
     )
     time.sleep(3.0)
     piped.send_signal(signal.SIGINT)
