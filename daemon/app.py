@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass
@@ -141,6 +142,9 @@ def run_forever(config: Config, notifier: Notifier | None = None) -> None:
         _check_node_free(config, store)
         watch = db.DatabaseWatch(config.database.url)
         models = prepare_models(config)
+        # the intake measures each new file (facts.measure): its VAD loads meanwhile, not in
+        # the first file's scheduler tick
+        threading.Thread(target=facts.warm, name="facts-warm", daemon=True).start()
         sched = _scheduler(config, store)
         try:
             if config.metrics.listen:

@@ -6,6 +6,11 @@ over the file (PyAV seeks to each), so the cost does not grow with the file's le
 come from librosa's frame RMS: the speech level is the mean power of the frames the VAD calls
 speech, the noise floor a low percentile of every frame's level (the pauses between words and
 sentences), and the signal-to-noise ratio their difference.  :func:`levels` is pure.
+
+The frame RMS is librosa's ``feature.rms(center=False)``, computed with numpy (the tests hold it
+to librosa's): importing librosa costs the daemon's main process about 3 s of CPU and numba and
+scipy.signal, for one mean of squares.  :func:`warm` loads the VAD at start, off the scheduler's
+tick, so the first file's intake does not wait for it.
 """
 
 from __future__ import annotations
@@ -37,20 +42,33 @@ FLOOR_DB = -100.0
 def levels(audio: Audio, speech: Sequence[tuple[int, int]]) -> tuple[float | None, float | None]:
     """(speech level, noise floor) in dBFS of 16 kHz audio whose speech lies in the sample
     ranges ``speech``; the speech level is None where there is none (pure)."""
-    import librosa
-
     if audio.size < FRAME:
         return None, None
-    rms = librosa.feature.rms(y=audio, frame_length=FRAME, hop_length=HOP, center=False)[0]
-    power = np.maximum(rms.astype(np.float64) ** 2, 10 ** (FLOOR_DB / 10))
+    power = np.maximum(frame_power(audio), 10 ** (FLOOR_DB / 10))
     db = 10 * np.log10(power)
     noise = float(np.percentile(db, NOISE_PERCENTILE))
-    mask = np.zeros(len(rms), dtype=bool)
+    mask = np.zeros(len(power), dtype=bool)
     for start, end in speech:
         mask[start // HOP : max(start // HOP + 1, (end - FRAME) // HOP + 1)] = True
     if not mask.any():
         return None, noise
     return float(10 * np.log10(power[mask].mean())), noise
+
+
+def frame_power(audio: Audio) -> np.ndarray:
+    """Mean square of each :data:`FRAME`-sample frame, :data:`HOP` apart (no padding)."""
+    frames = np.lib.stride_tricks.sliding_window_view(audio.astype(np.float64), FRAME)[::HOP]
+    return np.asarray(np.mean(frames**2, axis=1))
+
+
+def warm() -> None:
+    """Load what :func:`measure` needs (the Silero VAD), so that its first call is quick."""
+    try:
+        from faster_whisper.vad import get_vad_model
+
+        get_vad_model()
+    except Exception as exc:  # measuring copes without it (and says so, per file)
+        log.warning("cannot load the VAD for file facts: %s", exc)
 
 
 def measure(path: Path) -> AudioFacts:

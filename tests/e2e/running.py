@@ -18,6 +18,13 @@ import pytest
 Jobs = list[dict[str, Any]]
 
 
+def pause(asked: float) -> None:
+    """Wait before asking ``status`` again: at least half a second, and at least as long as
+    the last call took (a ``status`` process is a second or two of CPU on a 2-core machine:
+    polling back to back would take a core from the daemon under test)."""
+    time.sleep(max(0.5, time.monotonic() - asked))
+
+
 class Daemon:
     """``transcribd run`` as a child process, its log in a file."""
 
@@ -45,9 +52,11 @@ class Daemon:
 
     def wait(self, ready: Callable[[Jobs], bool], timeout: float = 120.0) -> Jobs:
         deadline = time.monotonic() + timeout
+        asked = time.monotonic()
         jobs = self.jobs()
         while not ready(jobs) and time.monotonic() < deadline:
-            time.sleep(0.5)
+            pause(asked)
+            asked = time.monotonic()
             jobs = self.jobs()
         assert ready(jobs), (jobs, self.log()[-3000:])
         return jobs

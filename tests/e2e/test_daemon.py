@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import need_eval, write_config
+from tests.e2e.running import pause
 
 pytestmark = [pytest.mark.model, pytest.mark.eval]
 
@@ -38,6 +39,7 @@ def test_drop_file_into_running_daemon(tmp_path: Path, model_cache: Path) -> Non
         job: dict[str, object] = {}
         seen = set()
         while time.monotonic() < deadline:
+            asked = time.monotonic()
             out = subprocess.run(
                 [*cmd, "status", "--json"], capture_output=True, text=True, check=True
             )
@@ -47,7 +49,7 @@ def test_drop_file_into_running_daemon(tmp_path: Path, model_cache: Path) -> Non
                 seen.add(job["status"])
                 if job["status"] in ("done", "failed"):
                     break
-            time.sleep(0.5)
+            pause(asked)
         assert job.get("status") == "done", job
         assert {"queued", "running"} & seen or job["status"] == "done"
         names = sorted(Path(p).name for p in job["outputs"])  # type: ignore[attr-defined]

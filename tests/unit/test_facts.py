@@ -10,11 +10,22 @@ import pytest
 
 from daemon.jobs import AudioFacts
 from daemon.pipeline.audio import SAMPLE_RATE
-from daemon.pipeline.facts import levels, measure
+from daemon.pipeline.facts import FRAME, HOP, frame_power, levels, measure
 
 
 def db(x: float) -> float:
     return 20 * float(np.log10(x))
+
+
+@pytest.mark.parametrize("n", [FRAME, FRAME + HOP - 1, FRAME + HOP, 3 * SAMPLE_RATE + 17])
+def test_frame_power_is_librosas_frame_rms_squared(n: int) -> None:
+    import librosa
+
+    audio = np.random.default_rng(n).normal(0, 0.1, n).astype(np.float32)
+    rms = librosa.feature.rms(y=audio, frame_length=FRAME, hop_length=HOP, center=False)[0]
+    ours = frame_power(audio)
+    assert ours.shape == rms.shape
+    np.testing.assert_allclose(ours, rms.astype(np.float64) ** 2, rtol=1e-5)
 
 
 def test_levels_of_speech_over_a_noise_floor() -> None:
