@@ -21,18 +21,17 @@ def main() -> None:
     path = Path(sys.argv[1])
     from faster_whisper import WhisperModel
 
+    from bench.quality import BASELINE_DIARIZATION
     from daemon import modelstore
     from daemon.config import cache_home
     from daemon.pipeline import audio
-    from daemon.pipeline.diarize import DiarizeParams, Diarizer
+    from daemon.pipeline.diarize import Diarizer
     from daemon.sysload import usable_cores
 
     threads = usable_cores()
     resolved = modelstore.resolve("base", cache_home() / "models")
     model = WhisperModel(str(resolved.path), device="cpu", compute_type="int8", cpu_threads=threads)
-    diarizer = Diarizer(
-        DiarizeParams(segmentation_step=0.1, chunked_embeddings=False), threads=threads
-    )
+    diarizer = Diarizer(BASELINE_DIARIZATION, threads=threads)
     loaded = time.perf_counter()
     samples = np.concatenate(list(audio.decode_blocks(path)))
     segments, _ = model.transcribe(samples, beam_size=1, chunk_length=15, vad_filter=False)

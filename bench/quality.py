@@ -29,14 +29,18 @@ from daemon import config as config_mod
 from daemon.jobs import JobOptions
 from daemon.pipeline import audio
 from daemon.pipeline.asr import AsrOptions
-from daemon.pipeline.diarize import DiarizeParams
+from daemon.pipeline.diarize import PYANNOTE_THRESHOLD, DiarizeParams
 from daemon.profiles import resolve as resolve_profile
 from daemon.store import open_store
 from daemon.warm import WarmModels
 from daemon.workers import run_pipeline
 
 REPO = Path(__file__).resolve().parents[1]
-BASELINE_DIARIZATION = DiarizeParams(segmentation_step=0.1, chunked_embeddings=False)
+BASELINE_DIARIZATION = DiarizeParams(
+    segmentation_step=0.1, chunked_embeddings=False, threshold=PYANNOTE_THRESHOLD
+)
+"""pyannote's stock SpeakerDiarization: every window step, one embedding pass per speaker, its
+own clustering threshold."""
 
 
 def corpus_wer(pairs: list[tuple[str, str]]) -> float:

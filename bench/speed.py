@@ -62,6 +62,36 @@ def build_long(eval_dir: Path, minutes: float, out: Path) -> list[tuple[float, f
     return turns
 
 
+STEP_ORDER = (
+    "probe",
+    "vad",
+    "language",
+    "asr",
+    "diarize.segmentation",
+    "diarize.embeddings",
+    "diarize.clustering",
+    "diarize",
+    "merge",
+    "outputs",
+)
+
+
+def step_rows(metrics: dict[str, Any]) -> list[tuple[str, float, float, float]]:
+    """(step, wall s, share of the job's wall time, CPU s) per step of a ``transcribe
+    --metrics`` report; "diarize" is the whole step (its parts, window linking and caching),
+    "other" what no step holds (start-up, model loading, hashing).  ASR and diarization may
+    overlap (they share the cores), so the shares need not add up to 100 %."""
+    wall = float(metrics["wall_seconds"])
+    seconds, cpu = metrics["steps"]["seconds"], metrics["steps"].get("cpu", {})
+    names = [n for n in STEP_ORDER if n in seconds] + sorted(set(seconds) - set(STEP_ORDER))
+    rows = [(n, seconds[n], seconds[n] / wall, cpu.get(n, 0.0)) for n in names]
+    top = [n for n in names if "." not in n]
+    other = wall - sum(seconds[n] for n in top)
+    other_cpu = float(metrics["cpu_seconds"]) - sum(cpu.get(n, 0.0) for n in top)
+    rows.append(("other", other, other / wall, other_cpu))
+    return rows
+
+
 def run_baseline(path: Path) -> dict[str, Any]:
     out = subprocess.run(
         [sys.executable, "-m", "bench.baseline", str(path)],
@@ -185,6 +215,7 @@ def main() -> None:
     if args.long_minutes > 0:
         long_wav = tmp / "long.wav"
         ref = build_long(args.eval, args.long_minutes, long_wav)
+        steps: dict[str, dict[str, Any]] = {}
         base = run_baseline(long_wav)
         duration = base["duration"]
         rows = [
@@ -208,7 +239,10 @@ def main() -> None:
                 str(cfg.parent / "out"),
                 "--profile",
                 profile,
+                "--metrics",
+                str(cfg.parent / "metrics.json"),
             )
+            steps[profile] = json.loads((cfg.parent / "metrics.json").read_text())
             hyp = load_rttm(str(cfg.parent / "out" / "long.rttm"))
             rows.append(
                 {
@@ -221,7 +255,7 @@ def main() -> None:
                     "speedup": base["wall"] / rep["wall"],
                 }
             )
-        results["long"] = {"minutes": duration / 60, "rows": rows}
+        results["long"] = {"minutes": duration / 60, "rows": rows, "steps": steps}
         print(f"\nlong file: {duration / 60:.1f} min")
         print(
             f"{'run':<10} {'wall s':>8} {'RTF':>7} {'CPU s':>8} {'peak RSS':>9} "
@@ -233,6 +267,11 @@ def main() -> None:
                 f"{r['peak_rss'] / 1e9:8.2f}G {r['der']:6.3f} {r['speedup']:7.2f}x",
                 flush=True,
             )
+        for profile, metrics in steps.items():
+            print(f"\nwhere {profile}'s time went (wall {metrics['wall_seconds']:.1f} s)")
+            print(f"{'step':<24} {'wall s':>8} {'share':>6} {'CPU s':>8}")
+            for name, wall, share, cpu in step_rows(metrics):
+                print(f"{name:<24} {wall:8.1f} {share * 100:5.1f}% {cpu:8.1f}", flush=True)
 
     if args.short > 0:
         clips = sorted((args.eval / "asr_en").glob("*.wav"))[: args.short]

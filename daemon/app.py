@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+import time
 from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass
@@ -490,17 +491,27 @@ def requeue(config: Config, job_ids: list[int], failed: bool) -> Requeued:
         return store.requeue(job_ids, failed=failed, now=store.now())
 
 
+@dataclass(frozen=True)
+class Transcribed:
+    """What ``transcribd transcribe`` wrote, and where its time went."""
+
+    outputs: list[str]
+    metrics: dict[str, Any]
+    """As a job's (``status --json``): wall, CPU and audio seconds, and the steps."""
+
+
 def transcribe(
     config: Config,
     path: Path,
     out_dir: Path | None,
     options: JobOptions,
     on_progress: Callable[[float], None] = lambda _f: None,
-) -> list[str]:
+) -> Transcribed:
     """One file through the same pipeline and cache, no daemon and no job row; ``on_progress``
     gets the fraction done."""
     if not path.is_file():
         raise UserError(f"not a file: {path}")
+    started, cpu = time.perf_counter(), time.process_time()
     with closing(open_store(config)) as store:
         sha, _size = hash_file(path)
         result = run_pipeline(
@@ -510,16 +521,26 @@ def transcribe(
         spool.drop(spool_path(config, sha))
         folder, name = output_place(config, path)
         matches = voice_matches(config, store, path, result.voiceprints)
-        return write_outputs(
-            rename_speakers(result.transcript, voices.names(matches, {})),
-            out_dir or folder,
-            path.stem,
-            config.output.formats,
-            others=store.outputs_in_use(),
-            timestamps_in_txt=config.output.timestamps_in_txt,
-            cues=cue_rules(config),
-            name=name,
-        )
+        with result.stats.timed("outputs"):
+            written = write_outputs(
+                rename_speakers(result.transcript, voices.names(matches, {})),
+                out_dir or folder,
+                path.stem,
+                config.output.formats,
+                others=store.outputs_in_use(),
+                timestamps_in_txt=config.output.timestamps_in_txt,
+                cues=cue_rules(config),
+                name=name,
+            )
+    wall = time.perf_counter() - started
+    metrics = {
+        "wall_seconds": round(wall, 3),
+        "cpu_seconds": round(time.process_time() - cpu, 3),
+        "audio_seconds": round(result.audio_seconds, 3),
+        "profile": result.transcript.profile,
+        "steps": result.stats.as_dict(),
+    }
+    return Transcribed(written, metrics)
 
 
 @dataclass(frozen=True)

@@ -449,9 +449,10 @@ class Executor:
                     raise Cancelled("the job is no longer this worker's")
                 matches = voice_matches(self.config, self.store, Path(job.path), result.voiceprints)
                 names = voices.names(matches, job.options.names)
-                outputs = write_job_outputs(
-                    self.config, self.store, job, result.transcript, names, place
-                )
+                with result.stats.timed("outputs"):
+                    outputs = write_job_outputs(
+                        self.config, self.store, job, result.transcript, names, place
+                    )
         except Cancelled:
             if self._released(lease):
                 return False  # the same attempt resumes, with its spool

@@ -11,7 +11,8 @@ import json
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -39,13 +40,34 @@ class StepStats:
     computed: Counter[str] = field(default_factory=Counter)
     cached: Counter[str] = field(default_factory=Counter)
     seconds: dict[str, float] = field(default_factory=dict)
-    """Wall seconds spent computing each step (summed over chunks)."""
+    """Wall seconds spent computing each step (summed over chunks).  A step's parts are named
+    ``step.part`` (``diarize.segmentation``, ``diarize.embeddings``, ``diarize.clustering``)
+    and counted within the step's own figure as well."""
+    cpu: dict[str, float] = field(default_factory=dict)
+    """CPU seconds of the whole process while each step ran: exact when steps run one after
+    the other, an upper bound where ASR and diarization overlap."""
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def record(self, step: str, wall: float, cpu: float) -> None:
+        with self._lock:  # steps may run in two threads (ASR beside diarization)
+            self.seconds[step] = self.seconds.get(step, 0.0) + wall
+            self.cpu[step] = self.cpu.get(step, 0.0) + cpu
+
+    @contextmanager
+    def timed(self, step: str) -> Iterator[None]:
+        """Record the wall and CPU seconds of the block as ``step``'s."""
+        wall, cpu = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            self.record(step, time.perf_counter() - wall, time.process_time() - cpu)
 
     def as_dict(self) -> dict[str, dict[str, Any]]:
         return {
             "computed": dict(self.computed),
             "cached": dict(self.cached),
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+            "cpu": {k: round(v, 3) for k, v in self.cpu.items()},
         }
 
 
@@ -83,12 +105,11 @@ class StepCache:
         if self.cache_only:
             raise CacheMiss(f"step '{step}' is not in the cache")
         self.checkpoint()
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         payload = compute()
-        elapsed = time.perf_counter() - started
+        self.stats.record(step, time.perf_counter() - started, time.process_time() - cpu)
         release_free_memory()  # not part of the step's measured time
         self.store.cache_put(self.sha256, step, key, payload, self.clock())
-        with self._lock:  # steps may run in two threads (ASR beside diarization)
-            self.stats.seconds[step] = self.stats.seconds.get(step, 0.0) + elapsed
+        with self._lock:
             self.stats.computed[step] += 1
         return payload

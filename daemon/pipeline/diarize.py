@@ -12,11 +12,13 @@ import hashlib
 import logging
 import os
 import sys
+import time
 import types
 import warnings
 from dataclasses import dataclass
 from functools import cache
 from importlib import metadata
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -45,15 +47,26 @@ layer, so small batches keep a window's peak memory low, and were no slower (ben
 bench/window_memory.py)."""
 
 
+PYANNOTE_THRESHOLD = 0.7046
+"""speaker-diarization-3.1's clustering threshold (0.7045654963945799, rounded): the stock
+pipeline's, which the benches' whole-file baseline keeps."""
+
+
 @dataclass(frozen=True)
 class DiarizeParams:
     """Pipeline hyper-parameters and speaker-count hints (part of the step's cache key)."""
 
-    threshold: float = 0.7046
-    """Cosine distance threshold of centroid agglomerative clustering: pyannote's own
-    (speaker-diarization-3.1's 0.7045654963945799, rounded).  It was 0.6: on the 46-file dev set
-    (bench/speakers.py --ablate, bench/RESULTS.md) 0.7046 gave balanced 2.3 DER points less
-    (95 % interval 0.4 to 4.3) and 5 more files with the right speaker count, at no cost."""
+    threshold: float = 0.80
+    """Where centroid agglomerative clustering stops merging: the euclidean distance between the
+    centroids of unit-normalised CAM++ embeddings.  pyannote's own 0.7046 (speaker-diarization
+    -3.1's, set for its WeSpeaker embeddings, not CAM++) splits voices at the profiles' coarser
+    window steps: on two dev sets of 46 files each (bench/clusters.py, seeds 0 and 1,
+    bench/RESULTS.md) 0.80 found the right number of speakers in 2 to 6 more files for fast and
+    balanced and 0 to 1 more for quality, with DER 1.2 points lower to 0.1 higher.  (It was 0.6
+    before 0.7046.)"""
+    link_threshold: float = PYANNOTE_THRESHOLD
+    """Window linking's largest cosine distance between a window's speaker and a file-wide one
+    (:func:`daemon.pipeline.merge.link_windows`); not the clustering's scale."""
     min_cluster_size: int = 12
     """Smallest cluster, in embeddings at a 0.1 segmentation step; scaled to the actual step,
     since a larger step yields proportionally fewer embeddings per speaker."""
@@ -192,6 +205,37 @@ def _chunked_embedding_pipeline() -> type:
     return ChunkedEmbeddingDiarization
 
 
+class _PartClock:
+    """Wall and CPU seconds of the pipeline's parts, told apart by the progress hook's step
+    names: segmentation (with the speaker counting that follows it) until "speaker_counting",
+    embeddings until their last batch, then clustering (with the reconstruction of turns)."""
+
+    def __init__(self) -> None:
+        self.marks: list[tuple[str, float, float]] = [("start", *self._now())]
+        self.last_embeddings: tuple[float, float] | None = None
+
+    @staticmethod
+    def _now() -> tuple[float, float]:
+        return time.perf_counter(), time.process_time()
+
+    def seen(self, name: str) -> None:
+        if name == "speaker_counting":
+            self.marks.append(("segmentation", *self._now()))
+        elif name == "embeddings":
+            self.last_embeddings = self._now()
+
+    def parts(self) -> dict[str, tuple[float, float]]:
+        end = self._now()
+        marks = list(self.marks)
+        if self.last_embeddings is not None:
+            marks.append(("embeddings", *self.last_embeddings))
+        marks.append(("clustering", *end))
+        return {
+            name: (round(w - pw, 4), round(c - pc, 4))
+            for (_, pw, pc), (name, w, c) in pairwise(marks)
+        }
+
+
 class Diarizer:
     """A loaded pyannote SpeakerDiarization pipeline."""
 
@@ -255,16 +299,18 @@ class Diarizer:
 
         applied = self.threads
         torch.set_num_threads(applied)  # torch runs only in this thread
+        clock = _PartClock()
 
-        def step(*args: Any, **kwargs: Any) -> None:
+        def step(name: str, *args: Any, **kwargs: Any) -> None:
             # between batches: take up threads granted meanwhile (ASR has finished), and let
             # the caller's hook stop the pipeline
             nonlocal applied
+            clock.seen(name)
             if self.threads != applied:
                 applied = self.threads
                 torch.set_num_threads(applied)
             if hook is not None:
-                hook(*args, **kwargs)
+                hook(name, *args, **kwargs)
 
         if audio.size < SAMPLE_RATE // 2:
             return WindowDiarization(turns=(), centroids={})
@@ -299,4 +345,4 @@ class Diarizer:
                 key=lambda t: (t.start, t.end),
             )
         )
-        return WindowDiarization(turns=turns, centroids=centroids)
+        return WindowDiarization(turns=turns, centroids=centroids, timing=clock.parts())

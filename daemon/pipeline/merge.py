@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from daemon.pipeline.asr import Segment, Word
 from daemon.voices import distance
@@ -109,6 +109,8 @@ class WindowDiarization:
 
     turns: tuple[Turn, ...]
     centroids: dict[str, tuple[float, ...]]
+    timing: dict[str, tuple[float, float]] = field(default_factory=dict, compare=False)
+    """Where a freshly computed diarization spent its time: part -> (wall, CPU seconds)."""
 
 
 def _distance(a: Sequence[float] | None, b: Sequence[float] | None) -> float:

@@ -99,16 +99,17 @@ def transcribe_file(
     segments, language, speakers = _transcribe_and_diarize(
         job, cache, models, spool, speech, chunks, model, language, on_progress, on_asr_done
     )
-    transcript = steps.merge(
-        job.path,
-        job.sha256,
-        speech,
-        language,
-        job.profile.name,
-        model.name,
-        segments,
-        list(speakers.turns),
-    )
+    with cache.stats.timed("merge"):
+        transcript = steps.merge(
+            job.path,
+            job.sha256,
+            speech,
+            language,
+            job.profile.name,
+            model.name,
+            segments,
+            list(speakers.turns),
+        )
     return PipelineResult(
         transcript=transcript,
         stats=cache.stats,

@@ -213,7 +213,7 @@ def diarize(
             results.append(_diarize_window(cache, spool, windows, index, key, hints, load))
             on_progress((index + 1) / len(windows))
         linked = link_windows(
-            results, params.threshold, max_speakers=hints.num_speakers or hints.max_speakers
+            results, params.link_threshold, max_speakers=hints.num_speakers or hints.max_speakers
         )
         return {
             "turns": [[t.start, t.end, t.speaker] for t in linked.turns],
@@ -256,6 +256,8 @@ def _diarize_window(
             max_speakers=most,
             hook=cache.checkpoint,
         )
+        for part, (wall, cpu) in found.timing.items():
+            cache.stats.record(f"diarize.{part}", wall, cpu)
         return {
             "turns": [[t.start, t.end, t.speaker] for t in found.turns],
             "centroids": {k: list(v) for k, v in found.centroids.items()},

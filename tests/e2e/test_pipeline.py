@@ -71,6 +71,14 @@ def test_run_once_transcribes_reuses_cache_and_serves_duplicates(
     for j in first.values():
         steps = j["metrics"]["steps"]  # type: ignore[index]
         assert steps["computed"]["asr"] >= 1 and steps["computed"]["vad"] == 1
+        # where the time went: every step, diarization in its parts, in wall and CPU seconds
+        parts = ["diarize.segmentation", "diarize.embeddings", "diarize.clustering"]
+        for kind in ("seconds", "cpu"):
+            spent = steps[kind]
+            assert {"probe", "vad", "asr", "diarize", "merge", "outputs", *parts} <= set(spent)
+            assert all(v >= 0 for v in spent.values()), spent
+            assert sum(spent[p] for p in parts) <= spent["diarize"] + 0.01, spent
+        assert steps["seconds"]["diarize.embeddings"] > 0 < steps["seconds"]["asr"]
 
     # requeue everything: every step comes from the cache, no model is even loaded
     before = {p: Path(p).read_text() for j in first.values() for p in j["outputs"]}  # type: ignore[attr-defined]
@@ -104,9 +112,36 @@ def test_transcribe_one_shot(invoke: Callable[..., Result], tmp_path: Path) -> N
     assert all(line.startswith("SPEAKER_00: ") for line in lines)  # one voice
     text = " ".join(line.removeprefix("SPEAKER_00: ") for line in lines)
     assert wer(need_eval("asr_en", "jfk.txt").read_text(), text) <= 0.15
-    # a second time the user's earlier files are kept and new ones get a suffix
-    again = invoke("transcribe", str(need_eval("asr_en", "jfk.flac")), "-o", str(tmp_path / "o"))
+    # a second time the user's earlier files are kept and new ones get a suffix; every step
+    # comes from the cache, and --metrics says so (merged and written, nothing computed)
+    report = tmp_path / "metrics.json"
+    again = invoke(
+        "transcribe",
+        str(need_eval("asr_en", "jfk.flac")),
+        "-o",
+        str(tmp_path / "o"),
+        "--metrics",
+        str(report),
+    )
     assert "jfk-1.txt" in again.output
+    metrics = json.loads(report.read_text())
+    assert metrics["audio_seconds"] == pytest.approx(11.0, abs=0.1)
+    assert metrics["steps"]["computed"] == {} and metrics["steps"]["cached"]["asr"] >= 1
+    assert set(metrics["steps"]["seconds"]) == {"merge", "outputs"} == set(metrics["steps"]["cpu"])
+    assert 0 < metrics["steps"]["seconds"]["outputs"] <= metrics["wall_seconds"]
+    # a metrics file that cannot be written is said before any work, in one line
+    bad = CliRunner().invoke(
+        cli,
+        [
+            "--config",
+            str(tmp_path / "config.toml"),
+            "transcribe",
+            str(tmp_path / "o" / "jfk.txt"),
+            "--metrics",
+            str(tmp_path / "no" / "such" / "m.json"),
+        ],
+    )
+    assert bad.exit_code != 0 and "no/such" in bad.output and "Traceback" not in bad.output
 
 
 def test_forced_language_and_video_container(invoke: Callable[..., Result], tmp_path: Path) -> None:

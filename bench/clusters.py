@@ -1,0 +1,212 @@
+"""How many speakers: clustering variants on the profiles' own embeddings, in one run.
+
+    python -m bench.clusters [--eval ../shared/eval] [--seed 0] [--steps 0.5 0.3 0.1]
+
+Segmentation and embeddings are computed once per file and segmentation step (each profile's
+step) and kept in memory; every clustering variant then re-runs only pyannote's clustering,
+reconstruction and output on them, so a variant costs seconds, not a full diarization.  Per
+step and variant: pooled DER (collar 0), speaker count exact, two-person 2-6 s conversations
+where 2 were found, and how the misses fall (too few / too many).  Then the profiles as
+shipped (each one's step, the shipped threshold) against pyannote's stock pipeline on the whole
+file, with bootstrap 95 % intervals of the DER differences (as bench.speakers, without the
+words: the clustering does not change how words are given to turns).  ``--seed`` builds
+another dev set (other conversations of the same voices): tune on one seed, confirm on another.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.devset import Item, build, decode
+from bench.metrics import load_rttm, load_uem
+from bench.speakers import BASELINE, Results, Scored, components, print_table, summary
+from daemon.pipeline.diarize import PYANNOTE_THRESHOLD, DiarizeParams, Diarizer
+
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED = DiarizeParams().threshold
+PROFILE_STEPS = {"fast": 0.5, "balanced": 0.3, "quality": 0.1}
+
+
+@dataclass(frozen=True)
+class Method:
+    """pyannote's centroid agglomerative clustering at ``threshold``; with ``merge``, clusters
+    whose unit centroids are closer than it are then merged, closest first."""
+
+    threshold: float
+    merge: float = 0.0
+
+
+def variants() -> list[tuple[str, Method]]:
+    return [
+        (f"ahc {PYANNOTE_THRESHOLD} (pyannote)", Method(PYANNOTE_THRESHOLD)),
+        ("ahc 0.75", Method(0.75)),
+        (f"ahc {SHIPPED:.2f}", Method(SHIPPED)),
+        ("ahc 0.7046 + merge 0.80", Method(PYANNOTE_THRESHOLD, merge=0.80)),
+    ]
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    norm = np.linalg.norm(x, axis=-1, keepdims=True)
+    return np.asarray(x / np.where(norm > 0, norm, 1.0), dtype=np.float64)
+
+
+def merge_close(x: np.ndarray, labels: np.ndarray, distance: float, least: int = 1) -> np.ndarray:
+    """Merge the two clusters with the closest unit centroids while they are closer than
+    ``distance`` and more than ``least`` remain; labels renumbered 0..k-1."""
+    labels = labels.copy()
+    while True:
+        ids = np.unique(labels)
+        if len(ids) <= max(1, least):
+            break
+        cents = unit(np.vstack([unit(x[labels == k]).mean(axis=0) for k in ids]))
+        d = np.linalg.norm(cents[:, None, :] - cents[None, :, :], axis=-1)
+        np.fill_diagonal(d, np.inf)
+        a, b = np.unravel_index(int(np.argmin(d)), d.shape)
+        if d[a, b] >= distance:
+            break
+        labels[labels == ids[b]] = ids[a]
+    return np.asarray(np.unique(labels, return_inverse=True)[1])
+
+
+def install(pipeline: Any, method: Method) -> None:
+    """Make a loaded pyannote SpeakerDiarization cluster with ``method``."""
+    clustering = pipeline.clustering
+    original = type(clustering).cluster
+    clustering.threshold = method.threshold
+
+    def cluster(
+        embeddings: np.ndarray,
+        min_clusters: int | None = None,
+        max_clusters: int | None = None,
+        num_clusters: int | None = None,
+    ) -> np.ndarray:
+        labels = np.asarray(
+            original(clustering, embeddings, min_clusters, max_clusters, num_clusters)
+        )
+        least = max(1, min_clusters or 1)
+        if method.merge > 0 and num_clusters is None and len(np.unique(labels)) > least:
+            labels = merge_close(unit(embeddings), labels, method.merge, least)
+        return labels
+
+    object.__setattr__(clustering, "cluster", cluster)
+
+
+class Features:
+    """Segmentations and embeddings of each file, computed once per pipeline."""
+
+    def __init__(self, diarizer: Diarizer) -> None:
+        self.current = ""
+        self.store: dict[tuple[str, str], Any] = {}
+        pipe = diarizer._pipeline
+        seg, emb = pipe.get_segmentations, pipe.get_embeddings
+
+        def get_segmentations(file: Any, hook: Any = None) -> Any:
+            key = (self.current, "seg")
+            if key not in self.store:
+                self.store[key] = seg(file, hook=hook)
+            return self.store[key]
+
+        def get_embeddings(
+            file: Any, binary: Any, exclude_overlap: bool = False, hook: Any = None
+        ) -> Any:
+            key = (self.current, "emb")
+            if key not in self.store:
+                self.store[key] = emb(file, binary, exclude_overlap=exclude_overlap, hook=hook)
+            return self.store[key]
+
+        object.__setattr__(pipe, "get_segmentations", get_segmentations)
+        object.__setattr__(pipe, "get_embeddings", get_embeddings)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--eval", type=Path, default=REPO.parent / "shared" / "eval")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps", type=float, nargs="+", default=[0.5, 0.3, 0.1])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--limit", type=int, default=0)
+    parser.add_argument("--resamples", type=int, default=2000)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    if not args.eval.is_dir():
+        raise SystemExit(f"evaluation data not found at {args.eval}")
+    tmp = Path(tempfile.mkdtemp(prefix="transcribd-clusters-"))
+    items = build(args.eval, tmp / "devset", seed=args.seed)
+    if args.limit:
+        items = items[: args.limit]
+    audio = {i.name: decode(i.wav) for i in items}
+    refs = {i.name: load_rttm(str(i.rttm)) for i in items}
+    uems = {i.name: load_uem(str(i.uem)) if i.uem else None for i in items}
+    print(f"dev set (seed {args.seed}): {len(items)} files", flush=True)
+    results = Results()
+    for step in args.steps:
+        diarizer = Diarizer(DiarizeParams(segmentation_step=step), threads=args.threads)
+        features = Features(diarizer)
+        for name, method in variants():
+            install(diarizer._pipeline, method)
+            rows = []
+            for item in items:
+                features.current = item.name
+                found = diarizer(audio[item.name])
+                hyp = [(t.start, t.end, t.speaker) for t in found.turns]
+                scored = Scored(
+                    components={
+                        c: components(refs[item.name], hyp, uems[item.name], c) for c in (0.0, 0.25)
+                    },
+                    speakers=len({t.speaker for t in found.turns}),
+                    words=(0, 0, 0, 0),
+                    seconds=0.0,
+                    duration=len(audio[item.name]) / 16000,
+                )
+                results.rows.setdefault(f"{step} {name}", {})[item.name] = scored
+                rows.append((item, scored.components[0.0], scored.speakers))
+            report(step, name, rows)
+    profiles = profile_rows(results, args.steps)
+    if BASELINE in profiles.rows:
+        print(f"\nprofiles (clustering at {SHIPPED}) against the whole-file stock pipeline:")
+        print_table(summary(profiles, items, args.resamples))
+
+
+def profile_rows(results: Results, steps: Sequence[float]) -> Results:
+    """Each profile's rows (its step, the shipped threshold) and the whole-file baseline's:
+    step 0.1 at pyannote's threshold (one embedding pass per window gives the same embeddings
+    as the stock pipeline's pass per speaker: bench/RESULTS.md)."""
+    out = Results()
+    for profile, step in PROFILE_STEPS.items():
+        rows = results.rows.get(f"{step} ahc {SHIPPED:.2f}")
+        if rows is not None:
+            out.rows[profile] = rows
+    stock = results.rows.get(f"0.1 ahc {PYANNOTE_THRESHOLD} (pyannote)")
+    if 0.1 in steps and stock is not None:
+        out.rows[BASELINE] = stock
+    return out
+
+
+def report(step: float, name: str, rows: Sequence[tuple[Item, dict[str, float], int]]) -> None:
+    err = sum(c["missed detection"] + c["false alarm"] + c["confusion"] for _, c, _ in rows)
+    tot = sum(c["total"] for _, c, _ in rows)
+    exact = sum(n == i.speakers for i, _, n in rows)
+    few = sum(n < i.speakers for i, _, n in rows)
+    many = sum(n > i.speakers for i, _, n in rows)
+    two = [
+        n for i, _, n in rows if i.kind == "synthetic" and i.speakers == 2 and i.turn == (2.0, 6.0)
+    ]
+    print(
+        f"step {step:.1f}  {name:<28} DER {err / tot * 100:5.1f}%  count {exact}/{len(rows)} "
+        f"(few {few}, many {many})  2of2 {sum(n == 2 for n in two)}/{len(two)}",
+        flush=True,
+    )
+    misses = [f"{i.name}:{n}/{i.speakers}" for i, _, n in rows if n != i.speakers]
+    print("    " + " ".join(misses), flush=True)
+
+
+if __name__ == "__main__":
+    main()
