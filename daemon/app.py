@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import threading
 import time
 from collections.abc import Callable
 from contextlib import closing
@@ -143,9 +142,10 @@ def run_forever(config: Config, notifier: Notifier | None = None) -> None:
         _check_node_free(config, store)
         watch = db.DatabaseWatch(config.database.url)
         models = prepare_models(config)
-        # the intake measures each new file (facts.measure): its VAD loads meanwhile, not in
-        # the first file's scheduler tick
-        threading.Thread(target=facts.warm, name="facts-warm", daemon=True).start()
+        # the intake measures each new file (facts.measure): its VAD loads now, not in the
+        # first file's scheduler tick (not in a thread: an early exit while its native code
+        # loads would abort the process)
+        facts.warm()
         sched = _scheduler(config, store)
         try:
             if config.metrics.listen:
