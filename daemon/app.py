@@ -51,6 +51,7 @@ from daemon.workers import (
     matches_record,
     output_place,
     owner_id,
+    run_metrics,
     run_pipeline,
     speakers_of_file,
     spool_path,
@@ -532,15 +533,7 @@ def transcribe(
                 cues=cue_rules(config),
                 name=name,
             )
-    wall = time.perf_counter() - started
-    metrics = {
-        "wall_seconds": round(wall, 3),
-        "cpu_seconds": round(time.process_time() - cpu, 3),
-        "audio_seconds": round(result.audio_seconds, 3),
-        "profile": result.transcript.profile,
-        "steps": result.stats.as_dict(),
-    }
-    return Transcribed(written, metrics)
+    return Transcribed(written, run_metrics(result, started, cpu))
 
 
 @dataclass(frozen=True)

@@ -559,17 +559,25 @@ class Executor:
     def _metrics(
         self, result: PipelineResult, started: float, cpu_started: float, workers: int
     ) -> dict[str, Any]:
-        wall = time.perf_counter() - started
         return {
-            "wall_seconds": round(wall, 3),
-            "cpu_seconds": round(time.process_time() - cpu_started, 3),
-            "audio_seconds": round(result.audio_seconds, 3),
-            "rtf": round(wall / result.audio_seconds, 4) if result.audio_seconds else None,
-            "steps": result.stats.as_dict(),
+            **run_metrics(result, started, cpu_started),
             "model_loads": self.models.loads,
-            "profile": result.transcript.profile,
             "workers": workers,
             "threads": self.threads or usable_cores(),
             "peak_rss": peak_rss(),
             "pid": os.getpid(),
         }
+
+
+def run_metrics(result: PipelineResult, started: float, cpu_started: float) -> dict[str, Any]:
+    """A pipeline run's figures (a job's metrics, ``transcribe --metrics``): wall and CPU
+    seconds since ``started`` / ``cpu_started``, audio seconds, real-time factor, the steps."""
+    wall = time.perf_counter() - started
+    return {
+        "wall_seconds": round(wall, 3),
+        "cpu_seconds": round(time.process_time() - cpu_started, 3),
+        "audio_seconds": round(result.audio_seconds, 3),
+        "rtf": round(wall / result.audio_seconds, 4) if result.audio_seconds else None,
+        "steps": result.stats.as_dict(),
+        "profile": result.transcript.profile,
+    }

@@ -53,6 +53,10 @@ class StepStats:
             self.seconds[step] = self.seconds.get(step, 0.0) + wall
             self.cpu[step] = self.cpu.get(step, 0.0) + cpu
 
+    def count(self, step: str, cached: bool) -> None:
+        with self._lock:
+            (self.cached if cached else self.computed)[step] += 1
+
     @contextmanager
     def timed(self, step: str) -> Iterator[None]:
         """Record the wall and CPU seconds of the block as ``step``'s."""
@@ -84,7 +88,6 @@ class StepCache:
     cache_only: bool = False
     should_stop: Callable[[], bool] = never
     """Asked before each step is computed (and inside long ones): True stops the job there."""
-    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def checkpoint(self, *_args: Any, **_kwargs: Any) -> None:
         """Raise :class:`Cancelled` if the job was asked to stop (usable as a progress hook)."""
@@ -99,8 +102,7 @@ class StepCache:
         key = params_hash(params)
         hit = self.store.cache_get(self.sha256, step, key)
         if hit is not None:
-            with self._lock:
-                self.stats.cached[step] += 1
+            self.stats.count(step, cached=True)
             return hit
         if self.cache_only:
             raise CacheMiss(f"step '{step}' is not in the cache")
@@ -110,6 +112,5 @@ class StepCache:
         self.stats.record(step, time.perf_counter() - started, time.process_time() - cpu)
         release_free_memory()  # not part of the step's measured time
         self.store.cache_put(self.sha256, step, key, payload, self.clock())
-        with self._lock:
-            self.stats.computed[step] += 1
+        self.stats.count(step, cached=False)
         return payload

@@ -63,9 +63,6 @@ class DiarizeParams:
     count more often on two dev sets (bench/clusters.py, bench/RESULTS.md) but merged the two
     voices of a 35-s window of sample.wav (tests/e2e/test_diarization.py), and 0.75 split them
     in three: not adopted until that instability is understood."""
-    link_threshold: float = PYANNOTE_THRESHOLD
-    """Window linking's largest cosine distance between a window's speaker and a file-wide one
-    (:func:`daemon.pipeline.merge.link_windows`); not the clustering's scale."""
     min_cluster_size: int = 12
     """Smallest cluster, in embeddings at a 0.1 segmentation step; scaled to the actual step,
     since a larger step yields proportionally fewer embeddings per speaker."""

@@ -213,7 +213,7 @@ def diarize(
             results.append(_diarize_window(cache, spool, windows, index, key, hints, load))
             on_progress((index + 1) / len(windows))
         linked = link_windows(
-            results, params.link_threshold, max_speakers=hints.num_speakers or hints.max_speakers
+            results, params.threshold, max_speakers=hints.num_speakers or hints.max_speakers
         )
         return {
             "turns": [[t.start, t.end, t.speaker] for t in linked.turns],
