@@ -1,12 +1,16 @@
 """Speed benchmark: transcribd against the seed's approach, side by side in one run.
 
-    python -m bench.speed [--long-minutes 14] [--short 20] [--memory-minutes 15 180]
+    python -m bench.speed [--long-minutes 14] [--profiles fast balanced quality]
+        [--runtimes onnxruntime torch] [--no-steps] [--short 20] [--memory-minutes 15 180]
 
 1. A long recording (AMI excerpts and the phone call from ../shared/eval, concatenated, with their
    RTTMs shifted): the baseline (bench/baseline.py: a fresh process, whole-file faster-whisper
    with chunk_length=15, beam 1, no VAD, then pyannote's stock pipeline) against
    ``transcribd transcribe`` with each profile, each in a fresh process with an empty cache:
-   wall time, real-time factor, CPU seconds, peak RSS, DER, and the speed-up over the baseline.
+   wall time, real-time factor, CPU seconds, peak RSS, DER, and the speed-up over the baseline,
+   with the diarization networks on each runtime; then each profile again with ASR and
+   diarization one after the other, for a table of where the time goes (wall and CPU seconds
+   per step, each step's own) and ASR's time alone.
 2. Warm throughput: N short files dropped into the folder of a running, warmed daemon
    (``transcribd run``), and through ``transcribd run --once`` (start-up and model loading
    included), against N baseline processes.
@@ -104,7 +108,7 @@ def run_baseline(path: Path) -> dict[str, Any]:
     return data
 
 
-def config_for(tmp: Path, name: str) -> Path:
+def config_for(tmp: Path, name: str, runtime: str = "onnxruntime", overlap: bool = True) -> Path:
     home = tmp / name
     cfg = home / "config.toml"
     home.mkdir(parents=True, exist_ok=True)
@@ -113,6 +117,8 @@ def config_for(tmp: Path, name: str) -> Path:
         f'[watch]\nfolders = ["{home / "inbox"}"]\nstable_seconds = 0.2\n'
         f'[output]\ndir = "{home / "out"}"\n'
         f'[daemon]\nwork_dir = "{home / "work"}"\ntick_seconds = 0.5\n'
+        f"overlap_diarization = {str(overlap).lower()}\n"
+        f'[models]\ndiarization_runtime = "{runtime}"\n'
     )
     return cfg
 
@@ -203,6 +209,18 @@ def main() -> None:
     parser.add_argument("--eval", type=Path, default=REPO.parent / "shared" / "eval")
     parser.add_argument("--long-minutes", type=float, default=14.0)
     parser.add_argument("--profiles", nargs="+", default=["fast", "balanced", "quality"])
+    parser.add_argument(
+        "--runtimes",
+        nargs="+",
+        default=["onnxruntime", "torch"],
+        help="diarization runtimes, each profile run with each (the first is the default's)",
+    )
+    parser.add_argument(
+        "--no-steps",
+        dest="steps",
+        action="store_false",
+        help="skip the runs without overlap that give the per-step table",
+    )
     parser.add_argument("--short", type=int, default=20)
     parser.add_argument("--memory-minutes", type=float, nargs="*", default=[15.0, 180.0])
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
@@ -229,8 +247,9 @@ def main() -> None:
                 "speedup": 1.0,
             }
         ]
-        for profile in args.profiles:
-            cfg = config_for(tmp, f"long-{profile}")
+
+        def transcribe(name: str, profile: str, runtime: str, overlap: bool) -> dict[str, Any]:
+            cfg = config_for(tmp, name, runtime, overlap)
             rep = run_transcribd(
                 cfg,
                 "transcribe",
@@ -242,19 +261,29 @@ def main() -> None:
                 "--metrics",
                 str(cfg.parent / "metrics.json"),
             )
-            steps[profile] = json.loads((cfg.parent / "metrics.json").read_text())
-            hyp = load_rttm(str(cfg.parent / "out" / "long.rttm"))
-            rows.append(
-                {
-                    "run": profile,
-                    "wall": rep["wall"],
-                    "rtf": rep["wall"] / duration,
-                    "cpu": rep["cpu"],
-                    "peak_rss": rep["peak_rss"],
-                    "der": der(ref, hyp),
-                    "speedup": base["wall"] / rep["wall"],
-                }
-            )
+            rep["metrics"] = json.loads((cfg.parent / "metrics.json").read_text())
+            rep["der"] = der(ref, load_rttm(str(cfg.parent / "out" / "long.rttm")))
+            return rep
+
+        for profile in args.profiles:
+            for runtime in args.runtimes:
+                run = profile if runtime == args.runtimes[0] else f"{profile}/{runtime}"
+                rep = transcribe(f"long-{profile}-{runtime}", profile, runtime, True)
+                rows.append(
+                    {
+                        "run": run,
+                        "wall": rep["wall"],
+                        "rtf": rep["wall"] / duration,
+                        "cpu": rep["cpu"],
+                        "peak_rss": rep["peak_rss"],
+                        "der": rep["der"],
+                        "speedup": base["wall"] / rep["wall"],
+                    }
+                )
+                if args.steps:
+                    # one after the other: each step's wall and CPU seconds are its own
+                    seq = transcribe(f"steps-{profile}-{runtime}", profile, runtime, False)
+                    steps[run] = seq["metrics"]
         results["long"] = {"minutes": duration / 60, "rows": rows, "steps": steps}
         print(f"\nlong file: {duration / 60:.1f} min")
         print(
@@ -267,11 +296,27 @@ def main() -> None:
                 f"{r['peak_rss'] / 1e9:8.2f}G {r['der']:6.3f} {r['speedup']:7.2f}x",
                 flush=True,
             )
-        for profile, metrics in steps.items():
-            print(f"\nwhere {profile}'s time went (wall {metrics['wall_seconds']:.1f} s)")
+        for run, metrics in steps.items():
+            print(
+                f"\nwhere {run}'s time went, steps one after the other "
+                f"(overlap_diarization = false; wall {metrics['wall_seconds']:.1f} s)"
+            )
             print(f"{'step':<24} {'wall s':>8} {'share':>6} {'CPU s':>8}")
             for name, wall, share, cpu in step_rows(metrics):
                 print(f"{name:<24} {wall:8.1f} {share * 100:5.1f}% {cpu:8.1f}", flush=True)
+        for row in rows[1:]:
+            seq = steps.get(row["run"])
+            if seq is None:
+                continue
+            asr = seq["steps"]["seconds"].get("asr", 0.0)
+            alone = seq["steps"]["seconds"].get("diarize", 0.0)
+            print(
+                f"{row['run']}: ASR alone {asr:.1f} s; the job with diarization beside it "
+                f"{row['wall']:.1f} s (+{(row['wall'] / asr - 1) * 100:.0f} % over ASR alone, "
+                f"start-up included); diarization alone {alone:.1f} s "
+                f"({alone / asr * 100:.0f} % of ASR alone)",
+                flush=True,
+            )
 
     if args.short > 0:
         clips = sorted((args.eval / "asr_en").glob("*.wav"))[: args.short]

@@ -96,6 +96,7 @@ class WatchConfig:
 
 OBSERVERS = ("auto", "inotify", "polling")
 LOG_LEVELS = ("", "DEBUG", "INFO", "WARNING", "ERROR")
+DIARIZATION_RUNTIMES = ("onnxruntime", "torch")
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,9 @@ class ModelsConfig:
     cache_dir: Path = Path()
     allow_download: bool = False
     """Let faster-whisper fetch a hub model named in a profile. Off: everything is offline."""
+    diarization_runtime: str = "onnxruntime"
+    """Where the diarization networks run: "onnxruntime" (exported once from the packaged
+    checkpoints into cache_dir) or "torch" (the checkpoints as they are)."""
 
 
 @dataclass(frozen=True)
@@ -435,6 +439,11 @@ def _check(config: Config) -> None:
             parse_listen(config.metrics.listen)
         except ValueError as exc:
             raise ConfigError(f"metrics.listen: {exc}") from None
+    if config.models.diarization_runtime not in DIARIZATION_RUNTIMES:
+        raise ConfigError(
+            f"models.diarization_runtime: unknown runtime '{config.models.diarization_runtime}' "
+            f"(known: {', '.join(DIARIZATION_RUNTIMES)})"
+        )
     if config.watch.observer not in OBSERVERS:
         raise ConfigError(
             f"watch.observer: unknown observer '{config.watch.observer}' "

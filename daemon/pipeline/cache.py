@@ -40,15 +40,22 @@ class StepStats:
     computed: Counter[str] = field(default_factory=Counter)
     cached: Counter[str] = field(default_factory=Counter)
     seconds: dict[str, float] = field(default_factory=dict)
-    """Wall seconds spent computing each step (summed over chunks).  A step's parts are named
-    ``step.part`` (``diarize.segmentation``, ``diarize.embeddings``, ``diarize.clustering``)
-    and counted within the step's own figure as well."""
+    """Wall seconds during which each step was being computed: instances running at once (ASR
+    chunks in parallel lanes) count once, so a step's figure never exceeds the job's.  A
+    step's parts are named ``step.part`` (``diarize.segmentation``, ``diarize.embeddings``,
+    ``diarize.clustering``) and counted within the step's own figure as well."""
     cpu: dict[str, float] = field(default_factory=dict)
-    """CPU seconds of the whole process while each step ran: exact when steps run one after
-    the other, an upper bound where ASR and diarization overlap."""
+    """CPU seconds of the whole process over the same time: exact when steps run one after
+    the other (``overlap_diarization = false``), an upper bound where ASR and diarization
+    overlap."""
+    _running: dict[str, tuple[int, float, float]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+    """Step -> (instances running, wall and CPU clock when the first began)."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def record(self, step: str, wall: float, cpu: float) -> None:
+        """Add ``wall`` and ``cpu`` seconds to ``step`` (for parts measured elsewhere)."""
         with self._lock:  # steps may run in two threads (ASR beside diarization)
             self.seconds[step] = self.seconds.get(step, 0.0) + wall
             self.cpu[step] = self.cpu.get(step, 0.0) + cpu
@@ -59,12 +66,22 @@ class StepStats:
 
     @contextmanager
     def timed(self, step: str) -> Iterator[None]:
-        """Record the wall and CPU seconds of the block as ``step``'s."""
-        wall, cpu = time.perf_counter(), time.process_time()
+        """Count the block's time as ``step``'s, once however many blocks of it run at once."""
+        with self._lock:
+            running, wall, cpu = self._running.get(step, (0, 0.0, 0.0))
+            if not running:
+                wall, cpu = time.perf_counter(), time.process_time()
+            self._running[step] = (running + 1, wall, cpu)
         try:
             yield
         finally:
-            self.record(step, time.perf_counter() - wall, time.process_time() - cpu)
+            with self._lock:
+                running, wall, cpu = self._running.pop(step)
+                if running > 1:
+                    self._running[step] = (running - 1, wall, cpu)
+                else:
+                    self.seconds[step] = self.seconds.get(step, 0.0) + time.perf_counter() - wall
+                    self.cpu[step] = self.cpu.get(step, 0.0) + time.process_time() - cpu
 
     def as_dict(self) -> dict[str, dict[str, Any]]:
         return {
@@ -107,9 +124,8 @@ class StepCache:
         if self.cache_only:
             raise CacheMiss(f"step '{step}' is not in the cache")
         self.checkpoint()
-        started, cpu = time.perf_counter(), time.process_time()
-        payload = compute()
-        self.stats.record(step, time.perf_counter() - started, time.process_time() - cpu)
+        with self.stats.timed(step):
+            payload = compute()
         release_free_memory()  # not part of the step's measured time
         self.store.cache_put(self.sha256, step, key, payload, self.clock())
         self.stats.count(step, cached=False)

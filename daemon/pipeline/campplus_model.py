@@ -8,6 +8,7 @@ time, as 3D-Speaker computes them; weighted (masked) statistics pooling for the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache, partial
 from pathlib import Path
 
@@ -24,6 +25,9 @@ class CamPlusPlusEmbedding(Model):
     def __init__(self, sample_rate: int = 16000, num_channels: int = 1) -> None:
         super().__init__(sample_rate=sample_rate, num_channels=num_channels, task=None)
         self.net = CAMPPlus()
+        self.frames_network: Callable[[torch.Tensor], torch.Tensor] = self.net.frames
+        """(batch, frames, 80) fbank -> (batch, 512, frames / 2): the network itself, or the
+        same network on ONNX Runtime (:mod:`daemon.pipeline.onnx`)."""
         self.pool = StatsPool()
         self._fbank = partial(
             kaldi.fbank,
@@ -62,7 +66,7 @@ class CamPlusPlusEmbedding(Model):
     def forward(  # type: ignore[override]
         self, waveforms: torch.Tensor, weights: torch.Tensor | None = None
     ) -> torch.Tensor:
-        frames = self.net.frames(self.compute_fbank(waveforms))
+        frames = self.frames_network(self.compute_fbank(waveforms))
         stats = self.pool(frames, weights=weights)
         out: torch.Tensor = self.net.dense(stats)
         return out
@@ -74,7 +78,7 @@ class CamPlusPlusEmbedding(Model):
         frames with its own mask.  Same result as one forward per (chunk, speaker) pair, since
         the mask only enters at the pooling layer.
         """
-        frames = self.net.frames(self.compute_fbank(waveforms))
+        frames = self.frames_network(self.compute_fbank(waveforms))
         stats = self.pool(frames, weights=masks)  # (batch, speakers, 2 * channels)
         batch, speakers, width = stats.shape
         out: torch.Tensor = self.net.dense(stats.reshape(batch * speakers, width))

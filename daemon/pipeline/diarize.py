@@ -20,13 +20,16 @@ from functools import cache
 from importlib import metadata
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from daemon.errors import DiarizationError
 from daemon.pipeline.audio import SAMPLE_RATE, Audio
 from daemon.pipeline.merge import Turn, WindowDiarization
+
+if TYPE_CHECKING:
+    from daemon.pipeline.onnx import OnnxNetworks
 
 log = logging.getLogger(__name__)
 
@@ -235,7 +238,11 @@ class _PartClock:
 class Diarizer:
     """A loaded pyannote SpeakerDiarization pipeline."""
 
-    def __init__(self, params: DiarizeParams, threads: int = 1) -> None:
+    def __init__(
+        self, params: DiarizeParams, threads: int = 1, onnx_cache: Path | None = None
+    ) -> None:
+        """``onnx_cache``: run both networks on ONNX Runtime, exported into this model cache
+        folder on first use (:mod:`daemon.pipeline.onnx`); None: on torch."""
 
         _import_pyannote()
         from pyannote.audio import Model
@@ -255,7 +262,18 @@ class Diarizer:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             segmentation = Model.from_pretrained(str(weights_file(*SEGMENTATION)))
+        if segmentation is None:
+            raise DiarizationError("pyannote could not load the segmentation checkpoint")
         embedding = CamPlusPlusEmbedding.from_reference(weights_file(*EMBEDDING))
+        segmentation.eval()
+        self._onnx: OnnxNetworks | None = None
+        if onnx_cache is not None:
+            from daemon.pipeline import onnx
+
+            folder = onnx.export_folder(onnx_cache, SEGMENTATION[1], EMBEDDING[1])
+            onnx.ensure_exported(folder, segmentation, embedding.net)
+            self._onnx = onnx.OnnxNetworks.load(folder)
+            self._onnx.attach(segmentation, embedding)
         cls = _chunked_embedding_pipeline() if params.chunked_embeddings else SpeakerDiarization
         pipeline = cls(
             segmentation=segmentation,
@@ -279,6 +297,18 @@ class Diarizer:
         )
         self._pipeline = pipeline
 
+    @property
+    def runtime(self) -> str:
+        """Where the networks run: "onnxruntime" or "torch"."""
+        return "torch" if self._onnx is None else "onnxruntime"
+
+    def _use_threads(self, threads: int) -> None:
+        import torch
+
+        torch.set_num_threads(threads)  # torch runs only in this thread (fbank, pooling, ...)
+        if self._onnx is not None:
+            self._onnx.set_threads(threads)
+
     def __call__(
         self,
         audio: Audio,
@@ -294,7 +324,7 @@ class Diarizer:
         import torch
 
         applied = self.threads
-        torch.set_num_threads(applied)  # torch runs only in this thread
+        self._use_threads(applied)
         clock = _PartClock()
 
         def step(name: str, *args: Any, **kwargs: Any) -> None:
@@ -304,7 +334,7 @@ class Diarizer:
             clock.seen(name)
             if self.threads != applied:
                 applied = self.threads
-                torch.set_num_threads(applied)
+                self._use_threads(applied)
             if hook is not None:
                 hook(name, *args, **kwargs)
 

@@ -65,6 +65,7 @@ def test_env_var_names_the_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
         ({"folders": {"/in": {"language": "EN"}}}, 'folders."/in".language: unknown language'),
         ({"pipeline": {"hotwords": ["a", "b"]}}, "pipeline.hotwords: expected a string"),
         ({"metrics": {"listen": "9464"}}, "metrics.listen: expected host:port"),
+        ({"models": {"diarization_runtime": "tensorrt"}}, "models.diarization_runtime: unknown"),
         (
             {"hooks": {"on_done": ["/bin/x", "{path}"]}},
             "hooks.on_done: '{path}': unknown placeholder",

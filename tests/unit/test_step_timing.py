@@ -56,3 +56,27 @@ def test_stats_add_up_across_threads_and_blocks() -> None:
     out = stats.as_dict()
     assert out["seconds"]["asr"] == 4.0 and out["cpu"]["asr"] == 8.0
     assert out["cpu"]["merge"] >= 0.015 and out["seconds"]["merge"] >= out["cpu"]["merge"] - 0.01
+
+
+def test_instances_running_at_once_count_once() -> None:
+    """ASR chunks in two lanes at once: the step ran for the time either ran, not the sum."""
+    stats = StepStats()
+    both = threading.Barrier(2)
+
+    def chunk(seconds: float) -> None:
+        both.wait()
+        with stats.timed("asr"):
+            time.sleep(seconds)
+
+    started = time.perf_counter()
+    lanes = [threading.Thread(target=chunk, args=(s,)) for s in (0.2, 0.3)]
+    for t in lanes:
+        t.start()
+    for t in lanes:
+        t.join()
+    elapsed = time.perf_counter() - started
+    seconds = stats.as_dict()["seconds"]["asr"]
+    assert 0.29 <= seconds <= elapsed
+    with stats.timed("asr"):  # a later chunk adds its own time
+        time.sleep(0.1)
+    assert stats.as_dict()["seconds"]["asr"] >= seconds + 0.09

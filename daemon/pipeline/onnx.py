@@ -1,0 +1,216 @@
+"""The diarization networks on ONNX Runtime, exported once from the packaged checkpoints.
+
+pyannote's segmentation-3.0 and CAM++'s frame network (fbank in, frame features out) are
+exported with torch's TorchScript exporter on first use into a folder of the model cache named
+after both source checkpoints' sha256 and :data:`EXPORT_VERSION`: written in a temporary folder,
+each file's sha256 recorded in a marker, then renamed into place, so a half-written export is
+never used and a changed checkpoint gets a folder of its own.  At load each file is checked
+against its recorded sha256 (a mismatch exports again).
+
+Only the networks move: pyannote's pipeline keeps the sliding windows, powerset decoding,
+aggregation, the masked statistics pooling and the clustering.  Sessions run on the CPU
+execution provider with as many intra-op threads as the worker's grant, one session per thread
+count (ONNX Runtime fixes its pool when a session is made), and idle threads that sleep instead
+of spinning, so that they never take a core from CTranslate2 running beside them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from daemon.errors import DiarizationError
+
+if TYPE_CHECKING:
+    import onnxruntime
+
+log = logging.getLogger(__name__)
+
+EXPORT_VERSION = 1
+"""Bump when the export below changes what it writes: the cache folder's name changes with it."""
+OPSET = 17
+SEGMENTATION_FILE = "segmentation.onnx"
+EMBEDDING_FILE = "campplus-frames.onnx"
+MARKER = ".verified"
+
+
+def export_folder(cache_dir: Path, segmentation_sha: str, embedding_sha: str) -> Path:
+    """Where the exported networks of these checkpoints live (pure)."""
+    return cache_dir / (
+        f"diarization-onnx-v{EXPORT_VERSION}-seg{segmentation_sha[:12]}-emb{embedding_sha[:12]}"
+    )
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verified(folder: Path) -> bool:
+    """Both files present and matching the sha256 recorded when they were written."""
+    try:
+        marker = json.loads((folder / MARKER).read_text(encoding="utf-8"))
+        return all(
+            _sha256(folder / name) == marker["files"][name]
+            for name in (SEGMENTATION_FILE, EMBEDDING_FILE)
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def ensure_exported(folder: Path, segmentation: Any, campplus: Any) -> Path:
+    """The verified export folder, exporting ``segmentation`` (pyannote's PyanNet) and
+    ``campplus`` (:class:`~daemon.pipeline.campplus.CAMPPlus`) into it first if needed."""
+    if verified(folder):
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    started = time.perf_counter()
+    try:
+        _export(segmentation, campplus, tmp)
+        files = {name: _sha256(tmp / name) for name in (SEGMENTATION_FILE, EMBEDDING_FILE)}
+        (tmp / MARKER).write_text(
+            json.dumps({"files": files, "export_version": EXPORT_VERSION}), encoding="utf-8"
+        )
+        if folder.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+        try:
+            os.replace(tmp, folder)
+        except OSError:
+            # another worker renamed its export into place first: use it if it verifies
+            if not verified(folder):
+                raise
+        log.info(
+            "exported the diarization networks to ONNX",
+            extra={"path": str(folder), "seconds": round(time.perf_counter() - started, 2)},
+        )
+    except Exception as exc:
+        raise DiarizationError(f"could not export the diarization networks to ONNX: {exc}") from exc
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def _export(segmentation: Any, campplus: Any, out: Path) -> None:
+    import torch
+
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
+        torch.onnx.export(
+            segmentation,
+            (torch.zeros(2, 1, 160000),),
+            str(out / SEGMENTATION_FILE),
+            dynamo=False,
+            input_names=["waveforms"],
+            output_names=["scores"],
+            dynamic_axes={"waveforms": {0: "batch", 2: "samples"}, "scores": {0: "batch"}},
+            opset_version=OPSET,
+        )
+        torch.onnx.export(
+            _frames_module(campplus),
+            (torch.zeros(2, 998, 80),),
+            str(out / EMBEDDING_FILE),
+            dynamo=False,
+            input_names=["fbank"],
+            output_names=["frames"],
+            dynamic_axes={"fbank": {0: "batch", 1: "frames"}, "frames": {0: "batch", 2: "half"}},
+            opset_version=OPSET,
+        )
+
+
+def _frames_module(campplus: Any) -> Any:
+    from torch import nn
+
+    class Frames(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = campplus
+
+        def forward(self, fbank: Any) -> Any:
+            return self.net.frames(fbank)
+
+    return Frames().eval()
+
+
+@dataclass
+class Network:
+    """One exported network: ONNX Runtime sessions by intra-op thread count."""
+
+    path: Path
+    threads: int = 1
+    """Intra-op threads of the next call (the worker's grant; it may change between calls)."""
+    _sessions: dict[int, onnxruntime.InferenceSession] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def session(self, threads: int) -> onnxruntime.InferenceSession:
+        import onnxruntime as ort
+
+        with self._lock:
+            if threads not in self._sessions:
+                options = ort.SessionOptions()
+                options.intra_op_num_threads = threads
+                options.inter_op_num_threads = 1
+                options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+                options.log_severity_level = 3
+                self._sessions[threads] = ort.InferenceSession(
+                    str(self.path), options, providers=["CPUExecutionProvider"]
+                )
+            return self._sessions[threads]
+
+    @property
+    def thread_counts(self) -> list[int]:
+        """The thread counts a session has been made for."""
+        with self._lock:
+            return sorted(self._sessions)
+
+    def __call__(self, array: np.ndarray) -> np.ndarray:
+        session = self.session(max(1, self.threads))
+        name = session.get_inputs()[0].name
+        out: np.ndarray = session.run(None, {name: np.ascontiguousarray(array, np.float32)})[0]
+        return out
+
+
+@dataclass
+class OnnxNetworks:
+    """Both diarization networks of one pipeline on ONNX Runtime."""
+
+    segmentation: Network
+    embedding: Network
+
+    @classmethod
+    def load(cls, folder: Path) -> OnnxNetworks:
+        return cls(Network(folder / SEGMENTATION_FILE), Network(folder / EMBEDDING_FILE))
+
+    def set_threads(self, threads: int) -> None:
+        self.segmentation.threads = self.embedding.threads = max(1, threads)
+
+    def attach(self, segmentation: Any, embedding: Any) -> None:
+        """Make pyannote's segmentation model and the CAM++ embedding model run their networks
+        here: everything around the networks stays theirs."""
+        import torch
+
+        network = self.segmentation
+
+        def forward(waveforms: torch.Tensor) -> torch.Tensor:
+            return torch.from_numpy(network(waveforms.numpy()))
+
+        segmentation.forward = forward
+        frames = self.embedding
+        embedding.frames_network = lambda fbank: torch.from_numpy(frames(fbank.numpy()))
