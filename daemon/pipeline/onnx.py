@@ -16,7 +16,6 @@ of spinning, so that they never take a core from CTranslate2 running beside them
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -32,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from daemon.errors import DiarizationError
+from daemon.modelstore import file_sha256
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -53,20 +53,12 @@ def export_folder(cache_dir: Path, segmentation_sha: str, embedding_sha: str) ->
     )
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
 def verified(folder: Path) -> bool:
     """Both files present and matching the sha256 recorded when they were written."""
     try:
         marker = json.loads((folder / MARKER).read_text(encoding="utf-8"))
         return all(
-            _sha256(folder / name) == marker["files"][name]
+            file_sha256(folder / name) == marker["files"][name]
             for name in (SEGMENTATION_FILE, EMBEDDING_FILE)
         )
     except (OSError, ValueError, KeyError, TypeError):
@@ -83,18 +75,19 @@ def ensure_exported(folder: Path, segmentation: Any, campplus: Any) -> Path:
     started = time.perf_counter()
     try:
         _export(segmentation, campplus, tmp)
-        files = {name: _sha256(tmp / name) for name in (SEGMENTATION_FILE, EMBEDDING_FILE)}
+        files = {name: file_sha256(tmp / name) for name in (SEGMENTATION_FILE, EMBEDDING_FILE)}
         (tmp / MARKER).write_text(
             json.dumps({"files": files, "export_version": EXPORT_VERSION}), encoding="utf-8"
         )
-        if folder.exists():
-            shutil.rmtree(folder, ignore_errors=True)
+        if verified(folder):
+            return folder  # another worker finished first: its files are the same
+        shutil.rmtree(folder, ignore_errors=True)  # a damaged export
         try:
             os.replace(tmp, folder)
-        except OSError:
-            # another worker renamed its export into place first: use it if it verifies
+        except OSError:  # another worker's rename came between: use it if it verifies
             if not verified(folder):
                 raise
+            return folder
         log.info(
             "exported the diarization networks to ONNX",
             extra={"path": str(folder), "seconds": round(time.perf_counter() - started, 2)},
