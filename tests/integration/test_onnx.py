@@ -3,6 +3,7 @@ the model cache, verified, rebuilt when tampered with, and giving torch's result
 
 from __future__ import annotations
 
+import threading
 import wave
 from pathlib import Path
 
@@ -60,11 +61,23 @@ def test_onnx_networks_export_once_and_match_torch(tmp_path: Path) -> None:
     turns = [(t.start, t.end, t.speaker) for t in by_torch.turns]
     assert der(turns, [(t.start, t.end, t.speaker) for t in by_onnx.turns]) < 0.01
 
-    # a grant of two threads gets a session of two intra-op threads
+    # a grant of two threads: segmentation gets a session of two intra-op threads, the
+    # embeddings two lanes of one thread each, and the result is the same
     on_onnx.threads = 2
-    on_onnx(audio[: 16000 * 12])
+    lanes: set[str] = set()
+
+    def seen(name: str, *_a: object, **_k: object) -> None:
+        if name == "embeddings":
+            lanes.update(t.name for t in threading.enumerate() if t.name.startswith("embed-lane"))
+
+    by_lanes = on_onnx(audio, hook=seen)
+    assert len(lanes) == 2
     assert on_onnx._onnx is not None
     assert on_onnx._onnx.segmentation.thread_counts == [1, 2]
+    assert on_onnx._onnx.embedding.thread_counts == [1]
+    assert [(t.start, t.end, t.speaker) for t in by_lanes.turns] == [
+        (t.start, t.end, t.speaker) for t in by_onnx.turns
+    ]
 
     # loaded again: nothing is exported again
     Diarizer(DiarizeParams(), onnx_cache=cache)
