@@ -94,6 +94,7 @@ PNG = bytes.fromhex(
 )
 
 
+@pytest.mark.slow  # about 35-100 s: CI runs it with -m slow
 def test_bad_input_corpus_through_the_daemon(tmp_path: Path, model_cache: Path) -> None:
     src = need_eval("asr_en", "jfk.flac")
     inbox = tmp_path / "inbox"

@@ -186,6 +186,7 @@ def wait_until(test: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.2)
 
 
+@pytest.mark.slow  # two daemon starts: CI runs it with -m slow
 def test_webhook_and_hooks_survive_a_daemon_restart_delivered_once(
     tmp_path: Path, model_cache: Path, daemons: list[Daemon]
 ) -> None:

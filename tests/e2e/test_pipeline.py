@@ -189,7 +189,8 @@ def test_vocabulary_per_folder_reaches_whisper_and_its_cache_key(
     inbox = tmp_path / "inbox"
     extra = (
         f'[folders."{inbox / "terms"}"]\nhotwords = "fellow-Americans"\n'
-        f'[folders."{inbox / "style"}"]\ninitial_prompt = "um, uh, like, so, you know, hmm"\n'
+        f'[folders."{inbox / "style"}"]\n'
+        'initial_prompt = "and so, um, my fellow, uh, americans, like, lowercase text"\n'
     )
     cfg = write_config(tmp_path, model_cache, "[diarization]\nenabled = false\n" + extra)
     for folder in ("", "terms", "style"):
@@ -207,7 +208,8 @@ def test_vocabulary_per_folder_reaches_whisper_and_its_cache_key(
     style = (out / "style" / "jfk.txt").read_text()
     assert "my fellow Americans" in plain and plain.startswith("And so"), plain
     assert "my fellow-Americans" in terms, terms
-    assert style.startswith("and so"), style
+    # the prompt's lowercase spelling wins (its other effects vary with the CPU's int8 kernels)
+    assert "fellow americans" in style, style
     done = json.loads(run("status", "--json").output)
     assert [j["metrics"]["steps"]["computed"].get("asr", 0) for j in done] == [1, 1, 1]
 

@@ -207,6 +207,7 @@ def _proc(pid: int) -> psutil.Process | None:
         return None
 
 
+@pytest.mark.slow  # a worker killed and a job retried: CI runs it with -m slow
 def test_worker_killed_like_the_oom_killer_retries_lighter(
     tmp_path: Path, model_cache: Path
 ) -> None:
