@@ -40,7 +40,9 @@ BUILTIN: dict[str, Profile] = {
         beam_size=1,
         max_chunk_seconds=30.0,
         vad=VadParams(max_speech_seconds=30.0),
-        diarization=DiarizeParams(segmentation_step=0.5, chunked_embeddings=True),
+        diarization=DiarizeParams(
+            segmentation_step=0.5, chunked_embeddings=True, shared_frames=True
+        ),
         english_model="tiny.en",
     ),
     "balanced": Profile(
@@ -50,7 +52,9 @@ BUILTIN: dict[str, Profile] = {
         beam_size=2,
         max_chunk_seconds=60.0,
         vad=VadParams(max_speech_seconds=60.0),
-        diarization=DiarizeParams(segmentation_step=0.3, chunked_embeddings=True),
+        diarization=DiarizeParams(
+            segmentation_step=0.3, chunked_embeddings=True, shared_frames=True
+        ),
     ),
     "quality": Profile(
         "quality",
@@ -61,7 +65,9 @@ BUILTIN: dict[str, Profile] = {
         vad=VadParams(max_speech_seconds=90.0),
         # pyannote's stock step; one CAM++ pass per window pooled per speaker gives the same
         # embeddings as its pass per window and speaker, for a third of the work
-        diarization=DiarizeParams(segmentation_step=0.1, chunked_embeddings=True),
+        diarization=DiarizeParams(
+            segmentation_step=0.1, chunked_embeddings=True, shared_frames=True
+        ),
     ),
 }
 

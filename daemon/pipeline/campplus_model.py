@@ -58,10 +58,24 @@ class CamPlusPlusEmbedding(Model):
         )
         return int((fbank_frames + 1) // 2)
 
-    def compute_fbank(self, waveforms: torch.Tensor) -> torch.Tensor:
+    def compute_fbank(self, waveforms: torch.Tensor, context: int = 0) -> torch.Tensor:
+        """Mean-normalised fbank: over the whole input, or with ``context`` > 0 over the
+        ``context`` frames centred on each frame (a long block then looks, frame by frame, like
+        the chunk around it)."""
         feats = torch.vmap(self._fbank)(waveforms)  # (batch, frames, 80)
-        centred: torch.Tensor = feats - feats.mean(dim=1, keepdim=True)
-        return centred
+        if context <= 0 or feats.shape[1] <= context:
+            centred: torch.Tensor = feats - feats.mean(dim=1, keepdim=True)
+            return centred
+        normalised: torch.Tensor = feats - moving_mean(feats, context)
+        return normalised
+
+    def embed_frames(self, frames: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        """(batch, channels, frames) frame features x (batch, speakers, mask frames) masks ->
+        (batch, speakers, dim): each local speaker's frames pooled with its own mask."""
+        stats = self.pool(frames, weights=masks)  # (batch, speakers, 2 * channels)
+        batch, speakers, width = stats.shape
+        out: torch.Tensor = self.net.dense(stats.reshape(batch * speakers, width))
+        return out.reshape(batch, speakers, -1)
 
     def forward(  # type: ignore[override]
         self, waveforms: torch.Tensor, weights: torch.Tensor | None = None
@@ -78,8 +92,17 @@ class CamPlusPlusEmbedding(Model):
         frames with its own mask.  Same result as one forward per (chunk, speaker) pair, since
         the mask only enters at the pooling layer.
         """
-        frames = self.frames_network(self.compute_fbank(waveforms))
-        stats = self.pool(frames, weights=masks)  # (batch, speakers, 2 * channels)
-        batch, speakers, width = stats.shape
-        out: torch.Tensor = self.net.dense(stats.reshape(batch * speakers, width))
-        return out.reshape(batch, speakers, -1)
+        return self.embed_frames(self.frames_network(self.compute_fbank(waveforms)), masks)
+
+
+def moving_mean(x: torch.Tensor, width: int) -> torch.Tensor:
+    """Mean over dim 1 of the ``width`` frames centred on each frame (fewer at the edges, where
+    the window is cut to the input): (batch, frames, features) -> the same shape."""
+    frames = x.shape[1]
+    zero = torch.zeros_like(x[:, :1])
+    sums = torch.cat([zero, x.double().cumsum(dim=1)], dim=1)
+    index = torch.arange(frames)
+    lo = (index - width // 2).clamp(0, frames)
+    hi = (index - width // 2 + width).clamp(0, frames)
+    mean = (sums[:, hi] - sums[:, lo]) / (hi - lo).to(sums.dtype)[None, :, None]
+    return mean.to(x.dtype)

@@ -9,6 +9,7 @@ pyannote in memory.  Results are plain :class:`~daemon.pipeline.merge.Turn` list
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 import time
@@ -76,6 +77,15 @@ class DiarizeParams:
     """Step between segmentation windows, as a share of the 10 s window."""
     chunked_embeddings: bool = True
     """Run the embedding network once per chunk (see _chunked_embedding_pipeline)."""
+    shared_frames: bool = True
+    """With chunked embeddings: run the embedding network once per 20-s block of audio (blocks
+    one chunk apart, see :func:`frame_blocks` and :data:`FRAME_BLOCK_CHUNKS`) and cut each
+    overlapping chunk's frames from the block holding it, instead of once per chunk (each
+    second 1 / step times).  On the 46-file dev set (bench/frames.py, bench/RESULTS.md) DER
+    moved -0.2 / -0.7 / -0.6 points at steps 0.5 / 0.3 / 0.1 (intervals holding 0), the count
+    was exact in 32 / 34 / 34 files against 29 / 28 / 33, and the embedding step ran 1.05x /
+    1.46x / 3.97x faster on those short files.  Blocks one chunk long were worse (+3.6 points
+    on 10 files): a chunk straddling two blocks mixes two contexts."""
 
 
 def scaled_min_cluster_size(params: DiarizeParams) -> int:
@@ -148,6 +158,48 @@ def _import_pyannote() -> None:
         import pyannote.audio  # noqa: F401
 
 
+FRAME_BLOCK_CHUNKS = 2
+"""Shared frames: chunks per block (20 s at pyannote's 10-s chunks); blocks overlap by one chunk
+so every chunk lies whole in one block, and the fbank is normalised over a chunk's length around
+each frame, so a chunk's frames see about the context its own pass would.  The network costs the
+same per second at 10 to 120 s (14-15 ms at 1 thread): the blocks cost 2x the audio, against
+1 / step.  Longer blocks (60 s, 30 s) kept the dev set's DER but moved a conversation's voice
+prints away from the same voices enrolled alone (tests/e2e/test_voices.py: 0.39 for 0.07)."""
+
+
+def frame_blocks(
+    end: float, chunk: float, chunks: int = FRAME_BLOCK_CHUNKS
+) -> list[tuple[float, float]]:
+    """Blocks (start, end) of ``chunks`` chunk lengths, one chunk apart, covering [0, end]; the
+    last one ends at ``end``."""
+    length, stride = chunk * chunks, chunk * (chunks - 1)
+    count = max(1, math.ceil((end - length) / stride - 1e-9) + 1)
+    return [(k * stride, min(k * stride + length, max(end, chunk))) for k in range(count)]
+
+
+def block_holding(start: float, chunk: float, blocks: list[tuple[float, float]]) -> int:
+    """Index of the first block holding the chunk [start, start + chunk] whole."""
+    for k, (a, b) in enumerate(blocks):
+        if a <= start + 1e-6 and start + chunk <= b + 1e-6:
+            return k
+    return len(blocks) - 1
+
+
+def _cut(
+    frames: list[np.ndarray],
+    blocks: list[tuple[float, float]],
+    start: float,
+    chunk: float,
+    width: int,
+) -> np.ndarray:
+    """The ``width`` frames (channels, width) of the chunk at ``start`` from a block holding it."""
+    k = block_holding(start, chunk, blocks)
+    (a, b), block = blocks[k], frames[k]
+    offset = round((start - a) * block.shape[1] / (b - a))
+    out = block[:, max(0, min(offset, block.shape[1] - width)) :][:, :width]
+    return np.pad(out, ((0, 0), (0, width - out.shape[1])), mode="edge")
+
+
 def _chunked_embedding_pipeline() -> type:
     """SpeakerDiarization whose embedding step runs CAM++ once per chunk, not once per speaker.
 
@@ -160,16 +212,18 @@ def _chunked_embedding_pipeline() -> type:
     between rounds, since the grant grows when the ASR finishes): CAM++ gains 1.78x from two
     lanes against 1.37x from two intra-op threads (bench/RESULTS.md).
     """
-    import math
     from concurrent.futures import ThreadPoolExecutor
 
     import torch
     from einops import rearrange
     from pyannote.audio.pipelines import SpeakerDiarization
+    from pyannote.core import Segment
 
     class ChunkedEmbeddingDiarization(SpeakerDiarization):
         embedding_lanes: Callable[[], int] = staticmethod(lambda: 1)
         """How many batches to run side by side next (each lane on one thread)."""
+        shared_frames = False
+        """Frames computed once per stretch of audio, not once per (overlapping) chunk."""
 
         def get_embeddings(
             self,
@@ -193,30 +247,68 @@ def _chunked_embedding_pipeline() -> type:
                 masks = np.where(use_clean, clean, data)
             batch = max(1, self.embedding_batch_size)
             chunks = [chunk for chunk, _ in binary_segmentations]
+            torch_masks = torch.from_numpy(rearrange(masks, "c f s -> c s f"))
 
-            def embed(start: int) -> np.ndarray:
-                waves = torch.vstack(
-                    [
-                        self._audio.crop(file, chunk, mode="pad")[0][None]
-                        for chunk in chunks[start : start + batch]
-                    ]
-                )
-                m = torch.from_numpy(rearrange(masks[start : start + batch], "c f s -> c s f"))
-                with torch.inference_mode():
-                    out: np.ndarray = model.embed_chunks(waves, m).numpy()
-                return out
+            def progress(done: int, total: int) -> None:
+                if hook is not None:
+                    hook("embeddings", None, total=total, completed=min(done, total))
 
-            starts = list(range(0, num_chunks, batch))
-            out: list[np.ndarray] = []
             with ThreadPoolExecutor(thread_name_prefix="embed-lane") as pool:
-                while len(out) < len(starts):
-                    lanes = max(1, self.embedding_lanes())
-                    group = starts[len(out) : len(out) + lanes]
-                    out.extend(pool.map(embed, group) if len(group) > 1 else [embed(group[0])])
-                    if hook is not None:
-                        done = min(num_chunks, len(out) * batch)
-                        hook("embeddings", None, total=num_chunks, completed=done)
-            return np.concatenate(out, axis=0)
+
+                def in_lanes(
+                    work: Callable[[int], np.ndarray], count: int, size: int
+                ) -> list[np.ndarray]:
+                    """work(start) for each start below count by size, lanes side by side."""
+                    starts = list(range(0, count, size))
+                    out: list[np.ndarray] = []
+                    while len(out) < len(starts):
+                        group = starts[len(out) : len(out) + max(1, self.embedding_lanes())]
+                        out.extend(pool.map(work, group) if len(group) > 1 else [work(group[0])])
+                        progress(len(out) * size, count)
+                    return out
+
+                def frames_of(segments: list[Any], context: int = 0) -> torch.Tensor:
+                    waves = torch.vstack(
+                        [self._audio.crop(file, seg, mode="pad")[0][None] for seg in segments]
+                    )
+                    with torch.inference_mode():
+                        frames: torch.Tensor = model.frames_network(
+                            model.compute_fbank(waves, context)
+                        )
+                    return frames
+
+                if not self.shared_frames:
+
+                    def embed(start: int) -> np.ndarray:
+                        frames = frames_of(chunks[start : start + batch])
+                        with torch.inference_mode():
+                            m = torch_masks[start : start + batch]
+                            out: np.ndarray = model.embed_frames(frames, m).numpy()
+                        return out
+
+                    return np.concatenate(in_lanes(embed, num_chunks, batch))
+
+                # shared frames: the frame network once per block of several chunks (blocks
+                # overlapping by one chunk), each chunk's frames cut from a block holding it
+                plan = frame_blocks(chunks[-1].end, duration)
+                # fbank normalised over a chunk's length around each frame, as in a chunk
+                fbank_context = round(duration * 100)
+                per_block = in_lanes(
+                    lambda b: frames_of([Segment(*plan[b])], fbank_context)[0].numpy(),
+                    len(plan),
+                    1,
+                )
+                width = model.num_frames(round(duration * self._embedding.sample_rate))
+                cut = np.stack([_cut(per_block, plan, c.start, duration, width) for c in chunks])
+                with torch.inference_mode():
+                    return np.concatenate(
+                        [
+                            model.embed_frames(
+                                torch.from_numpy(cut[i : i + batch]), torch_masks[i : i + batch]
+                            ).numpy()
+                            for i in range(0, num_chunks, batch)
+                        ]
+                    )
 
     return ChunkedEmbeddingDiarization
 
@@ -312,6 +404,8 @@ class Diarizer:
                 },
             }
         )
+        if params.chunked_embeddings:
+            pipeline.shared_frames = params.shared_frames
         self._pipeline = pipeline
 
     @property

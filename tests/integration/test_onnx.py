@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import wave
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,8 +19,8 @@ from tests.conftest import need_eval
 pytestmark = [pytest.mark.model, pytest.mark.eval]
 
 
-def speech() -> np.ndarray:
-    with wave.open(str(need_eval("diarization", "sample.wav"))) as w:
+def speech(name: str = "sample.wav") -> np.ndarray:
+    with wave.open(str(need_eval("diarization", name))) as w:
         pcm = np.frombuffer(w.readframes(w.getnframes()), np.int16)
     return pcm.astype(np.float32) / 32768
 
@@ -62,7 +63,9 @@ def test_onnx_networks_export_once_and_match_torch(tmp_path: Path) -> None:
     assert der(turns, [(t.start, t.end, t.speaker) for t in by_onnx.turns]) < 0.01
 
     # a grant of two threads: segmentation gets a session of two intra-op threads, the
-    # embeddings two lanes of one thread each, and the result is the same
+    # embeddings two lanes of one thread each (on 90 s: eight 20-s blocks), and the same result
+    audio = np.tile(audio, 3)
+    by_onnx = on_onnx(audio)
     on_onnx.threads = 2
     lanes: set[str] = set()
 
@@ -89,3 +92,37 @@ def test_onnx_networks_export_once_and_match_torch(tmp_path: Path) -> None:
     again = Diarizer(DiarizeParams(), onnx_cache=cache)
     assert onnx.verified(folder)
     assert {t.speaker for t in again(audio).turns} == speakers
+
+
+def test_shared_frames_give_each_chunk_its_own_embedding(tmp_path: Path) -> None:
+    """Frames cut from 20-s blocks pool into the embeddings that the chunk's own pass gives,
+    closely enough to cluster alike (bench/frames.py measures the DER); a cut one chunk step
+    off would pool another stretch of speech and fail this."""
+    names = ("sample.wav", "dev00.wav", "dev01.wav", "trn00.wav")
+    audio = np.concatenate([speech(n) for n in names])  # 120 s: eleven blocks
+    diarizer = Diarizer(DiarizeParams(segmentation_step=0.3), onnx_cache=tmp_path / "models")
+    pipe = diarizer._pipeline
+    original = pipe.get_embeddings
+    seen: dict[str, np.ndarray] = {}
+
+    def both(file: Any, binary: Any, exclude_overlap: bool = False, hook: Any = None) -> Any:
+        seen["shared"] = original(file, binary, exclude_overlap=exclude_overlap, hook=hook)
+        pipe.shared_frames = False
+        seen["exact"] = original(file, binary, exclude_overlap=exclude_overlap)
+        pipe.shared_frames = True
+        seen["active"] = np.nan_to_num(binary.data).sum(axis=1) > 100  # frames: about 1.7 s
+        return seen["shared"]
+
+    object.__setattr__(pipe, "get_embeddings", both)
+    found = diarizer(audio)
+    assert len({t.speaker for t in found.turns}) >= 2
+    shared, exact = seen["shared"][seen["active"]], seen["exact"][seen["active"]]
+    assert len(shared) > 30
+
+    def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return (a * b).sum(-1) / np.linalg.norm(a, axis=-1) / np.linalg.norm(b, axis=-1)
+
+    same = cosine(shared, exact)  # measured: median 0.975, 5th percentile 0.87
+    assert float(np.median(same)) > 0.95 and float(np.percentile(same, 5)) > 0.75
+    # the neighbouring (chunk, speaker) pair's embedding is much further (median 0.71)
+    assert float(np.median(cosine(shared[1:], exact[:-1]))) < float(np.median(same)) - 0.1

@@ -1,0 +1,94 @@
+"""Shared CAM++ frames: the embedding network once per stretch of audio against once per chunk.
+
+    python -m bench.frames [--eval ../shared/eval] [--seed 0] [--steps 0.5 0.3 0.1]
+
+At a segmentation step below 1, pyannote's chunks overlap (each second is in 1 / step chunks)
+and the embedding network runs on each chunk: at step 0.5 every second twice, at 0.1 ten times.
+With ``DiarizeParams.shared_frames`` it runs once on consecutive chunk-long blocks and each
+chunk's frames are cut from them (CAM++'s frames then see their block's context, not their
+chunk's).  Per step, on the dev set of :mod:`bench.devset` (ONNX Runtime, the profiles'
+settings otherwise): pooled DER at collar 0 and 0.25, speaker count exact, the embedding
+step's wall seconds, and the bootstrap 95 % interval of DER shared minus exact.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import tempfile
+from pathlib import Path
+
+from bench.clusters import report
+from bench.devset import build, decode
+from bench.metrics import load_rttm, load_uem
+from bench.speakers import Results, Scored, bootstrap_diff, components, print_table, summary
+from daemon.pipeline.diarize import DiarizeParams, Diarizer
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--eval", type=Path, default=REPO.parent / "shared" / "eval")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps", type=float, nargs="+", default=[0.5, 0.3, 0.1])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--limit", type=int, default=0)
+    parser.add_argument("--resamples", type=int, default=2000)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    if not args.eval.is_dir():
+        raise SystemExit(f"evaluation data not found at {args.eval}")
+    tmp = Path(tempfile.mkdtemp(prefix="transcribd-frames-"))
+    items = build(args.eval, tmp / "devset", seed=args.seed)
+    if args.limit:
+        items = items[: args.limit]
+    audio = {i.name: decode(i.wav) for i in items}
+    refs = {i.name: load_rttm(str(i.rttm)) for i in items}
+    uems = {i.name: load_uem(str(i.uem)) if i.uem else None for i in items}
+    print(f"dev set (seed {args.seed}): {len(items)} files", flush=True)
+    for step in args.steps:
+        results = Results()
+        embedding_seconds = {}
+        for shared in (False, True):
+            name = f"{step} {'shared' if shared else 'exact'}"
+            params = dataclasses.replace(
+                DiarizeParams(segmentation_step=step), shared_frames=shared
+            )
+            diarizer = Diarizer(params, threads=args.threads, onnx_cache=tmp / "models")
+            diarizer(audio[items[0].name])  # warm
+            rows = []
+            embedding_seconds[name] = 0.0
+            for item in items:
+                found = diarizer(audio[item.name])
+                embedding_seconds[name] += found.timing.get("embeddings", (0.0, 0.0))[0]
+                hyp = [(t.start, t.end, t.speaker) for t in found.turns]
+                scored = Scored(
+                    components={
+                        c: components(refs[item.name], hyp, uems[item.name], c) for c in (0.0, 0.25)
+                    },
+                    speakers=len({t.speaker for t in found.turns}),
+                    words=(0, 0, 0, 0),
+                    seconds=sum(wall for wall, _ in found.timing.values()),
+                    duration=len(audio[item.name]) / 16000,
+                )
+                results.rows.setdefault(name, {})[item.name] = scored
+                rows.append((item, scored.components[0.0], scored.speakers))
+            report(step, name, rows)
+            print(f"    embeddings {embedding_seconds[name]:.1f} s", flush=True)
+        exact, shared_rows = (results.rows[f"{step} {k}"] for k in ("exact", "shared"))
+        print_table(summary(results, items, args.resamples, reference=f"{step} exact"))
+        for collar in (0.0, 0.25):
+            diff, lo, hi = bootstrap_diff(shared_rows, exact, collar, args.resamples)
+            print(
+                f"step {step}: DER shared - exact at collar {collar}: {diff * 100:+.2f} points "
+                f"[{lo * 100:+.2f}, {hi * 100:+.2f}]; embeddings "
+                f"{embedding_seconds[f'{step} exact'] / embedding_seconds[f'{step} shared']:.2f}x "
+                "faster shared",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
