@@ -161,6 +161,9 @@ class Network:
                 options.inter_op_num_threads = 1
                 options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
                 options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+                # no arena: it kept ~0.5 GB of peak activations per worker (10-min window,
+                # two lanes: 1.65-1.72 GB against 1.18-1.20 GB) for ~8 % of diarization time
+                options.enable_cpu_mem_arena = False
                 options.log_severity_level = 3
                 self._sessions[threads] = ort.InferenceSession(
                     str(self.path), options, providers=["CPUExecutionProvider"]
