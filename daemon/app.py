@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from daemon import db, fsnames, hooks, logs, modelstore, voices
+from daemon import db, devices, fsnames, hooks, logs, modelstore, voices
 from daemon import doctor as doctor_mod
 from daemon.config import Config, ConfigError, explain, read_raw
 from daemon.config import find as find_config
@@ -99,6 +99,7 @@ def _scheduler(config: Config, store: Store) -> Scheduler:
 
 def run_once(config: Config) -> Summary:
     """Burst mode: rescan the watched folders, process everything pending, return."""
+    devices.select(config.compute.device, config.models.diarization_runtime)
     store = open_store(config, migrate=True)
     sched = _scheduler(config, store)
     with StopSignals() as stop:
@@ -112,6 +113,7 @@ def run_once(config: Config) -> Summary:
 def prepare_models(config: Config) -> list[str]:
     """Find, join and verify every model the daemon may need, before it says it is ready
     (a missing or corrupt model is a start-up error, not a failed job per file)."""
+    devices.select(config.compute.device, config.models.diarization_runtime)
     ready = [
         modelstore.resolve(n, config.models.cache_dir, config.models.allow_download).name
         for n in models_in_use(config)
@@ -515,9 +517,8 @@ def transcribe(
     started, cpu = time.perf_counter(), time.process_time()
     with closing(open_store(config)) as store:
         sha, _size = hash_file(path)
-        result = run_pipeline(
-            config, WarmModels.of(config), store, path, sha, options, on_progress=on_progress
-        )
+        models = WarmModels.of(config)
+        result = run_pipeline(config, models, store, path, sha, options, on_progress=on_progress)
         on_progress(1.0)
         spool.drop(spool_path(config, sha))
         folder, name = output_place(config, path)
@@ -533,7 +534,7 @@ def transcribe(
                 cues=cue_rules(config),
                 name=name,
             )
-    return Transcribed(written, run_metrics(result, started, cpu))
+    return Transcribed(written, run_metrics(result, started, cpu, models.device.name))
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from daemon import hooks, placement
+from daemon import devices, hooks, placement
 
 ENV_CONFIG = "TRANSCRIBD_CONFIG"
 SYSTEM_CONFIG = Path("/etc/transcribd/config.toml")
@@ -140,6 +140,13 @@ class ModelsConfig:
 
 
 @dataclass(frozen=True)
+class ComputeConfig:
+    device: str = "auto"
+    """Where the models run: "auto" (an NVIDIA GPU where CTranslate2 sees one, else the CPU),
+    "cpu", "cuda" (the first GPU) or "cuda:N"."""
+
+
+@dataclass(frozen=True)
 class DaemonConfig:
     tick_seconds: float = 2.0
     lease_seconds: float = 120.0
@@ -209,6 +216,8 @@ class ProfileOverride:
     english_model: str | None = None
     """Model for English speech ("" for none: ``model`` transcribes everything)."""
     compute_type: str | None = None
+    cuda_compute_type: str | None = None
+    """Whisper's compute type on an NVIDIA GPU (compute_type is the CPU's)."""
     beam_size: int | None = None
     max_chunk_seconds: float | None = None
     vad_threshold: float | None = None
@@ -275,6 +284,7 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     hooks: HooksConfig = field(default_factory=HooksConfig)
     voices: VoicesConfig = field(default_factory=VoicesConfig)
+    compute: ComputeConfig = field(default_factory=ComputeConfig)
     profiles: Mapping[str, ProfileOverride] = field(default_factory=dict)
     folders: Mapping[Path, FolderOptions] = field(default_factory=dict)
     source: Path | None = None
@@ -384,6 +394,7 @@ def from_mapping(raw: Mapping[str, Any], source: Path | None = None) -> Config:
         "metrics": MetricsConfig,
         "hooks": HooksConfig,
         "voices": VoicesConfig,
+        "compute": ComputeConfig,
     }
     for key, value in raw.items():
         if key not in (*sections, "profiles", "folders"):
@@ -444,6 +455,10 @@ def _check(config: Config) -> None:
             f"models.diarization_runtime: unknown runtime '{config.models.diarization_runtime}' "
             f"(known: {', '.join(DIARIZATION_RUNTIMES)})"
         )
+    try:
+        devices.parse(config.compute.device)
+    except ValueError as exc:
+        raise ConfigError(f"compute.device: {exc}") from None
     if config.watch.observer not in OBSERVERS:
         raise ConfigError(
             f"watch.observer: unknown observer '{config.watch.observer}' "

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from daemon import db, fsnames, hooks, modelstore
+from daemon import db, devices, fsnames, hooks, modelstore
 from daemon.config import Config
 from daemon.errors import DiarizationError, ModelError
 from daemon.intake import observer_for
@@ -59,6 +59,7 @@ def run(config: Config) -> list[Finding]:
         check_hooks,
         check_disk,
         check_machine,
+        check_gpu,
     ]
     out: list[Finding] = []
     for check in checks:
@@ -309,3 +310,56 @@ def check_machine(_config: Config) -> Iterator[Finding]:
         )
     else:
         yield ok("machine", detail)
+
+
+def check_gpu(config: Config) -> Iterator[Finding]:
+    """The GPUs the runtimes see (CTranslate2 for Whisper, ONNX Runtime for diarization), the
+    driver where NVML answers, and whether ``compute.device`` can be used."""
+    seen = devices.probe()
+    for line in _nvml_lines():
+        yield ok("gpu", line)
+    try:
+        device = devices.choose(config.compute.device, seen, config.models.diarization_runtime)
+    except devices.DeviceError as exc:
+        yield fail("gpu", str(exc), devices.CUDA_INSTALL)
+        return
+    if seen.cuda_devices == 0:
+        yield ok("gpu", f"models run on the CPU: {device.reason}")
+        return
+    yield ok(
+        "gpu", f"Whisper (CTranslate2) sees {seen.cuda_devices} CUDA device(s); {device.reason}"
+    )
+    if not seen.onnx_cuda:
+        yield warn(
+            "gpu",
+            "ONNX Runtime has no CUDA provider: diarization runs on the CPU",
+            "pip uninstall -y onnxruntime && pip install onnxruntime-gpu",
+        )
+
+
+def _nvml_lines() -> list[str]:
+    """One line per GPU from NVML (nvidia-ml-py), with the driver and CUDA versions; none
+    where NVML is not installed or finds no driver."""
+    try:
+        import pynvml  # type: ignore[import-not-found]
+
+        pynvml.nvmlInit()
+    except Exception:
+        return []
+    try:
+        driver = pynvml.nvmlSystemGetDriverVersion()
+        cuda = pynvml.nvmlSystemGetCudaDriverVersion()
+        lines = []
+        for i in range(pynvml.nvmlDeviceGetCount()):
+            handle = pynvml.nvmlDeviceGetHandleByIndex(i)
+            memory = pynvml.nvmlDeviceGetMemoryInfo(handle)
+            lines.append(
+                f"cuda:{i} {pynvml.nvmlDeviceGetName(handle)}: "
+                f"{memory.free / 2**30:.1f} of {memory.total / 2**30:.1f} GB free; "
+                f"driver {driver}, CUDA {cuda // 1000}.{cuda % 1000 // 10}"
+            )
+        return lines
+    except Exception:
+        return []
+    finally:
+        pynvml.nvmlShutdown()

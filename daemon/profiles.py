@@ -30,6 +30,8 @@ class Profile:
     english_model: str = ""
     """When set, English speech (detected by ``model``, or forced) is transcribed by this
     lighter English-only model instead."""
+    cuda_compute_type: str = "float16"
+    """Whisper's compute type on an NVIDIA GPU (``compute_type`` is the CPU's column)."""
 
 
 BUILTIN: dict[str, Profile] = {
@@ -44,6 +46,7 @@ BUILTIN: dict[str, Profile] = {
             segmentation_step=0.5, chunked_embeddings=True, shared_frames=True
         ),
         english_model="tiny.en",
+        cuda_compute_type="int8_float16",
     ),
     "balanced": Profile(
         "balanced",
@@ -88,6 +91,7 @@ def resolve(name: str, overrides: Mapping[str, ProfileOverride]) -> Profile:
         "model": override.model,
         "english_model": override.english_model,
         "compute_type": override.compute_type,
+        "cuda_compute_type": override.cuda_compute_type,
         "beam_size": override.beam_size,
         "max_chunk_seconds": override.max_chunk_seconds,
     }
@@ -113,3 +117,11 @@ def models_in_use(config: Config) -> list[str]:
     names |= {o.profile for o in config.folders.values() if o.profile}
     profiles = [resolve(n, config.profiles) for n in names]
     return sorted({p.model for p in profiles} | {p.english_model for p in profiles} - {""})
+
+
+def on_device(profile: Profile, kind: str) -> Profile:
+    """The profile as it runs on a device kind ("cpu" or "cuda"): its compute type is that
+    device's column of the table (pure)."""
+    if kind == "cuda":
+        return dataclasses.replace(profile, compute_type=profile.cuda_compute_type)
+    return profile

@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from daemon import modelstore
+from daemon import devices, modelstore
 from daemon.config import Config
+from daemon.devices import CPU, Device
 from daemon.modelstore import ResolvedModel
 from daemon.pipeline.asr import AsrModel
 from daemon.pipeline.diarize import DiarizeParams
@@ -31,6 +32,8 @@ class WarmModels:
     cache_dir: Path
     allow_download: bool = False
     diarization_runtime: str = "onnxruntime"
+    device: Device = CPU
+    """Where the models run (:mod:`daemon.devices`)."""
     loads: int = 0
     _resolved: dict[str, ResolvedModel] = field(default_factory=dict)
     _asr: dict[tuple[str, str, int], AsrModel] = field(default_factory=dict)
@@ -43,6 +46,7 @@ class WarmModels:
             cache_dir=config.models.cache_dir,
             allow_download=config.models.allow_download,
             diarization_runtime=config.models.diarization_runtime,
+            device=devices.resolve(config.compute.device, config.models.diarization_runtime),
         )
 
     def resolve(self, name: str) -> ResolvedModel:
@@ -59,7 +63,9 @@ class WarmModels:
         with self._lock:
             if key not in self._asr:
                 started = time.perf_counter()
-                self._asr[key] = AsrModel(resolved, compute_type, per_lane, lanes)
+                self._asr[key] = AsrModel(
+                    resolved, compute_type, per_lane, lanes, self.device.kind, self.device.index
+                )
                 self.loads += 1
                 log.info(
                     "loaded model %s",
@@ -67,6 +73,7 @@ class WarmModels:
                     extra={
                         "model": resolved.name,
                         "compute_type": compute_type,
+                        "device": self.device.name,
                         "lanes": lanes,
                         "seconds": round(time.perf_counter() - started, 2),
                     },
@@ -81,7 +88,8 @@ class WarmModels:
             if params not in self._diarizers:
                 started = time.perf_counter()
                 onnx_cache = self.cache_dir if self.diarization_runtime == "onnxruntime" else None
-                self._diarizers[params] = Diarizer(params, onnx_cache=onnx_cache)
+                gpu = self.device.index if self.device.diarization_on_gpu else None
+                self._diarizers[params] = Diarizer(params, onnx_cache=onnx_cache, gpu=gpu)
                 self.loads += 1
                 log.info(
                     "loaded diarization pipeline",

@@ -34,7 +34,7 @@ from daemon.pipeline.run import (
     transcribe_file,
 )
 from daemon.planner import profile_to_run, requested_profile
-from daemon.profiles import Profile
+from daemon.profiles import Profile, on_device
 from daemon.profiles import resolve as resolve_profile
 from daemon.store import Store, open_store, utcnow
 from daemon.sysload import bound_malloc_arenas, peak_rss, usable_cores
@@ -258,7 +258,9 @@ def _job_input(
     profile: Profile,
     threads: int,
 ) -> tuple[JobInput, Loaders]:
-    """A file's job as the pipeline takes it, and loaders of its (warm) models."""
+    """A file's job as the pipeline takes it, and loaders of its (warm) models; the profile
+    as it runs on the models' device (its compute type from that device's column)."""
+    profile = on_device(profile, models.device.kind)
     split = split_threads(
         threads or usable_cores(), config.daemon.overlap_diarization, config.diarization.enabled
     )
@@ -276,6 +278,7 @@ def _job_input(
         english_model=english,
         threads=split,
         vocabulary=vocabulary_for(config, options),
+        device=models.device.kind,
     )
     # the ASR model gets lanes for all the threads; beside diarization it uses only its share
     loaders = Loaders(
@@ -560,7 +563,7 @@ class Executor:
         self, result: PipelineResult, started: float, cpu_started: float, workers: int
     ) -> dict[str, Any]:
         return {
-            **run_metrics(result, started, cpu_started),
+            **run_metrics(result, started, cpu_started, self.models.device.name),
             "model_loads": self.models.loads,
             "workers": workers,
             "threads": self.threads or usable_cores(),
@@ -569,9 +572,12 @@ class Executor:
         }
 
 
-def run_metrics(result: PipelineResult, started: float, cpu_started: float) -> dict[str, Any]:
+def run_metrics(
+    result: PipelineResult, started: float, cpu_started: float, device: str = "cpu"
+) -> dict[str, Any]:
     """A pipeline run's figures (a job's metrics, ``transcribe --metrics``): wall and CPU
-    seconds since ``started`` / ``cpu_started``, audio seconds, real-time factor, the steps."""
+    seconds since ``started`` / ``cpu_started``, audio seconds, real-time factor, the steps,
+    and the device the models ran on."""
     wall = time.perf_counter() - started
     return {
         "wall_seconds": round(wall, 3),
@@ -580,4 +586,5 @@ def run_metrics(result: PipelineResult, started: float, cpu_started: float) -> d
         "rtf": round(wall / result.audio_seconds, 4) if result.audio_seconds else None,
         "steps": result.stats.as_dict(),
         "profile": result.transcript.profile,
+        "device": device,
     }

@@ -56,7 +56,13 @@ class AsrModel:
     """
 
     def __init__(
-        self, resolved: ResolvedModel, compute_type: str, cpu_threads: int, lanes: int = 1
+        self,
+        resolved: ResolvedModel,
+        compute_type: str,
+        cpu_threads: int,
+        lanes: int = 1,
+        device: str = "cpu",
+        device_index: int = 0,
     ) -> None:
         from faster_whisper import BatchedInferencePipeline, WhisperModel
 
@@ -66,7 +72,8 @@ class AsrModel:
         # A folder, never a size name: faster-whisper would otherwise go to the hub.
         self._model = WhisperModel(
             str(resolved.path),
-            device="cpu",
+            device=device,
+            device_index=device_index,
             compute_type=compute_type,
             cpu_threads=cpu_threads,
             num_workers=self.lanes,

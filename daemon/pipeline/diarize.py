@@ -348,10 +348,15 @@ class Diarizer:
     """A loaded pyannote SpeakerDiarization pipeline."""
 
     def __init__(
-        self, params: DiarizeParams, threads: int = 1, onnx_cache: Path | None = None
+        self,
+        params: DiarizeParams,
+        threads: int = 1,
+        onnx_cache: Path | None = None,
+        gpu: int | None = None,
     ) -> None:
         """``onnx_cache``: run both networks on ONNX Runtime, exported into this model cache
-        folder on first use (:mod:`daemon.pipeline.onnx`); None: on torch."""
+        folder on first use (:mod:`daemon.pipeline.onnx`); None: on torch.  ``gpu``: ONNX
+        Runtime runs them on that CUDA device (its CUDA provider), else on the CPU."""
 
         _import_pyannote()
         from pyannote.audio import Model
@@ -381,7 +386,7 @@ class Diarizer:
 
             folder = onnx.export_folder(onnx_cache, SEGMENTATION[1], EMBEDDING[1])
             onnx.ensure_exported(folder, segmentation, embedding.net)
-            self._onnx = onnx.OnnxNetworks.load(folder)
+            self._onnx = onnx.OnnxNetworks.load(folder, gpu)
             self._onnx.attach(segmentation, embedding)
         cls = _chunked_embedding_pipeline() if params.chunked_embeddings else SpeakerDiarization
         pipeline = cls(

@@ -141,11 +141,21 @@ def _frames_module(campplus: Any) -> Any:
     return Frames().eval()
 
 
+def providers(gpu: int | None) -> list[Any]:
+    """ONNX Runtime execution providers: the CPU's, or CUDA device ``gpu`` first (pure)."""
+    if gpu is None:
+        return ["CPUExecutionProvider"]
+    return [("CUDAExecutionProvider", {"device_id": gpu}), "CPUExecutionProvider"]
+
+
 @dataclass
 class Network:
     """One exported network: ONNX Runtime sessions by intra-op thread count."""
 
     path: Path
+    gpu: int | None = None
+    """The CUDA device to run on (ONNX Runtime's CUDA provider, the CPU's for what it lacks);
+    None: the CPU."""
     threads: int = 1
     """Intra-op threads of the next call (the worker's grant; it may change between calls)."""
     _sessions: dict[int, onnxruntime.InferenceSession] = field(default_factory=dict)
@@ -166,7 +176,7 @@ class Network:
                 options.enable_cpu_mem_arena = False
                 options.log_severity_level = 3
                 self._sessions[threads] = ort.InferenceSession(
-                    str(self.path), options, providers=["CPUExecutionProvider"]
+                    str(self.path), options, providers=providers(self.gpu)
                 )
             return self._sessions[threads]
 
@@ -191,8 +201,8 @@ class OnnxNetworks:
     embedding: Network
 
     @classmethod
-    def load(cls, folder: Path) -> OnnxNetworks:
-        return cls(Network(folder / SEGMENTATION_FILE), Network(folder / EMBEDDING_FILE))
+    def load(cls, folder: Path, gpu: int | None = None) -> OnnxNetworks:
+        return cls(Network(folder / SEGMENTATION_FILE, gpu), Network(folder / EMBEDDING_FILE, gpu))
 
     def set_threads(self, threads: int) -> None:
         self.segmentation.threads = self.embedding.threads = max(1, threads)

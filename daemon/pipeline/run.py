@@ -50,6 +50,10 @@ class JobInput:
     """How the worker's threads are shared between ASR lanes and diarization."""
     vocabulary: Vocabulary = field(default_factory=Vocabulary)
     """The job's initial prompt and hotwords."""
+    device: str = "cpu"
+    """Where Whisper runs ("cpu" or "cuda"): part of the ASR step's key off the CPU (GPU
+    kernels decode differently); the diarization networks give the same results within
+    float32 rounding on either, so their steps are shared."""
 
 
 def no_diarizer() -> steps.Diarize:
@@ -163,6 +167,8 @@ def _diarize(
 def _asr_choices(job: JobInput, models: Loaders) -> tuple[AsrChoice, AsrChoice | None]:
     """The profile's model, and its English-only model where it has one (and a loader)."""
     compute_type = job.profile.compute_type
+    if job.device != "cpu":
+        compute_type = f"{compute_type}@{job.device}"
     main = AsrChoice(job.profile.model, f"{job.model.identity}:{compute_type}", models.asr)
     if job.english_model is None or models.english is None:
         return main, None

@@ -106,6 +106,7 @@ def test_example_config_documents_every_key() -> None:
         cfg.PipelineConfig,
         cfg.ModelsConfig,
         cfg.DaemonConfig,
+        cfg.ComputeConfig,
         cfg.ProfileOverride,
     ):
         for name in section.__dataclass_fields__:

@@ -1,0 +1,142 @@
+"""Where the models run: the CPU or an NVIDIA GPU.
+
+``[compute] device`` is "auto" (a GPU where CTranslate2 sees one, else the CPU), "cpu", "cuda"
+(the first GPU) or "cuda:N".  :func:`probe` asks the installed runtimes what they see (it
+never fails: a runtime without CUDA support sees no GPU); :func:`choose` is a pure function of
+the request and what was seen, so every case has a table test without a GPU.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+
+from daemon.errors import SetupError
+
+log = logging.getLogger(__name__)
+
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda)(?::(\d+))?$")
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "cuda:N")
+
+CUDA_INSTALL = (
+    "install the CUDA build: pip install 'transcribd[cuda]' (README: Using a GPU), "
+    "with an NVIDIA driver for CUDA 12"
+)
+
+
+class DeviceError(SetupError):
+    """The configured device cannot be used on this machine (a start-up error, exit code 2)."""
+
+
+@dataclass(frozen=True)
+class Seen:
+    """What the installed runtimes report about GPUs (see :func:`probe`)."""
+
+    cuda_devices: int = 0
+    """GPUs CTranslate2 (Whisper) can use."""
+    onnx_cuda: bool = False
+    """ONNX Runtime has its CUDA execution provider (the onnxruntime-gpu build)."""
+    why_none: str = ""
+    """Why no GPU is usable, when none is (for the log line and doctor)."""
+
+
+@dataclass(frozen=True)
+class Device:
+    """Where a worker's models run."""
+
+    kind: str = "cpu"
+    """"cpu" or "cuda"."""
+    index: int = 0
+    diarization_on_gpu: bool = False
+    """The diarization networks run on the GPU too (ONNX Runtime's CUDA provider)."""
+    reason: str = ""
+
+    @property
+    def name(self) -> str:
+        return "cpu" if self.kind == "cpu" else f"cuda:{self.index}"
+
+
+CPU = Device("cpu", reason="configured")
+
+
+def parse(text: str) -> tuple[str, int | None]:
+    """``"cuda:1"`` -> ("cuda", 1); ValueError for anything not in :data:`DEVICE_CHOICES`."""
+    match = DEVICE_PATTERN.match(text.strip().lower())
+    if match is None or (match.group(2) is not None and match.group(1) != "cuda"):
+        raise ValueError(f"unknown device {text!r} (known: {', '.join(DEVICE_CHOICES)})")
+    index = match.group(2)
+    return match.group(1), None if index is None else int(index)
+
+
+def choose(requested: str, seen: Seen, diarization_runtime: str = "onnxruntime") -> Device:
+    """The device for ``requested`` given what the runtimes see (pure).  "auto" falls back to
+    the CPU and says why; an explicit "cuda" that cannot be used is a :class:`DeviceError`."""
+    kind, index = parse(requested)
+    if kind == "cpu":
+        return Device("cpu", reason="device = cpu in the config")
+    if seen.cuda_devices == 0:
+        why = seen.why_none or "CTranslate2 sees no CUDA device"
+        if kind == "auto":
+            return Device("cpu", reason=f"no usable GPU ({why})")
+        raise DeviceError(f'device {requested!r}: {why}; {CUDA_INSTALL}, or set device = "cpu"')
+    wanted = index or 0
+    if wanted >= seen.cuda_devices:
+        if kind == "auto":  # "auto" has no index; kept for symmetry
+            wanted = 0
+        else:
+            raise DeviceError(
+                f"device {requested!r}: CTranslate2 sees {seen.cuda_devices} GPU(s) "
+                f"(cuda:0 to cuda:{seen.cuda_devices - 1})"
+            )
+    on_gpu = diarization_runtime == "onnxruntime" and seen.onnx_cuda
+    if on_gpu:
+        where = "diarization too"
+    elif diarization_runtime != "onnxruntime":
+        where = f"diarization stays on the CPU (models.diarization_runtime = {diarization_runtime})"
+    else:
+        where = (
+            "diarization stays on the CPU (ONNX Runtime has no CUDA provider: "
+            "pip install onnxruntime-gpu in place of onnxruntime)"
+        )
+    how = "device = auto and a GPU is there" if kind == "auto" else f"device = {requested}"
+    return Device("cuda", wanted, on_gpu, reason=f"{how}; {where}")
+
+
+def probe() -> Seen:
+    """Ask CTranslate2 and ONNX Runtime what they see (never raises)."""
+    try:
+        import ctranslate2
+
+        count = int(ctranslate2.get_cuda_device_count())
+        why = "" if count else "CTranslate2 sees no CUDA device (no GPU, driver or CUDA runtime)"
+    except Exception as exc:  # a broken CUDA install must not stop a CPU daemon
+        count, why = 0, f"CTranslate2 could not query CUDA: {exc}"
+    onnx_cuda = False
+    if count:  # ONNX Runtime is imported only where a GPU could serve it
+        try:
+            import onnxruntime
+
+            onnx_cuda = "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+        except Exception:
+            onnx_cuda = False
+    return Seen(count, onnx_cuda, why)
+
+
+def resolve(requested: str, diarization_runtime: str = "onnxruntime") -> Device:
+    """:func:`choose` on this machine (``"cpu"`` asks no runtime)."""
+    if parse(requested)[0] == "cpu":
+        return choose(requested, Seen(), diarization_runtime)
+    return choose(requested, probe(), diarization_runtime)
+
+
+def select(requested: str, diarization_runtime: str = "onnxruntime") -> Device:
+    """:func:`resolve`, with one log line saying which device and why."""
+    device = resolve(requested, diarization_runtime)
+    log.info(
+        "models run on %s: %s",
+        device.name,
+        device.reason,
+        extra={"device": device.name, "diarization_on_gpu": device.diarization_on_gpu},
+    )
+    return device
