@@ -29,6 +29,7 @@ from bench.devset import Item, build, decode
 from bench.metrics import load_rttm, load_uem
 from bench.speakers import BASELINE, Results, Scored, components, print_table, summary
 from daemon.pipeline.diarize import PYANNOTE_THRESHOLD, DiarizeParams, Diarizer
+from daemon.pipeline.merge import WindowDiarization
 
 REPO = Path(__file__).resolve().parents[1]
 CANDIDATE = 0.80
@@ -128,25 +129,9 @@ class Features:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--eval", type=Path, default=REPO.parent / "shared" / "eval")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--steps", type=float, nargs="+", default=[0.5, 0.3, 0.1])
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--limit", type=int, default=0)
-    parser.add_argument("--resamples", type=int, default=2000)
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING)
-    if not args.eval.is_dir():
-        raise SystemExit(f"evaluation data not found at {args.eval}")
-    tmp = Path(tempfile.mkdtemp(prefix="transcribd-clusters-"))
-    items = build(args.eval, tmp / "devset", seed=args.seed)
-    if args.limit:
-        items = items[: args.limit]
-    audio = {i.name: decode(i.wav) for i in items}
-    refs = {i.name: load_rttm(str(i.rttm)) for i in items}
-    uems = {i.name: load_uem(str(i.uem)) if i.uem else None for i in items}
-    print(f"dev set (seed {args.seed}): {len(items)} files", flush=True)
+    args = step_parser(__doc__ or "").parse_args()
+    dev = load_dev(args, "transcribd-clusters-")
+    items, audio = dev.items, dev.audio
     results = Results()
     for step in args.steps:
         diarizer = Diarizer(DiarizeParams(segmentation_step=step), threads=args.threads)
@@ -156,17 +141,7 @@ def main() -> None:
             rows = []
             for item in items:
                 features.current = item.name
-                found = diarizer(audio[item.name])
-                hyp = [(t.start, t.end, t.speaker) for t in found.turns]
-                scored = Scored(
-                    components={
-                        c: components(refs[item.name], hyp, uems[item.name], c) for c in (0.0, 0.25)
-                    },
-                    speakers=len({t.speaker for t in found.turns}),
-                    words=(0, 0, 0, 0),
-                    seconds=0.0,
-                    duration=len(audio[item.name]) / 16000,
-                )
+                scored = dev.score(item, diarizer(audio[item.name]))
                 results.rows.setdefault(f"{step} {name}", {})[item.name] = scored
                 rows.append((item, scored.components[0.0], scored.speakers))
             report(step, name, rows)
@@ -174,6 +149,59 @@ def main() -> None:
     if BASELINE in profiles.rows:
         print(f"\nprofiles (clustering at {CANDIDATE}) against the whole-file stock pipeline:")
         print_table(summary(profiles, items, args.resamples))
+
+
+def step_parser(doc: str) -> argparse.ArgumentParser:
+    """The options of the benches that diarize the dev set once per segmentation step."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0] if doc else None)
+    parser.add_argument("--eval", type=Path, default=REPO.parent / "shared" / "eval")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps", type=float, nargs="+", default=[0.5, 0.3, 0.1])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--limit", type=int, default=0)
+    parser.add_argument("--resamples", type=int, default=2000)
+    return parser
+
+
+@dataclass
+class DevData:
+    """The dev set built for one run: its files, their audio, reference turns and UEMs."""
+
+    items: list[Item]
+    audio: dict[str, np.ndarray]
+    refs: dict[str, list[tuple[float, float, str]]]
+    uems: dict[str, list[tuple[float, float]] | None]
+
+    def score(self, item: Item, found: WindowDiarization, seconds: float = 0.0) -> Scored:
+        """One diarization of ``item`` against its truth (no words: these benches have none)."""
+        hyp = [(t.start, t.end, t.speaker) for t in found.turns]
+        ref, uem = self.refs[item.name], self.uems[item.name]
+        return Scored(
+            components={c: components(ref, hyp, uem, c) for c in (0.0, 0.25)},
+            speakers=len({t.speaker for t in found.turns}),
+            words=(0, 0, 0, 0),
+            seconds=seconds,
+            duration=len(self.audio[item.name]) / 16000,
+        )
+
+
+def load_dev(args: argparse.Namespace, prefix: str) -> DevData:
+    """Build the dev set of ``args.seed`` in a temporary folder (the first ``args.limit``
+    files if set) and decode it."""
+    logging.basicConfig(level=logging.WARNING)
+    if not args.eval.is_dir():
+        raise SystemExit(f"evaluation data not found at {args.eval}")
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    items = build(args.eval, tmp / "devset", seed=args.seed)
+    if args.limit:
+        items = items[: args.limit]
+    print(f"dev set (seed {args.seed}): {len(items)} files", flush=True)
+    return DevData(
+        items,
+        {i.name: decode(i.wav) for i in items},
+        {i.name: load_rttm(str(i.rttm)) for i in items},
+        {i.name: load_uem(str(i.uem)) if i.uem else None for i in items},
+    )
 
 
 def profile_rows(results: Results, steps: Sequence[float]) -> Results:

@@ -13,41 +13,22 @@ step's wall seconds, and the bootstrap 95 % interval of DER shared minus exact.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import logging
 import tempfile
 from pathlib import Path
 
-from bench.clusters import report
-from bench.devset import build, decode
-from bench.metrics import load_rttm, load_uem
-from bench.speakers import Results, Scored, bootstrap_diff, components, print_table, summary
+from bench.clusters import load_dev, report, step_parser
+from bench.speakers import Results, bootstrap_diff, print_table, summary
 from daemon.pipeline.diarize import DiarizeParams, Diarizer
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--eval", type=Path, default=REPO.parent / "shared" / "eval")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--steps", type=float, nargs="+", default=[0.5, 0.3, 0.1])
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--limit", type=int, default=0)
-    parser.add_argument("--resamples", type=int, default=2000)
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING)
-    if not args.eval.is_dir():
-        raise SystemExit(f"evaluation data not found at {args.eval}")
-    tmp = Path(tempfile.mkdtemp(prefix="transcribd-frames-"))
-    items = build(args.eval, tmp / "devset", seed=args.seed)
-    if args.limit:
-        items = items[: args.limit]
-    audio = {i.name: decode(i.wav) for i in items}
-    refs = {i.name: load_rttm(str(i.rttm)) for i in items}
-    uems = {i.name: load_uem(str(i.uem)) if i.uem else None for i in items}
-    print(f"dev set (seed {args.seed}): {len(items)} files", flush=True)
+    args = step_parser(__doc__ or "").parse_args()
+    dev = load_dev(args, "transcribd-frames-")
+    items, audio = dev.items, dev.audio
+    tmp = Path(tempfile.mkdtemp(prefix="transcribd-frames-models-"))
     for step in args.steps:
         results = Results()
         embedding_seconds = {}
@@ -63,16 +44,7 @@ def main() -> None:
             for item in items:
                 found = diarizer(audio[item.name])
                 embedding_seconds[name] += found.timing.get("embeddings", (0.0, 0.0))[0]
-                hyp = [(t.start, t.end, t.speaker) for t in found.turns]
-                scored = Scored(
-                    components={
-                        c: components(refs[item.name], hyp, uems[item.name], c) for c in (0.0, 0.25)
-                    },
-                    speakers=len({t.speaker for t in found.turns}),
-                    words=(0, 0, 0, 0),
-                    seconds=sum(wall for wall, _ in found.timing.values()),
-                    duration=len(audio[item.name]) / 16000,
-                )
+                scored = dev.score(item, found, sum(wall for wall, _ in found.timing.values()))
                 results.rows.setdefault(name, {})[item.name] = scored
                 rows.append((item, scored.components[0.0], scored.speakers))
             report(step, name, rows)
