@@ -299,16 +299,23 @@ def _chunked_embedding_pipeline() -> type:
                     1,
                 )
                 width = model.num_frames(round(duration * self._embedding.sample_rate))
-                cut = np.stack([_cut(per_block, plan, c.start, duration, width) for c in chunks])
-                with torch.inference_mode():
-                    return np.concatenate(
+
+                def pooled(start: int) -> np.ndarray:
+                    # one batch of chunks' frames at a time: all of them at once would hold
+                    # 1 MB per chunk (600 MB for a 10-min window at step 0.1)
+                    cut = np.stack(
                         [
-                            model.embed_frames(
-                                torch.from_numpy(cut[i : i + batch]), torch_masks[i : i + batch]
-                            ).numpy()
-                            for i in range(0, num_chunks, batch)
+                            _cut(per_block, plan, c.start, duration, width)
+                            for c in chunks[start : start + batch]
                         ]
                     )
+                    with torch.inference_mode():
+                        out: np.ndarray = model.embed_frames(
+                            torch.from_numpy(cut), torch_masks[start : start + batch]
+                        ).numpy()
+                    return out
+
+                return np.concatenate([pooled(i) for i in range(0, num_chunks, batch)])
 
     return ChunkedEmbeddingDiarization
 
