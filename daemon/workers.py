@@ -279,6 +279,7 @@ def _job_input(
         threads=split,
         vocabulary=vocabulary_for(config, options),
         device=models.device.kind,
+        diarize_device="cuda" if models.device.diarization_on_gpu else "cpu",
     )
     # the ASR model gets lanes for all the threads; beside diarization it uses only its share
     loaders = Loaders(

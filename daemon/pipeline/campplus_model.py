@@ -20,6 +20,9 @@ from pyannote.audio.utils.receptive_field import conv1d_num_frames
 
 from daemon.pipeline.campplus import CAMPPlus
 
+FBANK_WINDOW, FBANK_HOP = 400, 160
+"""The fbank's window and hop in samples at 16 kHz (25 ms and 10 ms)."""
+
 
 class CamPlusPlusEmbedding(Model):
     def __init__(self, sample_rate: int = 16000, num_channels: int = 1) -> None:
@@ -54,7 +57,7 @@ class CamPlusPlusEmbedding(Model):
     @lru_cache  # noqa: B019 - small, per model
     def num_frames(self, num_samples: int) -> int:
         fbank_frames = conv1d_num_frames(
-            num_samples, kernel_size=400, stride=160, padding=0, dilation=1
+            num_samples, kernel_size=FBANK_WINDOW, stride=FBANK_HOP, padding=0, dilation=1
         )
         return int((fbank_frames + 1) // 2)
 

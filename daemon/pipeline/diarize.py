@@ -219,6 +219,8 @@ def _chunked_embedding_pipeline() -> type:
     from pyannote.audio.pipelines import SpeakerDiarization
     from pyannote.core import Segment
 
+    from daemon.pipeline.campplus_model import FBANK_HOP
+
     class ChunkedEmbeddingDiarization(SpeakerDiarization):
         embedding_lanes: Callable[[], int] = staticmethod(lambda: 1)
         """How many batches to run side by side next (each lane on one thread)."""
@@ -267,23 +269,18 @@ def _chunked_embedding_pipeline() -> type:
                         progress(len(out) * size, count)
                     return out
 
-                def frames_of(segments: list[Any], context: int = 0) -> torch.Tensor:
-                    waves = torch.vstack(
+                def waves_of(segments: list[Any]) -> torch.Tensor:
+                    return torch.vstack(
                         [self._audio.crop(file, seg, mode="pad")[0][None] for seg in segments]
                     )
-                    with torch.inference_mode():
-                        frames: torch.Tensor = model.frames_network(
-                            model.compute_fbank(waves, context)
-                        )
-                    return frames
 
                 if not self.shared_frames:
 
                     def embed(start: int) -> np.ndarray:
-                        frames = frames_of(chunks[start : start + batch])
+                        waves = waves_of(chunks[start : start + batch])
                         with torch.inference_mode():
                             m = torch_masks[start : start + batch]
-                            out: np.ndarray = model.embed_frames(frames, m).numpy()
+                            out: np.ndarray = model.embed_chunks(waves, m).numpy()
                         return out
 
                     return np.concatenate(in_lanes(embed, num_chunks, batch))
@@ -291,14 +288,19 @@ def _chunked_embedding_pipeline() -> type:
                 # shared frames: the frame network once per block of several chunks (blocks
                 # overlapping by one chunk), each chunk's frames cut from a block holding it
                 plan = frame_blocks(chunks[-1].end, duration)
+                chunk_samples = round(duration * self._embedding.sample_rate)
                 # fbank normalised over a chunk's length around each frame, as in a chunk
-                fbank_context = round(duration * 100)
-                per_block = in_lanes(
-                    lambda b: frames_of([Segment(*plan[b])], fbank_context)[0].numpy(),
-                    len(plan),
-                    1,
-                )
-                width = model.num_frames(round(duration * self._embedding.sample_rate))
+                fbank_context = chunk_samples // FBANK_HOP
+
+                def block_frames(b: int) -> np.ndarray:
+                    waves = waves_of([Segment(*plan[b])])
+                    with torch.inference_mode():
+                        fbank = model.compute_fbank(waves, fbank_context)
+                        frames: np.ndarray = model.frames_network(fbank)[0].numpy()
+                    return frames
+
+                per_block = in_lanes(block_frames, len(plan), 1)
+                width = model.num_frames(chunk_samples)
 
                 def pooled(start: int) -> np.ndarray:
                     # one batch of chunks' frames at a time: all of them at once would hold

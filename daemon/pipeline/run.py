@@ -52,8 +52,10 @@ class JobInput:
     """The job's initial prompt and hotwords."""
     device: str = "cpu"
     """Where Whisper runs ("cpu" or "cuda"): part of the ASR step's key off the CPU (GPU
-    kernels decode differently); the diarization networks give the same results within
-    float32 rounding on either, so their steps are shared."""
+    kernels decode differently)."""
+    diarize_device: str = "cpu"
+    """Where the diarization networks run: part of the diarize steps' keys off the CPU (that
+    CUDA gives the CPU's results within rounding was never measured)."""
 
 
 def no_diarizer() -> steps.Diarize:
@@ -161,6 +163,7 @@ def _diarize(
         job.window_seconds,
         models.diarizer,
         on_progress,
+        job.diarize_device,
     )
 
 

@@ -194,6 +194,7 @@ def diarize(
     window_seconds: float,
     load: DiarizerLoader,
     on_progress: Callable[[float], None],
+    device: str = "cpu",
 ) -> WindowDiarization:
     """Speaker turns of the whole file (not only the VAD's speech: pyannote finds quiet speech
     Silero misses), diarized in windows of about ``window_seconds`` of speech linked by voice,
@@ -205,6 +206,8 @@ def diarize(
         "hints": asdict(hints),
         "windows": windows,
         "weights": WEIGHTS_ID,
+        # off the CPU only: the CPU's keys stay those of every job cached before devices
+        **({"device": device} if device != "cpu" else {}),
     }
 
     def compute() -> dict[str, Any]:

@@ -4,7 +4,6 @@ tested for machines with 0, 1 and 2 GPUs without needing one."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
@@ -68,7 +67,7 @@ def test_unknown_devices(text: str) -> None:
         parse(text)
 
 
-def test_config_rejects_an_unknown_device_in_one_line(tmp_path: Path) -> None:
+def test_config_rejects_an_unknown_device_in_one_line() -> None:
     with pytest.raises(config_mod.ConfigError, match=r"compute\.device: unknown device 'gpu'"):
         config_mod.from_mapping({"compute": {"device": "gpu"}})
     assert config_mod.from_mapping({}).compute.device == "auto"

@@ -59,3 +59,29 @@ def test_turns_cached_before_voice_prints_serve_a_cache_only_run(tmp_path: Path)
     new = {"turns": old[:1], "centroids": {"SPEAKER_00": [1.0, 0.0]}}
     store.rows[("abc", "diarize", params_hash({**key, "prints": True}))] = new
     assert run().centroids == {"SPEAKER_00": (1.0, 0.0)}  # the newer entry wins
+
+
+def test_diarization_on_a_gpu_is_cached_apart_from_the_cpus(tmp_path: Path) -> None:
+    speech = steps.Speech(samples=16000 * 20, regions=[Region(1.0, 19.0)])
+    params, hints = DiarizeParams(), SpeakerHints()
+    key = {
+        "diarization": asdict(params),
+        "hints": asdict(hints),
+        "windows": plan_windows(speech.duration, speech.regions, 600.0),
+        "weights": WEIGHTS_ID,
+        "prints": True,
+    }
+    store = Memory()
+    on_cpu = {"turns": [[1.0, 19.0, "SPEAKER_00"]], "centroids": {}}
+    store.rows[("abc", "diarize", params_hash(key))] = on_cpu
+    cache = StepCache(store, "abc", lambda: None, cache_only=True)
+    spool = Spool(tmp_path / "spool", tmp_path / "in.wav")
+
+    def run(device: str) -> Any:
+        return steps.diarize(
+            cache, spool, speech, params, hints, 600.0, never_load, lambda _: None, device
+        )
+
+    assert run("cpu").turns[0].speaker == "SPEAKER_00"  # the CPU's key is the one it always was
+    with pytest.raises(CacheMiss):  # the GPU's result is its own
+        run("cuda")
