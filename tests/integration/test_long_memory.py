@@ -60,7 +60,9 @@ def test_decode_and_vad_of_30_minutes_stays_flat(tmp_path: Path) -> None:
     assert long["samples"] >= 30 * 60 * 16000
     assert long["chunks"] >= 5 * short["chunks"]  # ten times the audio, many more chunks
     # the whole 30 minutes as float32 would be 115 MB on its own; streaming keeps the peak
-    # within a few MB of the 3-minute run
-    assert long["peak"] < short["peak"] * 1.15, (short, long)
+    # within allocator noise of the 3-minute run (measured 10-21 MB apart between runs here,
+    # with no trend: 60 minutes peaked below 30), far below what holding the file would add
+    whole_file = 30 * 60 * 16000 * 4
+    assert long["peak"] - short["peak"] < whole_file / 2, (short, long)
     print(f"peak RSS: 3 min {short['peak'] / 1e6:.0f} MB, 30 min {long['peak'] / 1e6:.0f} MB")
     assert long["peak"] < 600 * 1024 * 1024
