@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from daemon import db, devices, fsnames, hooks, logs, modelstore, voices
 from daemon import doctor as doctor_mod
-from daemon.config import Config, ConfigError, explain, read_raw
+from daemon.config import Config, ConfigError, explain, read_raw, with_device
 from daemon.config import find as find_config
 from daemon.config import load as load_config
 from daemon.config import reload as config_reload
@@ -74,7 +74,7 @@ def _intake(config: Config, store: Store) -> Intake:
     return Intake(config, store, measure=facts.measure)
 
 
-def _scheduler(config: Config, store: Store) -> Scheduler:
+def _scheduler(config: Config, store: Store, device: devices.Device) -> Scheduler:
     for folder in (*config.watch.folders, config.output.dir, config.daemon.work_dir):
         Path(folder).mkdir(parents=True, exist_ok=True)
     # what a killed daemon left half-written: temp outputs, spools of jobs no longer running
@@ -87,7 +87,7 @@ def _scheduler(config: Config, store: Store) -> Scheduler:
     if removed:
         log.info("removed %d unfinished temporary file(s)", removed, extra={"removed": removed})
     pool = WorkerPool(config=config, owner_prefix=owner_id(config.daemon.node))
-    sched = Scheduler(config, store, _intake(config, store), pool)
+    sched = Scheduler(config, store, _intake(config, store), pool, device=device)
     if any(store.announce.kinds(event) for event in hooks.EVENTS):
         from daemon.delivery import Deliverer
 
@@ -99,9 +99,9 @@ def _scheduler(config: Config, store: Store) -> Scheduler:
 
 def run_once(config: Config) -> Summary:
     """Burst mode: rescan the watched folders, process everything pending, return."""
-    devices.select(config.compute.device, config.models.diarization_runtime)
+    device = devices.select(config.compute.device, config.models.diarization_runtime)
     store = open_store(config, migrate=True)
-    sched = _scheduler(config, store)
+    sched = _scheduler(config, store, device)
     with StopSignals() as stop:
         try:
             return sched.run_once(stop.graceful.is_set)
@@ -113,7 +113,6 @@ def run_once(config: Config) -> Summary:
 def prepare_models(config: Config) -> list[str]:
     """Find, join and verify every model the daemon may need, before it says it is ready
     (a missing or corrupt model is a start-up error, not a failed job per file)."""
-    devices.select(config.compute.device, config.models.diarization_runtime)
     ready = [
         modelstore.resolve(n, config.models.cache_dir, config.models.allow_download).name
         for n in models_in_use(config)
@@ -144,12 +143,13 @@ def run_forever(config: Config, notifier: Notifier | None = None) -> None:
             return
         _check_node_free(config, store)
         watch = db.DatabaseWatch(config.database.url)
+        device = devices.select(config.compute.device, config.models.diarization_runtime)
         models = prepare_models(config)
         # the intake measures each new file (facts.measure): its VAD loads now, not in the
         # first file's scheduler tick (not in a thread: an early exit while its native code
         # loads would abort the process)
         facts.warm()
-        sched = _scheduler(config, store)
+        sched = _scheduler(config, store, device)
         try:
             if config.metrics.listen:
                 sched.metrics = _metrics(config, store, sched)
@@ -515,6 +515,8 @@ def transcribe(
     if not path.is_file():
         raise UserError(f"not a file: {path}")
     started, cpu = time.perf_counter(), time.process_time()
+    if options.device is not None:
+        config = with_device(config, options.device)
     with closing(open_store(config)) as store:
         sha, _size = hash_file(path)
         models = WarmModels.of(config)

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import click
 
-from daemon import __version__, app, db, display, fsnames, logs
+from daemon import __version__, app, db, devices, display, fsnames, logs
 from daemon.config import PROFILE_NAMES, Config, ConfigError, language_problem, load
 from daemon.errors import DecodeError, ModelError, SetupError, UserError
 from daemon.jobs import JobOptions
@@ -186,6 +186,11 @@ def job_options(fn: F) -> F:
             help="Text Whisper reads as what came before: names, terms, the style to follow.",
         ),
         click.option("--hotwords", help="Words and spellings Whisper should prefer."),
+        click.option(
+            "--device",
+            metavar="cpu|cuda|cuda:N",
+            help="Where the models run for these files (default: [compute] device).",
+        ),
     ]
 
     @functools.wraps(fn)
@@ -198,11 +203,17 @@ def job_options(fn: F) -> F:
             "max_speakers",
             "initial_prompt",
             "hotwords",
+            "device",
         )
         language = kwargs["language"]
         problem = None if language is None else language_problem(language)
         if problem:
             raise click.BadParameter(problem, param_hint="--language")
+        if kwargs["device"] is not None:
+            try:
+                devices.parse(kwargs["device"])
+            except ValueError as exc:
+                raise click.BadParameter(str(exc), param_hint="--device") from None
         kwargs["options"] = JobOptions(**{k: kwargs.pop(k) for k in keys})
         return fn(*args, **kwargs)
 

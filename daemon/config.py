@@ -265,6 +265,8 @@ class FolderOptions(SpeakerHints):
     """``[output] name`` for the files of this folder."""
     voices: bool | None = None
     """``[voices] enabled`` for the files of this folder."""
+    device: str | None = None
+    """Where the files of this folder run ("cpu", "cuda", "cuda:N"; unset: any worker)."""
 
 
 OUTPUT_OPTIONS = ("layout", "name", "voices")
@@ -288,6 +290,14 @@ class Config:
     profiles: Mapping[str, ProfileOverride] = field(default_factory=dict)
     folders: Mapping[Path, FolderOptions] = field(default_factory=dict)
     source: Path | None = None
+
+
+def with_device(config: Config, device: str) -> Config:
+    """``config`` with its models on ``device`` ("cpu", "cuda:N": a worker's, or a job's
+    own request)."""
+    if device == config.compute.device:
+        return config
+    return dataclasses.replace(config, compute=dataclasses.replace(config.compute, device=device))
 
 
 def defaults_for(home: Path, cache: Path) -> dict[str, dict[str, Any]]:
@@ -506,6 +516,11 @@ def _check(config: Config) -> None:
         assert isinstance(opts, FolderOptions)
         if opts.profile is not None and opts.profile not in PROFILE_NAMES:
             raise ConfigError(f"{where}.profile: unknown profile '{opts.profile}'")
+        if opts.device is not None:
+            try:
+                devices.parse(opts.device)
+            except ValueError as exc:
+                raise ConfigError(f"{where}.device: {exc}") from None
     for name, override in config.profiles.items():
         if override.max_chunk_seconds is not None and override.max_chunk_seconds < 5:
             raise ConfigError(f"profiles.{name}.max_chunk_seconds: must be at least 5")

@@ -8,9 +8,11 @@ the request and what was seen, so every case has a table test without a GPU.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from daemon.errors import SetupError
 
@@ -51,6 +53,9 @@ class Device:
     diarization_on_gpu: bool = False
     """The diarization networks run on the GPU too (ONNX Runtime's CUDA provider)."""
     reason: str = ""
+    usable: tuple[int, ...] = ()
+    """The GPUs the daemon may give a worker each: every GPU seen for "auto" and "cuda", the
+    one named for "cuda:N", none on the CPU."""
 
     @property
     def name(self) -> str:
@@ -100,7 +105,95 @@ def choose(requested: str, seen: Seen, diarization_runtime: str = "onnxruntime")
             "pip install onnxruntime-gpu in place of onnxruntime)"
         )
     how = "device = auto and a GPU is there" if kind == "auto" else f"device = {requested}"
-    return Device("cuda", wanted, on_gpu, reason=f"{how}; {where}")
+    usable = (wanted,) if index is not None else tuple(range(seen.cuda_devices))
+    return Device("cuda", wanted, on_gpu, reason=f"{how}; {where}", usable=usable)
+
+
+def on_gpu(request: str | None) -> bool | None:
+    """Where a job's own ``device`` request lets it run: True only on a GPU ("cuda",
+    "cuda:N"), False only on the CPU, None anywhere (no request, or "auto")."""
+    if request is None:
+        return None
+    kind = parse(request)[0]
+    return None if kind == "auto" else kind == "cuda"
+
+
+def fits(request: str | None, slot: str) -> bool:
+    """Whether a job with this ``device`` request may run on a worker of device ``slot``
+    ("cpu" or "cuda:N"); "cuda" fits any GPU, "cuda:N" only that one (pure)."""
+    if request is None:
+        return True
+    kind, index = parse(request)
+    if kind == "auto":
+        return True
+    if kind == "cpu" or slot == "cpu":
+        return kind == "cpu" and slot == "cpu"
+    return index is None or slot == f"cuda:{index}"
+
+
+@dataclass(frozen=True)
+class GpuLoad:
+    """One GPU as NVML sees it (see :func:`gpu_loads`)."""
+
+    index: int
+    name: str
+    memory_total: int
+    """Bytes."""
+    memory_free: int
+    """Bytes free now (other programs' use and our own workers' included)."""
+    utilization: float
+    """Share of the last sample period the GPU was busy, 0-1."""
+
+
+def gpu_loads() -> tuple[GpuLoad, ...]:
+    """Every GPU NVML (nvidia-ml-py) sees, with its memory and use; none where NVML is not
+    installed or finds no driver (never raises)."""
+    nvml = _nvml()
+    if nvml is None:
+        return ()
+    try:
+        out = []
+        for i in range(nvml.nvmlDeviceGetCount()):
+            handle = nvml.nvmlDeviceGetHandleByIndex(i)
+            memory = nvml.nvmlDeviceGetMemoryInfo(handle)
+            rates = nvml.nvmlDeviceGetUtilizationRates(handle)
+            name = nvml.nvmlDeviceGetName(handle)
+            out.append(
+                GpuLoad(
+                    i,
+                    name.decode() if isinstance(name, bytes) else str(name),
+                    int(memory.total),
+                    int(memory.free),
+                    float(rates.gpu) / 100,
+                )
+            )
+        return tuple(out)
+    except Exception:
+        return ()
+
+
+def driver_versions() -> tuple[str, str] | None:
+    """(driver, CUDA driver API) versions from NVML; None where NVML does not answer."""
+    nvml = _nvml()
+    if nvml is None:
+        return None
+    try:
+        cuda = int(nvml.nvmlSystemGetCudaDriverVersion())
+        return str(nvml.nvmlSystemGetDriverVersion()), f"{cuda // 1000}.{cuda % 1000 // 10}"
+    except Exception:
+        return None
+
+
+@functools.cache
+def _nvml() -> Any:
+    """pynvml, initialised once per process; None without it or without a driver."""
+    try:
+        import pynvml  # type: ignore[import-not-found]
+
+        pynvml.nvmlInit()
+        return pynvml
+    except Exception:
+        return None
 
 
 def probe() -> Seen:

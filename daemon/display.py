@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from daemon import fsnames
 from daemon.jobs import AudioFacts
-from daemon.models import DeliveryStatus
+from daemon.models import DeliveryStatus, JobStatus
 
 if TYPE_CHECKING:
     from daemon.app import NodeView, StatusReport
@@ -81,6 +81,8 @@ def status_lines(report: StatusReport) -> list[str]:
         state = j.status.value
         if j.duplicate_of is not None:
             state += f" (duplicate of #{j.duplicate_of})"
+        if j.status is JobStatus.RUNNING and j.device is not None:
+            state += f" on {j.device}"
         rows.append(
             (
                 str(j.id),

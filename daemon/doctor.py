@@ -340,26 +340,10 @@ def check_gpu(config: Config) -> Iterator[Finding]:
 def _nvml_lines() -> list[str]:
     """One line per GPU from NVML (nvidia-ml-py), with the driver and CUDA versions; none
     where NVML is not installed or finds no driver."""
-    try:
-        import pynvml  # type: ignore[import-not-found]
-
-        pynvml.nvmlInit()
-    except Exception:
-        return []
-    try:
-        driver = pynvml.nvmlSystemGetDriverVersion()
-        cuda = pynvml.nvmlSystemGetCudaDriverVersion()
-        lines = []
-        for i in range(pynvml.nvmlDeviceGetCount()):
-            handle = pynvml.nvmlDeviceGetHandleByIndex(i)
-            memory = pynvml.nvmlDeviceGetMemoryInfo(handle)
-            lines.append(
-                f"cuda:{i} {pynvml.nvmlDeviceGetName(handle)}: "
-                f"{memory.free / 2**30:.1f} of {memory.total / 2**30:.1f} GB free; "
-                f"driver {driver}, CUDA {cuda // 1000}.{cuda % 1000 // 10}"
-            )
-        return lines
-    except Exception:
-        return []
-    finally:
-        pynvml.nvmlShutdown()
+    versions = devices.driver_versions()
+    driver = f"; driver {versions[0]}, CUDA {versions[1]}" if versions else ""
+    return [
+        f"cuda:{g.index} {g.name}: {g.memory_free / 2**30:.1f} of "
+        f"{g.memory_total / 2**30:.1f} GB free{driver}"
+        for g in devices.gpu_loads()
+    ]

@@ -35,8 +35,18 @@ class JobOptions:
     max_speakers: int | None = None
     oom_profile: str | None = None
     """Set when the job ran out of memory: the lighter profile its retries run with."""
+    device: str | None = None
+    """Where the job asks to run: "cpu", "cuda", "cuda:N" (None or "auto": any worker)."""
+    oom_device: str | None = None
+    """Set when the job ran out of GPU memory: the device its retries run on ("cpu")."""
     speaker_names: tuple[tuple[str, str], ...] = ()
     """(diarized label, name) pairs set by ``transcribd speakers --rename``."""
+
+    @property
+    def device_request(self) -> str | None:
+        """The device the job must run on (see :func:`daemon.devices.fits`): after running out
+        of GPU memory the CPU, else what it asked for."""
+        return self.oom_device or self.device
 
     @property
     def names(self) -> dict[str, str]:
@@ -140,6 +150,8 @@ class JobRecord:
     """Attempts over the job's whole life (``attempts`` starts again at a requeue)."""
     facts: AudioFacts | None = None
     """What the file sounded like at intake (None: not measured)."""
+    device: str | None = None
+    """The device of the worker that claimed it last ("cpu", "cuda:0"; None: never claimed)."""
 
     def as_dict(self) -> dict[str, Any]:
         """The job as ``status --json``, hooks and the webhook show it."""
@@ -156,6 +168,7 @@ class JobRecord:
             "error": self.error,
             "outputs": self.outputs,
             "node": self.node,
+            "device": self.device,
             "metrics": self.metrics,
             "options": self.options.to_dict(),
             "facts": self.facts.to_dict() if self.facts is not None else None,

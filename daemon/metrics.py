@@ -100,20 +100,24 @@ class Metrics:
         r = self.registry
         self.job_seconds = Histogram(
             "transcribd_job_duration_seconds",
-            "Wall seconds of a job's last attempt, by profile",
-            ["profile"],
+            "Wall seconds of a job's last attempt, by profile and device",
+            ["profile", "device"],
             buckets=JOB_SECONDS_BUCKETS,
             registry=r,
         )
         self.rtf = Histogram(
             "transcribd_job_real_time_factor",
-            "Wall seconds per second of audio, by profile",
-            ["profile"],
+            "Wall seconds per second of audio, by profile and device",
+            ["profile", "device"],
             buckets=RTF_BUCKETS,
             registry=r,
         )
         self.audio = Counter(
-            "transcribd_audio_seconds", "Seconds of audio transcribed", ["profile"], registry=r
+            "transcribd_audio_seconds",
+            "Seconds of audio transcribed, by profile and device (per-device throughput: "
+            "this over transcribd_job_duration_seconds_sum)",
+            ["profile", "device"],
+            registry=r,
         )
         self.step_seconds = Counter(
             "transcribd_step_seconds", "Seconds spent computing each step", ["step"], registry=r
@@ -147,11 +151,12 @@ class Metrics:
         """A job this daemon's workers finished: its duration, speed and steps."""
         m = job.metrics or {}
         profile = str(m.get("profile") or job.profile or "unknown")
+        device = str(m.get("device") or job.device or "cpu")
         if m.get("wall_seconds") is not None:
-            self.job_seconds.labels(profile).observe(float(m["wall_seconds"]))
+            self.job_seconds.labels(profile, device).observe(float(m["wall_seconds"]))
         if m.get("rtf") is not None:
-            self.rtf.labels(profile).observe(float(m["rtf"]))
-        self.audio.labels(profile).inc(float(m.get("audio_seconds") or 0.0))
+            self.rtf.labels(profile, device).observe(float(m["rtf"]))
+        self.audio.labels(profile, device).inc(float(m.get("audio_seconds") or 0.0))
         steps = m.get("steps") or {}
         for step, seconds in (steps.get("seconds") or {}).items():
             self.step_seconds.labels(step).inc(float(seconds))

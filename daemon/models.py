@@ -131,6 +131,8 @@ class Job(Base):
     job's id, the idempotency key of what its ends are announced with (hooks, webhook)."""
     facts: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     """What the file sounded like at intake (:class:`daemon.jobs.AudioFacts`), if measured."""
+    device: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    """Where the worker that claimed it last runs its models ("cpu", "cuda:0")."""
 
     __table_args__ = (
         Index("ix_jobs_status", "status"),

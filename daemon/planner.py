@@ -6,14 +6,25 @@ load snapshot, the queue and the next file.  Both are functions of their inputs,
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from daemon.devices import fits
 from daemon.jobs import JobOptions
 from daemon.sysload import LoadSnapshot
 
 RAM_PER_WORKER = 1_500_000_000
 """Bytes one worker needs with its models loaded (the measured peak, rounded up)."""
+
+GPU_MEMORY_PER_WORKER = 2_000_000_000
+"""Bytes of GPU memory a GPU worker needs free before it is started (Whisper base or small in
+float16 with a batch of windows, and the diarization networks; an estimate: no GPU has run
+here, see README "Using a GPU")."""
+
+GPU_WORKER_THREADS = 1
+"""CPU threads of a GPU worker (decoding, VAD, fbank; the networks run on the GPU): taken
+from the granted cores, so CPU and GPU workers together never exceed them."""
 
 DEFAULT_PROFILE = "balanced"
 """What "auto" means where no planner runs (``transcribe``, a job run outside the scheduler)."""
@@ -78,6 +89,7 @@ class PlannerSettings:
     quality_max_seconds: float = 1800.0
     """Most speech in a file the quality profile is chosen for automatically (its length where
     the speech share is unknown)."""
+    gpu_memory_per_worker: int = GPU_MEMORY_PER_WORKER
     idle_other_cores: float = 0.3
     """Other programs using less CPU than this count as an idle machine."""
     quality_pays: bool = False
@@ -92,9 +104,34 @@ class PlannerSettings:
 class Plan:
     profile: str
     workers: int
+    """CPU workers."""
     threads: int
-    """Threads per worker; workers x threads never exceeds the granted cores."""
+    """Threads per CPU worker; workers x threads plus the GPU workers' threads never exceeds
+    the granted cores."""
     reason: str
+    gpus: tuple[int, ...] = ()
+    """The GPUs that get a worker each (beside the CPU workers)."""
+    gpu_threads: int = GPU_WORKER_THREADS
+
+
+def gpu_slots(
+    snapshot: LoadSnapshot, usable: Sequence[int], held: Sequence[int], need: int
+) -> tuple[tuple[int, ...], list[str]]:
+    """The usable GPUs that get a worker, and why any do not (pure).  A GPU keeps a worker it
+    already has (its own models fill part of the memory); a new one needs ``need`` bytes
+    free where NVML tells (a GPU NVML does not report is given its worker)."""
+    seen = {g.index: g for g in snapshot.gpus}
+    slots, notes = [], []
+    for index in usable:
+        gpu = seen.get(index)
+        if index in held or gpu is None or gpu.memory_free >= need:
+            slots.append(index)
+        else:
+            notes.append(
+                f"cuda:{index} has {gpu.memory_free / 1e9:.1f} GB free "
+                f"(a worker needs {need / 1e9:.1f})"
+            )
+    return tuple(slots), notes
 
 
 def choose(
@@ -104,11 +141,16 @@ def choose(
     settings: PlannerSettings,
     now: datetime,
     requested: str | None = None,
+    usable_gpus: Sequence[int] = (),
+    held_gpus: Sequence[int] = (),
 ) -> Plan:
     """Profile, worker count and threads for the next job, from load, queue and file (pure).
 
-    Cores granted are those other programs leave free.  Several workers only when several
-    files wait; each worker gets the remaining cores as threads.  Profile: an explicit request
+    Cores granted are those other programs leave free.  Each usable GPU with the memory for
+    it (see :func:`gpu_slots`) gets a worker of :data:`GPU_WORKER_THREADS` thread(s), taken
+    from the granted cores; the CPU workers share the rest: several only when several files
+    wait, at least one while a core and the memory for it are left (a job may have to run on
+    the CPU), each with the remaining cores as threads.  Profile: an explicit request
     always wins; short memory, a long backlog or a file with no speech heard -> fast; where
     quality pays (its own model), an idle machine, a short queue and a file of reasonable
     length (in speech: a long recording that is mostly silence costs what its speech costs)
@@ -120,10 +162,15 @@ def choose(
     other = float(snapshot.cores) / 2 if stale else snapshot.other_cores
     granted = max(1, min(snapshot.cores, int(snapshot.cores - other + 0.25)))
     by_ram = max(1, snapshot.available_ram // max(1, settings.ram_per_worker))
-    cap = settings.max_workers or granted
-    parallel_files = max(1, queue.queued + queue.running)
-    workers = max(1, min(granted, by_ram, cap, parallel_files))
-    threads = max(1, granted // workers)
+    gpus, gpu_notes = gpu_slots(snapshot, usable_gpus, held_gpus, settings.gpu_memory_per_worker)
+    gpus = gpus[: min(granted // GPU_WORKER_THREADS, by_ram)]
+    cpu_cores = granted - len(gpus) * GPU_WORKER_THREADS
+    cap = settings.max_workers or cpu_cores
+    parallel_files = max(1, queue.queued + queue.running - len(gpus))
+    least = 0 if gpus else 1  # with no GPU worker, one CPU worker whatever the memory
+    workers = max(least, min(cpu_cores, by_ram - len(gpus), cap, parallel_files))
+    workers = workers if cpu_cores else 0
+    threads = max(1, cpu_cores // workers) if workers else 1
 
     speech = queue.queued_audio_seconds
     if requested and requested != "auto":
@@ -148,9 +195,41 @@ def choose(
         profile, reason = "balanced", "default"
     if other >= 0.5:
         reason += f"; other programs use {other:.1f} cores"
-    return Plan(
-        profile=profile,
-        workers=workers,
-        threads=threads,
-        reason=f"{reason}; {workers}x{threads} threads on {granted} free cores",
-    )
+    reason += f"; {workers}x{threads} threads on {granted} free cores"
+    if gpus:
+        reason += f", GPU worker(s) on {', '.join(f'cuda:{i}' for i in gpus)}"
+    if gpu_notes:
+        reason += "; no GPU worker: " + "; ".join(gpu_notes)
+    return Plan(profile=profile, workers=workers, threads=threads, reason=reason, gpus=gpus)
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A job ready to run, as :func:`assign` sees it."""
+
+    job_id: int
+    seconds: float
+    """Its audio (estimated where unknown)."""
+    device: str | None = None
+    """Where it asks to run (:attr:`daemon.jobs.JobOptions.device_request`)."""
+
+
+def assign(waiting: Sequence[Waiting], idle: Sequence[tuple[int, str]]) -> list[tuple[int, int]]:
+    """Which waiting job each idle worker slot takes: (job id, slot) pairs (pure).
+
+    ``waiting`` is in queue order; ``idle`` holds (slot, device) pairs, device "cpu" or
+    "cuda:N".  GPU slots go first and take the longest job that may run there (the GPU's
+    speed pays most on long files); CPU slots then take the rest in queue order.  A job only
+    ever goes where its device request fits (:func:`daemon.devices.fits`); one that fits no
+    idle slot waits."""
+    taken: set[int] = set()
+    pairs: list[tuple[int, int]] = []
+    gpu_first = sorted(idle, key=lambda slot: slot[1] == "cpu")
+    for slot, device in gpu_first:
+        fitting = [w for w in waiting if w.job_id not in taken and fits(w.device, device)]
+        if not fitting:
+            continue
+        pick = fitting[0] if device == "cpu" else max(fitting, key=lambda w: w.seconds)
+        taken.add(pick.job_id)
+        pairs.append((pick.job_id, slot))
+    return pairs

@@ -22,7 +22,7 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
-from daemon.config import Config
+from daemon.config import Config, with_device
 from daemon.jobs import JobRecord, Lease
 from daemon.workers import Report, Task, worker_main
 
@@ -49,10 +49,14 @@ class _Slot:
     process: BaseProcess
     tasks: Any
     threads: int
+    device: str = "cpu"
+    """Where its models run: "cpu" or "cuda:N"."""
     busy: int | None = None
     """The id of the job it runs."""
     attempt: int = 0
     """The attempt of that job it runs."""
+    owner: str = ""
+    """The lease owner that job was claimed under."""
 
 
 @dataclass
@@ -103,33 +107,50 @@ class WorkerPool:
             self._pump = None
 
     # ------------------------------------------------------------------ sizing
-    def resize(self, workers: int, threads: int) -> None:
-        """Aim for ``workers`` processes of ``threads`` threads; idle misfits are replaced."""
+    def resize(
+        self, workers: int, threads: int, gpus: tuple[int, ...] = (), gpu_threads: int = 1
+    ) -> None:
+        """Aim for ``workers`` CPU processes of ``threads`` threads, and one process of
+        ``gpu_threads`` on each GPU of ``gpus``; idle misfits are replaced."""
+        wanted = {f"cuda:{i}" for i in gpus}
         for slot in list(self._slots):
-            if slot.busy is None and (slot.threads != threads or len(self._slots) > workers):
+            if slot.busy is not None:
+                continue
+            if slot.device == "cpu":
+                misfit = slot.threads != threads or self._count("cpu") > workers
+            else:
+                misfit = slot.device not in wanted or slot.threads != gpu_threads
+            if misfit:
                 self._retire(slot)
-        while len(self._slots) < workers:
-            self._spawn(threads)
+        while self._count("cpu") < workers:
+            self._spawn(threads, "cpu")
+        for device in sorted(wanted - {s.device for s in self._slots}):
+            self._spawn(gpu_threads, device)
 
-    def _spawn(self, threads: int) -> None:
-        self._slots.append(self._new_slot(len(self._slots), threads))
+    def _count(self, device: str) -> int:
+        return sum(1 for s in self._slots if s.device == device)
 
-    def _new_slot(self, index: int, threads: int) -> _Slot:
+    def _spawn(self, threads: int, device: str) -> None:
+        self._slots.append(self._new_slot(len(self._slots), threads, device))
+
+    def _new_slot(self, index: int, threads: int, device: str = "cpu") -> _Slot:
         tasks = self._ctx.Queue()
+        config = with_device(self.config, device)
         proc = self._ctx.Process(
             target=worker_main,
-            args=(index, self.config, threads, tasks, self._reports, self._cancel, os.getpid()),
+            args=(index, config, threads, tasks, self._reports, self._cancel, os.getpid()),
             name=f"transcribd-worker-{index}",
             daemon=True,
         )
         proc.start()
         log.info(
-            "started worker %d with %d thread(s)",
+            "started worker %d with %d thread(s) on %s",
             index,
             threads,
-            extra={"worker": index, "pid": proc.pid, "threads": threads},
+            device,
+            extra={"worker": index, "pid": proc.pid, "threads": threads, "device": device},
         )
-        return _Slot(process=proc, tasks=tasks, threads=threads)
+        return _Slot(process=proc, tasks=tasks, threads=threads, device=device)
 
     def _retire(self, slot: _Slot) -> None:
         slot.tasks.put(None)
@@ -147,8 +168,17 @@ class WorkerPool:
         return len(self._slots)
 
     def threads(self) -> int:
-        """Threads of the newest worker (the grant in force)."""
-        return self._slots[-1].threads if self._slots else 0
+        """Threads of the newest CPU worker (the grant in force)."""
+        cpu = [s for s in self._slots if s.device == "cpu"]
+        return cpu[-1].threads if cpu else 0
+
+    def device(self, index: int) -> str:
+        """Where slot ``index``'s models run ("cpu", "cuda:N")."""
+        return self._slots[index].device
+
+    def gpus(self) -> tuple[int, ...]:
+        """The GPUs that have a worker now."""
+        return tuple(sorted(int(s.device.split(":")[1]) for s in self._slots if s.device != "cpu"))
 
     @property
     def busy(self) -> int:
@@ -161,10 +191,12 @@ class WorkerPool:
 
     def _lease(self, index: int) -> Lease:
         slot = self._slots[index]
-        return Lease(slot.busy or 0, self.owner(index), slot.attempt)
+        return Lease(slot.busy or 0, slot.owner or self.owner(index), slot.attempt)
 
     def owners(self) -> list[str]:
-        return [self.owner(i) for i in range(len(self._slots))]
+        """The lease owners of the workers' jobs (a slot that moved down the list when
+        another was retired keeps the owner its job was claimed under)."""
+        return [s.owner or self.owner(i) for i, s in enumerate(self._slots)]
 
     def submit(
         self,
@@ -174,8 +206,12 @@ class WorkerPool:
         place: tuple[Path, str] | None = None,
     ) -> None:
         slot = self._slots[index]
-        slot.busy, slot.attempt = job.id, job.attempts
-        slot.tasks.put(Task(job=job, owner=self.owner(index), workers=workers, place=place))
+        slot.busy, slot.attempt, slot.owner = (
+            job.id,
+            job.attempts,
+            job.lease_owner or self.owner(index),
+        )
+        slot.tasks.put(Task(job=job, owner=slot.owner, workers=workers, place=place))
 
     def collect(
         self,
@@ -196,7 +232,7 @@ class WorkerPool:
                 extra={"job": slot.busy},
             )
             held = self._lease(index) if slot.busy is not None else None
-            self._slots[index] = self._new_slot(index, slot.threads)
+            self._slots[index] = self._new_slot(index, slot.threads, slot.device)
             if held is not None:
                 try:
                     on_death(held, slot.process.exitcode)
@@ -221,7 +257,7 @@ class WorkerPool:
         for report in out:
             for slot in self._slots:
                 if slot.busy == report.job_id:
-                    slot.busy = None
+                    slot.busy, slot.owner = None, ""
         return out
 
     def stop(

@@ -41,13 +41,37 @@ class Decision:
     message: str
     profile: str | None = None
     """The profile the retry must run with, when it must change (after running out of memory)."""
+    device: str | None = None
+    """The device the retry must run on, when it must change (after running out of GPU
+    memory: the CPU)."""
 
     def options_for_retry(self, options: JobOptions) -> JobOptions | None:
         """The job's options for its retry: None keeps them; after running out of memory they
-        carry the lighter profile (:attr:`JobOptions.oom_profile`)."""
-        if self.profile is None:
+        carry the lighter profile (:attr:`JobOptions.oom_profile`), after running out of GPU
+        memory the CPU (:attr:`JobOptions.oom_device`)."""
+        if self.profile is None and self.device is None:
             return None
+        if self.device is not None:
+            return dataclasses.replace(options, oom_device=self.device)
         return dataclasses.replace(options, oom_profile=self.profile)
+
+
+GPU_OUT_OF_MEMORY = (
+    "cuda out of memory",  # torch
+    "cuda failed with error out of memory",  # CTranslate2
+    "cublas_status_alloc_failed",  # cuBLAS, through CTranslate2
+    "cudnn_status_alloc_failed",
+    "cudaerrormemoryallocation",  # ONNX Runtime's CUDA provider
+    "cuda error 2",  # cudaErrorMemoryAllocation by number
+)
+
+
+def gpu_out_of_memory(exc: BaseException) -> bool:
+    """The GPU's memory ran out (not the machine's): the job can run on the CPU."""
+    text = str(exc).lower()
+    return not isinstance(exc, MemoryError | WorkerDied) and any(
+        sign in text for sign in GPU_OUT_OF_MEMORY
+    )
 
 
 def out_of_memory(exc: BaseException) -> bool:
@@ -80,6 +104,7 @@ FAILURE_CLASSES = (
     "model",
     "diarization",
     "out_of_memory",
+    "gpu_out_of_memory",
     "worker_died",
     "resource",
     "database",
@@ -91,6 +116,8 @@ FAILURE_CLASSES = (
 def failure_class(exc: BaseException) -> str:
     """Which of :data:`FAILURE_CLASSES` an attempt's error belongs to (pure; the database's
     own errors are told apart by the caller, which knows the driver)."""
+    if gpu_out_of_memory(exc):
+        return "gpu_out_of_memory"
     if out_of_memory(exc):
         return "out_of_memory"
     if isinstance(exc, WorkerDied):
@@ -131,16 +158,26 @@ def decide(
     profile: str | None = None,
     backoff: float = BASE_DELAY_SECONDS,
     resource_backoff: float = RESOURCE_DELAY_SECONDS,
+    device: str | None = None,
 ) -> Decision:
     """Permanent errors fail at once; transient ones back off exponentially, then fail.
 
     ``profile``: the one the failed attempt ran with; out of memory retries with a lighter one.
+    ``device``: the one it ran on; out of GPU memory retries on the CPU at once, same profile
+    (whatever attempts are left: it moves to the CPU once, and the CPU's attempts count).
     A full disk or an unwritable folder waits ``resource_backoff`` (a person has to act), other
     transient errors ``backoff``, doubling each attempt.  The message says what to do: for a
     job that has used its attempts, fix it and requeue.
     """
     message = describe(exc)
     fix = needs_a_person(exc)
+    if device is not None and device != "cpu" and gpu_out_of_memory(exc):
+        return Decision(
+            retry=True,
+            run_after=now,
+            message=f"{message}; out of memory on {device}: retrying on the CPU",
+            device="cpu",
+        )
     if isinstance(exc, PERMANENT) or attempts >= max_attempts:
         if fix is not None:
             message += f" ({fix}, then run: transcribd requeue --failed)"

@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from daemon import db, retry
+from daemon import db, devices, retry
 from daemon.config import Config
 from daemon.errors import WorkerDied
 from daemon.intake import Intake
@@ -31,6 +31,8 @@ from daemon.planner import (
     Plan,
     PlannerSettings,
     QueueFacts,
+    Waiting,
+    assign,
     choose,
     requested_profile,
 )
@@ -50,6 +52,9 @@ PLAN_KEY = "plan"
 DAEMON_KEY = "daemon"
 """Each node's heartbeat (host, pid, missing folders)."""
 HOST = socket.gethostname()
+READY_LOOKED_AT = 64
+"""Ready jobs the dispatcher chooses among per tick (the first in line, and for a GPU the
+longest as well)."""
 HEARTBEAT_SECONDS = 5.0
 """How often the heartbeat is written (not every tick: a write contends with the workers')."""
 
@@ -103,15 +108,19 @@ class Scheduler:
         intake: Intake,
         pool: WorkerPool,
         clock: Callable[[], datetime] | None = None,
+        device: devices.Device = devices.CPU,
     ) -> None:
         self.config = config
         self.store = store
         self.intake = intake
         self.pool = pool
+        self.device = device
+        """Where models may run (:func:`daemon.devices.select`): its GPUs get a worker each."""
         self.clock: Callable[[], datetime] = clock or store.now
         """Leases and backoffs are reckoned in the store's time (the database server's, when
         several nodes share it); the intake's settling in this machine's own."""
-        self.sampler = LoadSampler()
+        self.sampler = LoadSampler(devices.gpu_loads if device.usable else tuple)
+        self._stranded: set[int] = set()
         self.settings = planner_settings(config)
         self.plan: Plan | None = None
         self.summary = Summary()
@@ -281,15 +290,20 @@ class Scheduler:
             return 0
         queued, seconds, running = self.store.queue_facts(now)
         snapshot = self.sampler.snapshot(now)
-        facts = _facts(nxt)
-        plan = choose(
-            snapshot,
-            QueueFacts(queued, seconds, running),
-            facts,
-            self.settings,
-            now,
-            requested=self._requested(nxt),
-        )
+
+        def plan_for(job: JobRecord, dispatched: int) -> Plan:
+            return choose(
+                snapshot,
+                QueueFacts(queued - dispatched, seconds, running),
+                _facts(job),
+                self.settings,
+                now,
+                self._requested(job),
+                usable_gpus=self.device.usable,
+                held_gpus=self.pool.gpus(),
+            )
+
+        plan = plan_for(nxt, 0)
         if plan != self.plan:
             log.info(
                 "plan: %s, %d worker(s) x %d thread(s) (%s)",
@@ -301,35 +315,53 @@ class Scheduler:
             )
             self.store.results.set_state(PLAN_KEY, asdict(plan), now)
             self.plan = plan
-        self.pool.resize(plan.workers, plan.threads)
+        self.pool.resize(plan.workers, plan.threads, plan.gpus, plan.gpu_threads)
+        idle = [(index, self.pool.device(index)) for index in self.pool.idle_slots()]
+        if not idle:
+            return 0
+        ready = {j.id: j for j in self.store.ready(now, READY_LOOKED_AT)}
+        if plan.gpus:  # the GPU takes the longest first: look at those too
+            ready |= {j.id: j for j in self.store.ready(now, READY_LOOKED_AT, longest=True)}
+        waiting = [
+            Waiting(j.id, estimated_duration(j), j.options.device_request)
+            for j in sorted(ready.values(), key=lambda j: j.id)
+        ]
+        self._warn_stranded(waiting, plan)
         dispatched = 0
-        for index in self.pool.idle_slots():
-            profile = plan.profile
-            if dispatched:  # later jobs of this tick: their own file and request
-                nxt = self.store.next_ready(now)
-                if nxt is None:
-                    break
-                profile = choose(
-                    snapshot,
-                    QueueFacts(queued - dispatched, seconds, running),
-                    _facts(nxt),
-                    self.settings,
-                    now,
-                    self._requested(nxt),
-                ).profile
+        for job_id, index in assign(waiting, idle):
+            job = ready[job_id]
+            profile = plan.profile if job.id == nxt.id else plan_for(job, dispatched).profile
             jobs = self.store.claim(  # the lease runs from now, not from the tick's start
                 self.pool.owner(index),
                 1,
                 self.clock(),
                 self.config.daemon.lease_seconds,
                 profile=profile,
+                job_id=job.id,
+                device=self.pool.device(index),
             )
-            if not jobs:
-                break
+            if not jobs:  # another node took it meanwhile
+                continue
             place = output_place(self.config, Path(jobs[0].path))  # a reload's folders too
             self.pool.submit(jobs[0], index, workers=plan.workers, place=place)
             dispatched += 1
         return dispatched
+
+    def _warn_stranded(self, waiting: list[Waiting], plan: Plan) -> None:
+        """Say once per job when it asks for a device this node has no worker for (it waits
+        for a node that has one, or a requeue)."""
+        have = ["cpu"] * (plan.workers > 0) + [f"cuda:{i}" for i in plan.gpus]
+        for w in waiting:
+            if w.job_id in self._stranded or any(devices.fits(w.device, d) for d in have):
+                continue
+            self._stranded.add(w.job_id)
+            log.warning(
+                "job %s asks for device %s; this node has workers on %s only: it waits",
+                w.job_id,
+                w.device,
+                ", ".join(have) or "nothing",
+                extra={"job": w.job_id, "device": w.device},
+            )
 
     def _requested(self, job: JobRecord) -> str | None:
         """What the job asks for (see :func:`daemon.planner.requested_profile`)."""
@@ -352,8 +384,8 @@ class Scheduler:
             if self.pool.busy:
                 self._collect(timeout=poll_seconds)
                 continue
-            if self.store.next_ready(now) is not None:
-                continue
+            if any(j.id not in self._stranded for j in self.store.ready(now, READY_LOOKED_AT)):
+                continue  # (a job asking for a device this node lacks is left queued)
             wait = self._next_wait(now)
             if wait is None:
                 break

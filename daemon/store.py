@@ -180,6 +180,19 @@ class Store:
             row = conn.execute(select(JOBS).where(Job.id == first)).first()
         return _from_row(row) if row else None
 
+    def ready(self, now: datetime, limit: int, longest: bool = False) -> list[JobRecord]:
+        """Up to ``limit`` jobs :meth:`claim` could take now: first in line, or (``longest``)
+        the longest audio first (unknown durations estimated from the size)."""
+        order = (
+            [func.coalesce(Job.duration, Job.size / BYTES_PER_SECOND).desc(), Job.id]
+            if longest
+            else [Job.id]
+        )
+        ids = self._ready(now).order_by(None).order_by(*order).limit(limit).subquery()
+        stmt = select(JOBS).join(ids, Job.id == ids.c.id).order_by(*order)
+        with self.engine.connect() as conn:
+            return [_from_row(r) for r in conn.execute(stmt)]
+
     def superseded_outputs(self, path: str, job_id: int) -> set[str]:
         """Outputs of the jobs that job ``job_id`` superseded at ``path`` (it replaces them)."""
         with self.engine.connect() as conn:
@@ -300,9 +313,12 @@ class Store:
         now: datetime,
         lease_seconds: float,
         profile: str | None = None,
+        job_id: int | None = None,
+        device: str | None = None,
     ) -> list[JobRecord]:
-        """Move up to ``limit`` ready jobs from queued to running under ``owner``'s lease, in
-        one statement.  On PostgreSQL the rows are picked ``FOR UPDATE SKIP LOCKED``: claimers
+        """Move up to ``limit`` ready jobs (or job ``job_id``, if it is still ready) from
+        queued to running under ``owner``'s lease, on a worker of ``device``, in one
+        statement.  On PostgreSQL the rows are picked ``FOR UPDATE SKIP LOCKED``: claimers
         on other nodes skip each other's rows instead of waiting, and no row is claimed twice;
         SQLite runs one writer at a time.
 
@@ -310,11 +326,15 @@ class Store:
         cache instead of computing the same content twice.
         """
         values = self._claimed(owner, now, lease_seconds, profile)
+        if device is not None:
+            values["device"] = device
+        ready = self._ready(now)
+        if job_id is not None:
+            ready = ready.where(Job.id == job_id)
         # a CTE, materialized: the picked rows are read (and locked) once; as a plain
         # subquery PostgreSQL may run it again per row and take more than ``limit``
         picked = (
-            self._ready(now)
-            .limit(limit)
+            ready.limit(limit)
             .with_for_update(skip_locked=True, of=Job)
             .cte("picked")
             .prefix_with("MATERIALIZED", dialect="postgresql")

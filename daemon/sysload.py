@@ -7,12 +7,15 @@ import os
 import resource
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import psutil
+
+from daemon.devices import GpuLoad
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,8 @@ class LoadSnapshot:
     """Cores' worth of CPU used by other programs since the previous snapshot."""
     available_ram: int
     total_ram: int
+    gpus: tuple[GpuLoad, ...] = ()
+    """The GPUs NVML sees, their memory and use (none without NVML or a GPU)."""
 
 
 def usable_cores() -> int:
@@ -64,9 +69,13 @@ def peak_rss() -> int:
 
 
 class LoadSampler:
-    """Takes snapshots; "other programs' CPU" is measured between consecutive snapshots."""
+    """Takes snapshots; "other programs' CPU" is measured between consecutive snapshots.
 
-    def __init__(self) -> None:
+    ``gpus`` reads the GPUs' load (:func:`daemon.devices.gpu_loads` where the daemon may use
+    a GPU; nothing is asked otherwise)."""
+
+    def __init__(self, gpus: Callable[[], tuple[GpuLoad, ...]] = tuple) -> None:
+        self._gpus = gpus
         self._lock = threading.Lock()
         self._last: tuple[float, float, float] | None = None  # (wall, busy, ours) seconds
 
@@ -109,6 +118,7 @@ class LoadSampler:
             other_cores=round(other, 2),
             available_ram=int(mem.available),
             total_ram=int(mem.total),
+            gpus=self._gpus(),
         )
 
 

@@ -399,6 +399,7 @@ def settle(
         job.profile,
         backoff=d.backoff_seconds,
         resource_backoff=d.resource_backoff_seconds,
+        device=job.device,
     )
     extra = {"job": job.id, "error": decision.message}
     if decision.retry and decision.run_after is not None:

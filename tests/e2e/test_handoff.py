@@ -84,6 +84,10 @@ def test_mirror_layout_and_media_server_names_beside_the_media(
     assert len(d.jobs()) == 4
 
 
+CPU_FAST = (("device", "cpu"), ("profile", "fast"))
+"""The labels of a fast job's figures on the CPU."""
+
+
 def scrape(port: int) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
     """The daemon's /metrics, parsed by prometheus_client's own parser: sample name ->
     sorted labels -> value."""
@@ -121,15 +125,18 @@ def test_prometheus_metrics_of_a_running_daemon(
     assert m["transcribd_jobs"][(("status", "done"),)] == 3.0
     assert m["transcribd_jobs"][(("status", "failed"),)] == 1.0
     assert m["transcribd_queue_depth"][()] == 0.0
-    assert m["transcribd_job_duration_seconds_count"][(("profile", "fast"),)] == 3.0
-    assert m["transcribd_job_real_time_factor_count"][(("profile", "fast"),)] == 3.0
+    assert m["transcribd_job_duration_seconds_count"][CPU_FAST] == 3.0
+    assert m["transcribd_job_real_time_factor_count"][CPU_FAST] == 3.0
     # the histogram holds each done job's own real-time factor (short clips: model loading
     # makes the first one's large, so no absolute bound)
     rtfs = [j["metrics"]["rtf"] for j in jobs if j["status"] == "done"]
+    assert {(j["device"], j["metrics"]["device"]) for j in jobs if j["status"] == "done"} == {
+        ("cpu", "cpu")
+    }
     assert all(r > 0 for r in rtfs), rtfs
-    rtf_sum = m["transcribd_job_real_time_factor_sum"][(("profile", "fast"),)]
+    rtf_sum = m["transcribd_job_real_time_factor_sum"][CPU_FAST]
     assert rtf_sum == pytest.approx(sum(rtfs), rel=1e-3)
-    assert m["transcribd_audio_seconds_total"][(("profile", "fast"),)] > 5.0
+    assert m["transcribd_audio_seconds_total"][CPU_FAST] > 5.0
     assert m["transcribd_steps_computed_total"][(("step", "asr"),)] == 2.0
     assert m["transcribd_step_cache_hits_total"][(("step", "asr"),)] == 1.0  # the copy
     assert m["transcribd_step_seconds_total"][(("step", "asr"),)] > 0.0

@@ -154,3 +154,25 @@ def test_config_command_shows_values_and_where_they_came_from(tmp_path: Path) ->
     assert "[output]" in lines and "max_lines = 1  # file" in lines
     assert "max_line_chars = 42  # default" in lines
     assert f'folders = ["{tmp_path / "in"}"]  # file' in lines
+
+
+def test_status_shows_the_device_of_a_running_job(
+    invoke: Callable[..., Result], config: Config, tmp_path: Path
+) -> None:
+    from daemon.store import open_store
+
+    write_wav(tmp_path / "a.wav", 0.3)
+    write_wav(tmp_path / "b.wav", 0.4)
+    assert invoke("add", str(tmp_path / "a.wav"), "--device", "cuda:1").exit_code == 0
+    assert invoke("add", str(tmp_path / "b.wav")).exit_code == 0
+    store = open_store(config)
+    try:  # what the scheduler does when a GPU worker on cuda:1 takes job 1
+        [_claimed] = store.claim("w0", 1, store.now(), 60.0, job_id=1, device="cuda:1")
+    finally:
+        store.close()
+    rows = {ln.split()[0]: ln for ln in invoke("status").output.splitlines()[1:]}
+    assert "running on cuda:1" in rows["1"]
+    assert "queued" in rows["2"] and " on " not in rows["2"]
+    jobs = {j["id"]: j for j in json.loads(invoke("status", "--json").output)}
+    assert jobs[1]["device"] == "cuda:1" and jobs[1]["options"] == {"device": "cuda:1"}
+    assert jobs[2]["device"] is None

@@ -4,6 +4,7 @@ and is a failed check in ``doctor``.  Skipped where a GPU is present (tests/cuda
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from daemon.devices import probe
-from tests.conftest import write_config
+from tests.conftest import write_config, write_wav
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -56,3 +57,24 @@ def test_device_auto_runs_on_the_cpu_and_says_why(tmp_path: Path, model_cache: P
     assert "models run on cpu: no usable GPU (CTranslate2 sees no CUDA device" in done.stderr
     doctor = transcribd(cfg, "doctor")
     assert "models run on the CPU: no usable GPU" in doctor.stdout
+
+
+def test_a_job_asking_for_a_gpu_waits_and_transcribe_on_cuda_stops(
+    tmp_path: Path, model_cache: Path
+) -> None:
+    cfg = write_config(tmp_path, model_cache)
+    (tmp_path / "inbox").mkdir()
+    clip = write_wav(tmp_path / "clip.wav", 0.5)
+    bad = transcribd(cfg, "add", "--device", "gpu", str(clip))
+    assert bad.returncode == 2 and "unknown device 'gpu'" in bad.stderr
+    assert transcribd(cfg, "add", "--device", "cuda", str(clip)).returncode == 0
+    # the CPU workers leave it queued, say why once, and run --once still ends
+    done = transcribd(cfg, "run", "--once")
+    assert done.returncode == 0, done.stderr
+    assert "job 1 asks for device cuda; this node has workers on cpu only" in done.stderr
+    [job] = json.loads(transcribd(cfg, "status", "--json").stdout)
+    assert job["status"] == "queued" and job["options"] == {"device": "cuda"}
+    assert job["device"] is None
+    one = transcribd(cfg, "transcribe", "--device", "cuda", str(clip))
+    assert one.returncode == 2 and "Traceback" not in one.stderr
+    assert "device 'cuda': CTranslate2 sees no CUDA device" in one.stderr

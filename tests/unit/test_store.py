@@ -352,3 +352,28 @@ def test_a_claim_skips_rows_another_claimer_holds_instead_of_waiting(store: Stor
         other.execute(text("ROLLBACK"))
     [job] = store.claim("w1", 1, T0, LEASE)
     assert job.id == first
+
+
+def test_claim_one_job_by_id_on_a_device(store: Store) -> None:
+    first = store.enqueue("/in/a.wav", "a" * 64, 10, T0, duration=60.0).job_id
+    second = store.enqueue("/in/b.wav", "b" * 64, 10, T0, duration=3600.0).job_id
+    [job] = store.claim("gpu", 1, T0, LEASE, profile="fast", job_id=second, device="cuda:0")
+    assert job.id == second and job.device == "cuda:0" and job.profile == "fast"
+    assert job.as_dict()["device"] == "cuda:0"
+    assert store.claim("other", 1, T0, LEASE, job_id=second) == []  # taken: not twice
+    [cpu] = store.claim("cpu", 1, T0, LEASE, device="cpu")
+    assert cpu.id == first and cpu.device == "cpu"
+    assert store.get(first).as_dict()["device"] == "cpu"  # type: ignore[union-attr]
+
+
+def test_ready_in_line_and_longest_first(store: Store) -> None:
+    short = store.enqueue("/in/a.wav", "a" * 64, 10, T0, duration=60.0).job_id
+    unknown = store.enqueue("/in/b.wav", "b" * 64, 32_000_000, T0).job_id  # ~2000 s by size
+    long = store.enqueue("/in/c.wav", "c" * 64, 10, T0, duration=3600.0).job_id
+    later = store.enqueue("/in/d.wav", "d" * 64, 10, T0, duration=7200.0).job_id
+    store.retry(lease(later, "x", 0), T0, "", T0 + timedelta(hours=1))  # not queued: no-op
+    assert [j.id for j in store.ready(T0, 10)] == [short, unknown, long, later]
+    assert [j.id for j in store.ready(T0, 10, longest=True)] == [later, long, unknown, short]
+    assert [j.id for j in store.ready(T0, 2, longest=True)] == [later, long]
+    store.claim("w", 1, T0, LEASE, job_id=later)
+    assert [j.id for j in store.ready(T0, 10, longest=True)] == [long, unknown, short]
