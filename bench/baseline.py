@@ -2,7 +2,11 @@
 whole file (chunk_length=15, beam_size=1, no VAD), then pyannote's stock SpeakerDiarization on
 the whole file, one after the other, with the same weights transcribd uses.
 
-    python -m bench.baseline FILE   -> one JSON line: wall/cpu seconds, peak RSS, text, turns
+    python -m bench.baseline FILE [DEVICE]
+        -> one JSON line: wall/cpu seconds, peak RSS, text, turns
+
+DEVICE ("cpu", the default, or "cuda:N") is where both models run: Whisper in int8 on the CPU,
+float16 on a GPU; the diarization networks on the GPU where ONNX Runtime has its CUDA provider.
 """
 
 from __future__ import annotations
@@ -22,16 +26,24 @@ def main() -> None:
     from faster_whisper import WhisperModel
 
     from bench.quality import BASELINE_DIARIZATION
-    from daemon import modelstore
+    from daemon import devices, modelstore
     from daemon.config import cache_home
     from daemon.pipeline import audio
     from daemon.pipeline.diarize import Diarizer
     from daemon.sysload import usable_cores
 
+    device = devices.resolve(sys.argv[2] if len(sys.argv) > 2 else "cpu")
     threads = usable_cores()
     resolved = modelstore.resolve("base", cache_home() / "models")
-    model = WhisperModel(str(resolved.path), device="cpu", compute_type="int8", cpu_threads=threads)
-    diarizer = Diarizer(BASELINE_DIARIZATION, threads=threads)
+    model = WhisperModel(
+        str(resolved.path),
+        device=device.kind,
+        device_index=device.index,
+        compute_type="int8" if device.kind == "cpu" else "float16",
+        cpu_threads=threads,
+    )
+    gpu = device.index if device.diarization_on_gpu else None
+    diarizer = Diarizer(BASELINE_DIARIZATION, threads=threads, gpu=gpu)
     loaded = time.perf_counter()
     samples = np.concatenate(list(audio.decode_blocks(path)))
     segments, _ = model.transcribe(samples, beam_size=1, chunk_length=15, vad_filter=False)
@@ -44,6 +56,7 @@ def main() -> None:
         json.dumps(
             {
                 "file": str(path),
+                "device": device.name,
                 "duration": samples.size / audio.SAMPLE_RATE,
                 "wall": done - started,
                 "load": loaded - started,

@@ -2,6 +2,7 @@
 
     python -m bench.speed [--long-minutes 14] [--profiles fast balanced quality]
         [--runtimes onnxruntime torch] [--no-steps] [--short 20] [--memory-minutes 15 180]
+        [--device auto|cpu|cuda|cuda:N]
 
 1. A long recording (AMI excerpts and the phone call from ../shared/eval, concatenated, with their
    RTTMs shifted): the baseline (bench/baseline.py: a fresh process, whole-file faster-whisper
@@ -16,7 +17,9 @@
    included), against N baseline processes.
 3. Memory against length: peak RSS of the fast profile on files of the given lengths.
 
-Figures are ratios against the baseline measured in the same run; absolute times vary with the
+``--device`` runs everything, the baseline included, on that device (``cuda``: the same
+comparison on a GPU; it stops at once, in one line, where there is none).  Figures are ratios
+against the baseline measured in the same run; absolute times vary with the
 machine's mood.  Results go to bench/results/speed.json.
 """
 
@@ -96,9 +99,9 @@ def step_rows(metrics: dict[str, Any]) -> list[tuple[str, float, float, float]]:
     return rows
 
 
-def run_baseline(path: Path) -> dict[str, Any]:
+def run_baseline(path: Path, device: str = "cpu") -> dict[str, Any]:
     out = subprocess.run(
-        [sys.executable, "-m", "bench.baseline", str(path)],
+        [sys.executable, "-m", "bench.baseline", str(path), device],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -108,7 +111,9 @@ def run_baseline(path: Path) -> dict[str, Any]:
     return data
 
 
-def config_for(tmp: Path, name: str, runtime: str = "onnxruntime", overlap: bool = True) -> Path:
+def config_for(
+    tmp: Path, name: str, runtime: str = "onnxruntime", overlap: bool = True, device: str = "cpu"
+) -> Path:
     home = tmp / name
     cfg = home / "config.toml"
     home.mkdir(parents=True, exist_ok=True)
@@ -119,6 +124,7 @@ def config_for(tmp: Path, name: str, runtime: str = "onnxruntime", overlap: bool
         f'[daemon]\nwork_dir = "{home / "work"}"\ntick_seconds = 0.5\n'
         f"overlap_diarization = {str(overlap).lower()}\n"
         f'[models]\ndiarization_runtime = "{runtime}"\n'
+        f'[compute]\ndevice = "{device}"\n'
     )
     return cfg
 
@@ -223,18 +229,29 @@ def main() -> None:
     )
     parser.add_argument("--short", type=int, default=20)
     parser.add_argument("--memory-minutes", type=float, nargs="*", default=[15.0, 180.0])
+    parser.add_argument(
+        "--device", default="auto", help="auto, cpu, cuda or cuda:N (the baseline's too)"
+    )
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     args = parser.parse_args()
     if not args.eval.is_dir():
         raise SystemExit(f"evaluation data not found at {args.eval}")
+    from daemon import devices
+
+    try:
+        chosen = devices.resolve(args.device)
+    except (ValueError, devices.DeviceError) as exc:
+        raise SystemExit(f"--device {args.device}: {exc}") from None
+    device = chosen.name
+    print(f"models run on {device}: {chosen.reason}", flush=True)
     tmp = Path(tempfile.mkdtemp(prefix="transcribd-speed-"))
-    results: dict[str, Any] = {}
+    results: dict[str, Any] = {"device": device}
 
     if args.long_minutes > 0:
         long_wav = tmp / "long.wav"
         ref = build_long(args.eval, args.long_minutes, long_wav)
         steps: dict[str, dict[str, Any]] = {}
-        base = run_baseline(long_wav)
+        base = run_baseline(long_wav, device)
         duration = base["duration"]
         rows = [
             {
@@ -249,7 +266,7 @@ def main() -> None:
         ]
 
         def transcribe(name: str, profile: str, runtime: str, overlap: bool) -> dict[str, Any]:
-            cfg = config_for(tmp, name, runtime, overlap)
+            cfg = config_for(tmp, name, runtime, overlap, device)
             rep = run_transcribd(
                 cfg,
                 "transcribe",
@@ -322,15 +339,15 @@ def main() -> None:
         clips = sorted((args.eval / "asr_en").glob("*.wav"))[: args.short]
         started = time.perf_counter()
         for clip in clips:
-            run_baseline(clip)
+            run_baseline(clip, device)
         base_wall = time.perf_counter() - started
-        cfg = config_for(tmp, "warm")
+        cfg = config_for(tmp, "warm", device=device)
         inbox = cfg.parent / "inbox"
         inbox.mkdir(parents=True, exist_ok=True)
         for clip in clips:
             (inbox / clip.name).write_bytes(clip.read_bytes())
         rep = run_transcribd(cfg, "run", "--once")
-        daemon = run_daemon(config_for(tmp, "daemon"), clips)
+        daemon = run_daemon(config_for(tmp, "daemon", device=device), clips)
         results["warm"] = {
             "files": len(clips),
             "baseline_wall": base_wall,
@@ -353,7 +370,7 @@ def main() -> None:
     for minutes in args.memory_minutes:
         wav = tmp / f"mem-{minutes:g}.wav"
         build_long(args.eval, minutes, wav)
-        cfg = config_for(tmp, f"mem-{minutes:g}")
+        cfg = config_for(tmp, f"mem-{minutes:g}", device=device)
         rep = run_transcribd(
             cfg, "transcribe", str(wav), "-o", str(cfg.parent / "out"), "--profile", "fast"
         )

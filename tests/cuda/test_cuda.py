@@ -1,19 +1,22 @@
 """The real models on an NVIDIA GPU, end to end.  Skipped, saying why, where CTranslate2 sees
 no CUDA device; on a GPU machine they must pass (and they fail if the job ran on the CPU).
 
-Not yet written, with the planner's GPU slots (issue 17 item 3): a forced CUDA out-of-memory
-that retries the job on the CPU."""
+Never run yet: the project's machines have no GPU (README, "Using a GPU")."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from bench.metrics import der, load_rttm
-from daemon.devices import probe
-from tests.conftest import need_eval
+from daemon.devices import gpu_loads, probe
+from tests.conftest import need_eval, write_config
 from tests.e2e.test_diarization import make_invoke
 
 SEEN = probe()
@@ -30,7 +33,7 @@ pytestmark = [
 
 def test_english_clip_on_the_gpu(tmp_path: Path, model_cache: Path) -> None:
     invoke = make_invoke(tmp_path, model_cache, '[compute]\ndevice = "cuda"\n')
-    invoke("add", str(need_eval("asr_en", "jfk.flac")))
+    invoke("add", "--device", "cuda", str(need_eval("asr_en", "jfk.flac")))
     invoke("run", "--once")
     text = (tmp_path / "out" / "jfk.txt").read_text().lower()
     assert "ask not what your country can do for you" in text
@@ -41,7 +44,7 @@ def test_english_clip_on_the_gpu(tmp_path: Path, model_cache: Path) -> None:
 def test_two_speakers_on_the_gpu(tmp_path: Path, model_cache: Path) -> None:
     invoke = make_invoke(tmp_path, model_cache, '[compute]\ndevice = "cuda"\n')
     sample = need_eval("diarization", "sample.wav")
-    invoke("add", str(sample))
+    invoke("add", "--device", "cuda", str(sample))
     invoke("run", "--once")
     data = json.loads((tmp_path / "out" / "sample.json").read_text())
     assert data["speakers"] == ["SPEAKER_00", "SPEAKER_01"]
@@ -64,3 +67,72 @@ def test_diarization_networks_run_on_the_cuda_provider(tmp_path: Path) -> None:
     assert session.get_providers()[0] == "CUDAExecutionProvider"
     found = diarizer(np.zeros(16000 * 5, np.float32))
     assert found.turns == ()
+
+
+@pytest.mark.skipif(
+    len(os.sched_getaffinity(0)) < 2, reason="needs 2 cores: a GPU worker and a CPU worker"
+)
+def test_the_longest_file_goes_to_the_gpu(tmp_path: Path, model_cache: Path) -> None:
+    invoke = make_invoke(tmp_path, model_cache)  # device = "auto"
+    short, long = need_eval("asr_en", "jfk.flac"), need_eval("diarization", "sample.wav")
+    invoke("add", str(short), str(long))
+    invoke("run", "--once")
+    jobs = {Path(j["path"]).name: j for j in json.loads(invoke("status", "--json").stdout)}
+    assert {j["status"] for j in jobs.values()} == {"done"}
+    assert jobs[long.name]["device"] == jobs[long.name]["metrics"]["device"] == "cuda:0"
+    assert jobs[short.name]["device"] == "cpu"
+
+
+def fill_gpu(leave: int, cache: Path) -> list[object]:
+    """Hold the GPU's memory from this process until about ``leave`` bytes are free (Whisper
+    models loaded over and over: CTranslate2 is what the test has on every GPU machine)."""
+    import ctranslate2
+
+    from daemon import modelstore
+
+    folder = modelstore.resolve("base", cache).path
+    held: list[object] = []
+    while gpu_loads()[0].memory_free > leave:
+        try:
+            held.append(ctranslate2.models.Whisper(str(folder), device="cuda"))
+        except RuntimeError:
+            break
+    return held
+
+
+def test_out_of_gpu_memory_finishes_on_the_cpu(tmp_path: Path, model_cache: Path) -> None:
+    if not gpu_loads():
+        pytest.skip("NVML (nvidia-ml-py, the cuda extra) does not answer: cannot fill the GPU")
+    cfg = write_config(tmp_path, model_cache, '[compute]\ndevice = "cuda"\n')
+    (tmp_path / "inbox").mkdir()
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "daemon", "--config", str(cfg), "run"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        time.sleep(20)  # the GPU worker has started; its models load with its first job
+        held = fill_gpu(64 * 2**20, model_cache)
+        assert held, "could not take the GPU's memory"
+        sample = need_eval("diarization", "sample.wav")
+        (tmp_path / "inbox" / "sample.wav").write_bytes(sample.read_bytes())
+        deadline = time.monotonic() + 600
+        job: dict[str, object] = {}
+        while time.monotonic() < deadline:
+            status = subprocess.run(
+                [sys.executable, "-m", "daemon", "--config", str(cfg), "status", "--json"],
+                capture_output=True,
+                text=True,
+            )
+            found = json.loads(status.stdout or "[]")
+            if found and found[0]["status"] in ("done", "failed"):
+                job = found[0]
+                break
+            time.sleep(2)
+        assert job.get("status") == "done", job
+        assert job["device"] == "cpu" and job["options"] == {"oom_device": "cpu"}
+        assert daemon.poll() is None  # the daemon lives on
+    finally:
+        daemon.terminate()
+        daemon.wait(60)
