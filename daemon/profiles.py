@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from daemon.config import PROFILE_NAMES, Config, ProfileOverride
+from daemon.pipeline.asr import WINDOW_SECONDS
 from daemon.pipeline.diarize import DiarizeParams
 from daemon.pipeline.vad import VadParams
 
@@ -119,9 +120,34 @@ def models_in_use(config: Config) -> list[str]:
     return sorted({p.model for p in profiles} | {p.english_model for p in profiles} - {""})
 
 
-def on_device(profile: Profile, kind: str) -> Profile:
-    """The profile as it runs on a device kind ("cpu" or "cuda"): its compute type is that
-    device's column of the table (pure)."""
-    if kind == "cuda":
-        return dataclasses.replace(profile, compute_type=profile.cuda_compute_type)
-    return profile
+GPU_WINDOW_BYTES = 256 * 2**20
+"""GPU memory given to each 30-s window of a batched Whisper call (the activations of a large
+model in float16, with room; an estimate: no GPU has run here)."""
+GPU_MAX_WINDOWS = 16
+GPU_UNKNOWN_WINDOWS = 8
+"""Windows per batch where the GPU's free memory is not known (no NVML)."""
+
+
+def gpu_batch_windows(free_bytes: int | None) -> int:
+    """How many 30-s windows one batched Whisper call takes on a GPU with ``free_bytes`` of
+    memory free (pure): between 1 and :data:`GPU_MAX_WINDOWS`."""
+    if free_bytes is None:
+        return GPU_UNKNOWN_WINDOWS
+    return max(1, min(GPU_MAX_WINDOWS, free_bytes // GPU_WINDOW_BYTES))
+
+
+def on_device(profile: Profile, kind: str, gpu_free: int | None = None) -> Profile:
+    """The profile as it runs on a device kind ("cpu" or "cuda"), pure: its compute type is
+    that device's column of the table; on a GPU its chunks hold as many 30-s windows as the
+    free memory (``gpu_free`` bytes) lets one batch take, never fewer than on the CPU (the
+    ASR batches a chunk's windows together: on a CPU two lanes of one or two windows pay,
+    on a GPU one wide batch)."""
+    if kind != "cuda":
+        return profile
+    seconds = max(profile.max_chunk_seconds, WINDOW_SECONDS * gpu_batch_windows(gpu_free))
+    return dataclasses.replace(
+        profile,
+        compute_type=profile.cuda_compute_type,
+        max_chunk_seconds=seconds,
+        vad=dataclasses.replace(profile.vad, max_speech_seconds=seconds),
+    )

@@ -49,6 +49,14 @@ class WarmModels:
             device=devices.resolve(config.compute.device, config.models.diarization_runtime),
         )
 
+    def gpu_free(self) -> int | None:
+        """Bytes free on this process's GPU now (None on the CPU, or where NVML does not
+        tell)."""
+        if self.device.kind != "cuda":
+            return None
+        found = [g for g in devices.gpu_loads() if g.index == self.device.index]
+        return found[0].memory_free if found else None
+
     def resolve(self, name: str) -> ResolvedModel:
         with self._lock:
             if name not in self._resolved:

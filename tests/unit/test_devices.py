@@ -10,7 +10,7 @@ import pytest
 from daemon import config as config_mod
 from daemon.devices import DeviceError, Seen, choose, parse
 from daemon.pipeline.onnx import providers
-from daemon.profiles import BUILTIN, on_device, resolve
+from daemon.profiles import BUILTIN, gpu_batch_windows, on_device, resolve
 
 NONE = Seen(0, False, "CTranslate2 sees no CUDA device (no GPU, driver or CUDA runtime)")
 ONE = Seen(1, True)
@@ -105,3 +105,27 @@ def test_the_config_overrides_either_column() -> None:
 def test_onnx_runtime_providers_per_device() -> None:
     assert providers(None) == ["CPUExecutionProvider"]
     assert providers(1) == [("CUDAExecutionProvider", {"device_id": 1}), "CPUExecutionProvider"]
+
+
+MB = 2**20
+
+
+@pytest.mark.parametrize(
+    ("free", "windows"),
+    [
+        (None, 8),  # NVML does not tell
+        (0, 1),
+        (200 * MB, 1),
+        (1024 * MB, 4),
+        (2048 * MB, 8),
+        (24 * 1024 * MB, 16),  # a big GPU: capped
+    ],
+)
+def test_the_gpu_batch_follows_its_free_memory(free: int | None, windows: int) -> None:
+    assert gpu_batch_windows(free) == windows
+    for name, profile in BUILTIN.items():
+        on_gpu = on_device(profile, "cuda", free)
+        # chunks of that many windows, never smaller than the CPU's (quality's 90 s)
+        expected = max(profile.max_chunk_seconds, 30.0 * windows)
+        assert on_gpu.max_chunk_seconds == on_gpu.vad.max_speech_seconds == expected, name
+        assert on_device(profile, "cpu", free) == profile  # the CPU's table is untouched
