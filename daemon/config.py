@@ -153,7 +153,8 @@ class DaemonConfig:
     max_attempts: int = 3
     work_dir: Path = Path()
     max_workers: int = 0
-    """Worker processes at most; 0: as many as the planner grants (never more than cores)."""
+    """Worker processes at most, GPU workers included; 0: as many as the planner grants (never
+    more threads than cores)."""
     overlap_diarization: bool = True
     """Run diarization beside ASR, splitting a worker's threads, instead of after it."""
     model_idle_seconds: float = 600.0

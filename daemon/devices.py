@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -114,7 +115,10 @@ def on_gpu(request: str | None) -> bool | None:
     "cuda:N"), False only on the CPU, None anywhere (no request, or "auto")."""
     if request is None:
         return None
-    kind = parse(request)[0]
+    try:
+        kind = parse(request)[0]
+    except ValueError:
+        return None
     return None if kind == "auto" else kind == "cuda"
 
 
@@ -123,7 +127,10 @@ def fits(request: str | None, slot: str) -> bool:
     ("cpu" or "cuda:N"); "cuda" fits any GPU, "cuda:N" only that one (pure)."""
     if request is None:
         return True
-    kind, index = parse(request)
+    try:
+        kind, index = parse(request)
+    except ValueError:  # stored by another version: not for this node to guess
+        return False
     if kind == "auto":
         return True
     if kind == "cpu" or slot == "cpu":
@@ -147,9 +154,13 @@ class GpuLoad:
 
 def gpu_loads() -> tuple[GpuLoad, ...]:
     """Every GPU NVML (nvidia-ml-py) sees, with its memory and use; none where NVML is not
-    installed or finds no driver (never raises)."""
+    installed or finds no driver (never raises).
+
+    NVML numbers GPUs by PCI bus; CUDA does too once :func:`pci_order` has run.  NVML ignores
+    ``CUDA_VISIBLE_DEVICES``, so where that is set its figures would belong to other GPUs than
+    CUDA's numbers: none are given (the planner then takes CTranslate2's word)."""
     nvml = _nvml()
-    if nvml is None:
+    if nvml is None or os.environ.get("CUDA_VISIBLE_DEVICES"):
         return ()
     try:
         out = []
@@ -196,8 +207,15 @@ def _nvml() -> Any:
         return None
 
 
+def pci_order() -> None:
+    """Number CUDA devices by PCI bus, as NVML does (CUDA's default puts the fastest first),
+    in this process and the workers it starts; before CUDA is first used."""
+    os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
+
+
 def probe() -> Seen:
     """Ask CTranslate2 and ONNX Runtime what they see (never raises)."""
+    pci_order()
     try:
         import ctranslate2
 

@@ -126,11 +126,8 @@ def gpu_slots(
         gpu = seen.get(index)
         if index in held or gpu is None or gpu.memory_free >= need:
             slots.append(index)
-        else:
-            notes.append(
-                f"cuda:{index} has {gpu.memory_free / 1e9:.1f} GB free "
-                f"(a worker needs {need / 1e9:.1f})"
-            )
+        else:  # no figure in the text: a plan that changes with each tick would be logged
+            notes.append(f"cuda:{index} has less than the {need / 1e9:.1f} GB free a worker needs")
     return tuple(slots), notes
 
 
@@ -143,33 +140,39 @@ def choose(
     requested: str | None = None,
     usable_gpus: Sequence[int] = (),
     held_gpus: Sequence[int] = (),
+    cpu_needed: bool = False,
 ) -> Plan:
     """Profile, worker count and threads for the next job, from load, queue and file (pure).
 
     Cores granted are those other programs leave free.  Each usable GPU with the memory for
     it (see :func:`gpu_slots`) gets a worker of :data:`GPU_WORKER_THREADS` thread(s), taken
     from the granted cores; the CPU workers share the rest: several only when several files
-    wait, at least one while a core and the memory for it are left (a job may have to run on
-    the CPU), each with the remaining cores as threads.  Profile: an explicit request
-    always wins; short memory, a long backlog or a file with no speech heard -> fast; where
-    quality pays (its own model), an idle machine, a short queue and a file of reasonable
-    length (in speech: a long recording that is mostly silence costs what its speech costs)
-    -> quality; otherwise balanced.  A snapshot
-    older than a minute is treated as a loaded machine (the planner does not trust stale
-    numbers).
+    wait, each with the remaining cores as threads.  Without a GPU worker there is always one
+    CPU worker; with one, a CPU worker only when a core and the memory for it are left, or
+    when a job must run on the CPU (``cpu_needed``: it asked for it, or ran out of GPU
+    memory), which a GPU worker then makes room for.  ``max_workers`` caps them all.
+    Profile: an explicit request always wins; short memory, a long backlog or a file with no
+    speech heard -> fast; where quality pays (its own model), an idle machine, a short queue
+    and a file of reasonable length (in speech: a long recording that is mostly silence costs
+    what its speech costs) -> quality; otherwise balanced.  A snapshot older than a minute is
+    treated as a loaded machine (the planner does not trust stale numbers).
     """
     stale = (now - snapshot.taken_at).total_seconds() > 60
     other = float(snapshot.cores) / 2 if stale else snapshot.other_cores
     granted = max(1, min(snapshot.cores, int(snapshot.cores - other + 0.25)))
     by_ram = max(1, snapshot.available_ram // max(1, settings.ram_per_worker))
     gpus, gpu_notes = gpu_slots(snapshot, usable_gpus, held_gpus, settings.gpu_memory_per_worker)
-    gpus = gpus[: min(granted // GPU_WORKER_THREADS, by_ram)]
+    most = settings.max_workers or granted  # worker processes in all, GPU workers included
+    room = min(granted // GPU_WORKER_THREADS, by_ram, most)
+    if cpu_needed:  # leave a core, the memory and a process for one CPU worker
+        room = min(room, (granted - 1) // GPU_WORKER_THREADS, by_ram - 1, most - 1)
+    gpus = gpus[: max(0, room)]
     cpu_cores = granted - len(gpus) * GPU_WORKER_THREADS
-    cap = settings.max_workers or cpu_cores
     parallel_files = max(1, queue.queued + queue.running - len(gpus))
-    least = 0 if gpus else 1  # with no GPU worker, one CPU worker whatever the memory
-    workers = max(least, min(cpu_cores, by_ram - len(gpus), cap, parallel_files))
-    workers = workers if cpu_cores else 0
+    # with no GPU worker, or a job that must run on the CPU: one CPU worker whatever the memory
+    least = 1 if cpu_needed or not gpus else 0
+    workers = min(cpu_cores, by_ram - len(gpus), most - len(gpus), parallel_files)
+    workers = max(least, workers) if cpu_cores else 0
     threads = max(1, cpu_cores // workers) if workers else 1
 
     speech = queue.queued_audio_seconds

@@ -125,26 +125,28 @@ GPU_WINDOW_BYTES = 256 * 2**20
 model in float16, with room; an estimate: no GPU has run here)."""
 GPU_MAX_WINDOWS = 16
 GPU_UNKNOWN_WINDOWS = 8
-"""Windows per batch where the GPU's free memory is not known (no NVML)."""
+"""Windows per batch where the GPU's memory is not known (no NVML)."""
 
 
-def gpu_batch_windows(free_bytes: int | None) -> int:
-    """How many 30-s windows one batched Whisper call takes on a GPU with ``free_bytes`` of
-    memory free (pure): between 1 and :data:`GPU_MAX_WINDOWS`."""
-    if free_bytes is None:
+def gpu_batch_windows(total_bytes: int | None) -> int:
+    """How many 30-s windows one batched Whisper call takes on a GPU of ``total_bytes`` (pure):
+    half its memory at :data:`GPU_WINDOW_BYTES` each (the rest for the models and others),
+    between 1 and :data:`GPU_MAX_WINDOWS`.  The GPU's size, not what is free now: the chunk
+    plan is part of the cached steps' keys, and must not change from run to run."""
+    if total_bytes is None:
         return GPU_UNKNOWN_WINDOWS
-    return max(1, min(GPU_MAX_WINDOWS, free_bytes // GPU_WINDOW_BYTES))
+    return max(1, min(GPU_MAX_WINDOWS, total_bytes // 2 // GPU_WINDOW_BYTES))
 
 
-def on_device(profile: Profile, kind: str, gpu_free: int | None = None) -> Profile:
+def on_device(profile: Profile, kind: str, gpu_memory: int | None = None) -> Profile:
     """The profile as it runs on a device kind ("cpu" or "cuda"), pure: its compute type is
-    that device's column of the table; on a GPU its chunks hold as many 30-s windows as the
-    free memory (``gpu_free`` bytes) lets one batch take, never fewer than on the CPU (the
-    ASR batches a chunk's windows together: on a CPU two lanes of one or two windows pay,
-    on a GPU one wide batch)."""
+    that device's column of the table; on a GPU (of ``gpu_memory`` bytes) its chunks hold as
+    many 30-s windows as one batch takes (:func:`gpu_batch_windows`), never fewer than on the
+    CPU (the ASR batches a chunk's windows together: on a CPU two lanes of one or two windows
+    pay, on a GPU one wide batch)."""
     if kind != "cuda":
         return profile
-    seconds = max(profile.max_chunk_seconds, WINDOW_SECONDS * gpu_batch_windows(gpu_free))
+    seconds = max(profile.max_chunk_seconds, WINDOW_SECONDS * gpu_batch_windows(gpu_memory))
     return dataclasses.replace(
         profile,
         compute_type=profile.cuda_compute_type,

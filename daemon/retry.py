@@ -61,17 +61,26 @@ GPU_OUT_OF_MEMORY = (
     "cuda failed with error out of memory",  # CTranslate2
     "cublas_status_alloc_failed",  # cuBLAS, through CTranslate2
     "cudnn_status_alloc_failed",
-    "cudaerrormemoryallocation",  # ONNX Runtime's CUDA provider
-    "cuda error 2",  # cudaErrorMemoryAllocation by number
+    "cuda failure 2:",  # ONNX Runtime's CUDA calls: 2 is cudaErrorMemoryAllocation
+    "cudaerrormemoryallocation",
 )
+"""What the runtimes say when a GPU's memory runs out, lower-cased."""
+
+ON_A_GPU = ("out of memory", "failed to allocate memory")
+"""What any allocator says (ONNX Runtime's arena: "Failed to allocate memory for requested
+buffer"): the GPU's, when the attempt ran on a GPU."""
 
 
-def gpu_out_of_memory(exc: BaseException) -> bool:
-    """The GPU's memory ran out (not the machine's): the job can run on the CPU."""
+def gpu_out_of_memory(exc: BaseException, device: str | None = None) -> bool:
+    """The GPU's memory ran out (not the machine's): the job can run on the CPU.  Known CUDA
+    messages anywhere; on a GPU (``device`` "cuda:N") any allocator's out-of-memory as well,
+    whatever the exception's class (ONNX Runtime's are not RuntimeErrors)."""
+    if isinstance(exc, MemoryError | WorkerDied):
+        return False
     text = str(exc).lower()
-    return not isinstance(exc, MemoryError | WorkerDied) and any(
-        sign in text for sign in GPU_OUT_OF_MEMORY
-    )
+    if any(sign in text for sign in GPU_OUT_OF_MEMORY):
+        return True
+    return device is not None and device != "cpu" and any(s in text for s in ON_A_GPU)
 
 
 def out_of_memory(exc: BaseException) -> bool:
@@ -171,7 +180,7 @@ def decide(
     """
     message = describe(exc)
     fix = needs_a_person(exc)
-    if device is not None and device != "cpu" and gpu_out_of_memory(exc):
+    if device is not None and device != "cpu" and gpu_out_of_memory(exc, device):
         return Decision(
             retry=True,
             run_after=now,

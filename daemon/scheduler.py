@@ -54,7 +54,7 @@ DAEMON_KEY = "daemon"
 HOST = socket.gethostname()
 READY_LOOKED_AT = 64
 """Ready jobs the dispatcher chooses among per tick (the first in line, and for a GPU the
-longest as well)."""
+longest as well; jobs this node can never run are not counted)."""
 HEARTBEAT_SECONDS = 5.0
 """How often the heartbeat is written (not every tick: a write contends with the workers')."""
 
@@ -285,11 +285,12 @@ class Scheduler:
                 )
 
     def _dispatch(self, now: datetime) -> int:
-        nxt = self.store.next_ready(now)
-        if nxt is None:
+        waiting, ready = self._waiting(now)
+        if not waiting:
             return 0
         queued, seconds, running = self.store.queue_facts(now)
         snapshot = self.sampler.snapshot(now)
+        cpu_needed = any(devices.on_gpu(w.device) is False for w in waiting)
 
         def plan_for(job: JobRecord, dispatched: int) -> Plan:
             return choose(
@@ -301,9 +302,11 @@ class Scheduler:
                 self._requested(job),
                 usable_gpus=self.device.usable,
                 held_gpus=self.pool.gpus(),
+                cpu_needed=cpu_needed,
             )
 
-        plan = plan_for(nxt, 0)
+        first = ready[waiting[0].job_id]
+        plan = plan_for(first, 0)
         if plan != self.plan:
             log.info(
                 "plan: %s, %d worker(s) x %d thread(s) (%s)",
@@ -317,20 +320,10 @@ class Scheduler:
             self.plan = plan
         self.pool.resize(plan.workers, plan.threads, plan.gpus, plan.gpu_threads)
         idle = [(index, self.pool.device(index)) for index in self.pool.idle_slots()]
-        if not idle:
-            return 0
-        ready = {j.id: j for j in self.store.ready(now, READY_LOOKED_AT)}
-        if plan.gpus:  # the GPU takes the longest first: look at those too
-            ready |= {j.id: j for j in self.store.ready(now, READY_LOOKED_AT, longest=True)}
-        waiting = [
-            Waiting(j.id, estimated_duration(j), j.options.device_request)
-            for j in sorted(ready.values(), key=lambda j: j.id)
-        ]
-        self._warn_stranded(waiting, plan)
         dispatched = 0
         for job_id, index in assign(waiting, idle):
             job = ready[job_id]
-            profile = plan.profile if job.id == nxt.id else plan_for(job, dispatched).profile
+            profile = plan.profile if job is first else plan_for(job, dispatched).profile
             jobs = self.store.claim(  # the lease runs from now, not from the tick's start
                 self.pool.owner(index),
                 1,
@@ -340,28 +333,49 @@ class Scheduler:
                 job_id=job.id,
                 device=self.pool.device(index),
             )
-            if not jobs:  # another node took it meanwhile
+            if not jobs:  # another node took it meanwhile (its slot waits for the next tick)
                 continue
             place = output_place(self.config, Path(jobs[0].path))  # a reload's folders too
             self.pool.submit(jobs[0], index, workers=plan.workers, place=place)
             dispatched += 1
         return dispatched
 
-    def _warn_stranded(self, waiting: list[Waiting], plan: Plan) -> None:
-        """Say once per job when it asks for a device this node has no worker for (it waits
-        for a node that has one, or a requeue)."""
-        have = ["cpu"] * (plan.workers > 0) + [f"cuda:{i}" for i in plan.gpus]
-        for w in waiting:
-            if w.job_id in self._stranded or any(devices.fits(w.device, d) for d in have):
-                continue
-            self._stranded.add(w.job_id)
-            log.warning(
-                "job %s asks for device %s; this node has workers on %s only: it waits",
-                w.job_id,
-                w.device,
-                ", ".join(have) or "nothing",
-                extra={"job": w.job_id, "device": w.device},
-            )
+    def _waiting(self, now: datetime) -> tuple[list[Waiting], dict[int, JobRecord]]:
+        """The ready jobs this node may run, in queue order (and, where a GPU may take the
+        longest, the longest too), as :func:`daemon.planner.assign` takes them."""
+        ready = {j.id: j for j in self._ready(now, READY_LOOKED_AT)}
+        if self.device.usable:
+            longest = self.store.ready(now, READY_LOOKED_AT, longest=True, exclude=self._stranded)
+            ready |= {j.id: j for j in longest}
+        waiting = [
+            Waiting(j.id, estimated_duration(j), j.options.device_request)
+            for j in sorted(ready.values(), key=lambda j: j.id)
+        ]
+        return waiting, ready
+
+    def _ready(self, now: datetime, limit: int) -> list[JobRecord]:
+        """Up to ``limit`` ready jobs in queue order, leaving out (and saying once) those that
+        ask for a device this node can never run them on: they wait for a node that can."""
+        possible = ["cpu", *(f"cuda:{i}" for i in self.device.usable)]
+        while True:
+            jobs = self.store.ready(now, limit, exclude=self._stranded)
+            stranded = [
+                j
+                for j in jobs
+                if not any(devices.fits(j.options.device_request, d) for d in possible)
+            ]
+            if not stranded:
+                return jobs
+            for job in stranded:
+                self._stranded.add(job.id)
+                log.warning(
+                    "job %s asks for device %s; this node has %s only: it waits for a node "
+                    "that has it",
+                    job.id,
+                    job.options.device_request,
+                    " and ".join(possible),
+                    extra={"job": job.id, "device": job.options.device_request},
+                )
 
     def _requested(self, job: JobRecord) -> str | None:
         """What the job asks for (see :func:`daemon.planner.requested_profile`)."""
@@ -384,7 +398,7 @@ class Scheduler:
             if self.pool.busy:
                 self._collect(timeout=poll_seconds)
                 continue
-            if any(j.id not in self._stranded for j in self.store.ready(now, READY_LOOKED_AT)):
+            if self._ready(now, 1):
                 continue  # (a job asking for a device this node lacks is left queued)
             wait = self._next_wait(now)
             if wait is None:

@@ -10,6 +10,7 @@ publishes nothing).  Times are passed in (``now``) so that callers and tests con
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -180,15 +181,22 @@ class Store:
             row = conn.execute(select(JOBS).where(Job.id == first)).first()
         return _from_row(row) if row else None
 
-    def ready(self, now: datetime, limit: int, longest: bool = False) -> list[JobRecord]:
-        """Up to ``limit`` jobs :meth:`claim` could take now: first in line, or (``longest``)
-        the longest audio first (unknown durations estimated from the size)."""
+    def ready(
+        self, now: datetime, limit: int, longest: bool = False, exclude: Iterable[int] = ()
+    ) -> list[JobRecord]:
+        """Up to ``limit`` jobs :meth:`claim` could take now, but those of ``exclude``: first
+        in line, or (``longest``) the longest audio first (unknown durations estimated from
+        the size)."""
         order = (
             [func.coalesce(Job.duration, Job.size / BYTES_PER_SECOND).desc(), Job.id]
             if longest
             else [Job.id]
         )
-        ids = self._ready(now).order_by(None).order_by(*order).limit(limit).subquery()
+        picked = self._ready(now).order_by(None).order_by(*order)
+        skipped = list(exclude)
+        if skipped:
+            picked = picked.where(Job.id.notin_(skipped))
+        ids = picked.limit(limit).subquery()
         stmt = select(JOBS).join(ids, Job.id == ids.c.id).order_by(*order)
         with self.engine.connect() as conn:
             return [_from_row(r) for r in conn.execute(stmt)]
@@ -522,7 +530,8 @@ class Store:
     def requeue(
         self, job_ids: Iterable[int] = (), *, failed: bool = False, now: datetime
     ) -> Requeued:
-        """Done or failed jobs go back to queued with a fresh attempt count."""
+        """Done or failed jobs go back to queued with a fresh attempt count, on any device
+        again (a move to the CPU after running out of GPU memory is forgotten)."""
         out = Requeued()
         ids = list(job_ids)
         if failed:
@@ -534,7 +543,10 @@ class Store:
             why = why_not_requeued(job)
             if job is None or why is not None:
                 out.skipped[job_id] = why or "no such job"
-            elif self._update(and_(Job.id == job_id, Job.status == job.status), fresh):
+            elif self._update(
+                and_(Job.id == job_id, Job.status == job.status),
+                fresh | {"options": dataclasses.replace(job.options, oom_device=None).to_dict()},
+            ):
                 out.requeued.append(job_id)
             else:
                 out.skipped[job_id] = "job changed state meanwhile"

@@ -49,13 +49,13 @@ class WarmModels:
             device=devices.resolve(config.compute.device, config.models.diarization_runtime),
         )
 
-    def gpu_free(self) -> int | None:
-        """Bytes free on this process's GPU now (None on the CPU, or where NVML does not
+    def gpu_memory(self) -> int | None:
+        """Bytes of memory of this process's GPU (None on the CPU, or where NVML does not
         tell)."""
         if self.device.kind != "cuda":
             return None
         found = [g for g in devices.gpu_loads() if g.index == self.device.index]
-        return found[0].memory_free if found else None
+        return found[0].memory_total if found else None
 
     def resolve(self, name: str) -> ResolvedModel:
         with self._lock:

@@ -260,8 +260,8 @@ def _job_input(
 ) -> tuple[JobInput, Loaders]:
     """A file's job as the pipeline takes it, and loaders of its (warm) models; the profile
     as it runs on the models' device (its compute type from that device's column, on a GPU
-    its batch from the memory free)."""
-    profile = on_device(profile, models.device.kind, models.gpu_free())
+    its batch from the GPU's memory)."""
+    profile = on_device(profile, models.device.kind, models.gpu_memory())
     split = split_threads(
         threads or usable_cores(), config.daemon.overlap_diarization, config.diarization.enabled
     )

@@ -73,7 +73,8 @@ def test_diarization_networks_run_on_the_cuda_provider(tmp_path: Path) -> None:
     len(os.sched_getaffinity(0)) < 2, reason="needs 2 cores: a GPU worker and a CPU worker"
 )
 def test_the_longest_file_goes_to_the_gpu(tmp_path: Path, model_cache: Path) -> None:
-    invoke = make_invoke(tmp_path, model_cache)  # device = "auto"
+    # cuda:0 only: with "auto" a second GPU would take the short file
+    invoke = make_invoke(tmp_path, model_cache, '[compute]\ndevice = "cuda:0"\n')
     short, long = need_eval("asr_en", "jfk.flac"), need_eval("diarization", "sample.wav")
     invoke("add", str(short), str(long))
     invoke("run", "--once")
@@ -94,45 +95,55 @@ def fill_gpu(leave: int, cache: Path) -> list[object]:
     held: list[object] = []
     while gpu_loads()[0].memory_free > leave:
         try:
-            held.append(ctranslate2.models.Whisper(str(folder), device="cuda"))
+            held.append(ctranslate2.models.Whisper(str(folder), device="cuda", device_index=0))
         except RuntimeError:
             break
     return held
 
 
+def wait_for(cfg: Path, count: int, timeout: float = 600) -> list[dict[str, object]]:
+    """The jobs once ``count`` of them have ended."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = subprocess.run(
+            [sys.executable, "-m", "daemon", "--config", str(cfg), "status", "--json"],
+            capture_output=True,
+            text=True,
+        )
+        jobs: list[dict[str, object]] = json.loads(status.stdout or "[]")
+        if sum(j["status"] in ("done", "failed") for j in jobs) >= count:
+            return jobs
+        time.sleep(2)
+    raise AssertionError(f"{count} job(s) did not end in {timeout} s")
+
+
 def test_out_of_gpu_memory_finishes_on_the_cpu(tmp_path: Path, model_cache: Path) -> None:
     if not gpu_loads():
         pytest.skip("NVML (nvidia-ml-py, the cuda extra) does not answer: cannot fill the GPU")
-    cfg = write_config(tmp_path, model_cache, '[compute]\ndevice = "cuda"\n')
-    (tmp_path / "inbox").mkdir()
+    cfg = write_config(tmp_path, model_cache, '[compute]\ndevice = "cuda:0"\n')
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    log = (tmp_path / "daemon.log").open("w")
     daemon = subprocess.Popen(
         [sys.executable, "-m", "daemon", "--config", str(cfg), "run"],
-        stdout=subprocess.PIPE,
+        stdout=log,
         stderr=subprocess.STDOUT,
-        text=True,
     )
     try:
-        time.sleep(20)  # the GPU worker has started; its models load with its first job
-        held = fill_gpu(64 * 2**20, model_cache)
+        # a first file starts the GPU worker and loads its models there
+        (inbox / "jfk.flac").write_bytes(need_eval("asr_en", "jfk.flac").read_bytes())
+        [first] = wait_for(cfg, 1)
+        assert first["device"] == "cuda:0", first
+        held = fill_gpu(32 * 2**20, model_cache)  # then nothing is left for its next job
         assert held, "could not take the GPU's memory"
         sample = need_eval("diarization", "sample.wav")
-        (tmp_path / "inbox" / "sample.wav").write_bytes(sample.read_bytes())
-        deadline = time.monotonic() + 600
-        job: dict[str, object] = {}
-        while time.monotonic() < deadline:
-            status = subprocess.run(
-                [sys.executable, "-m", "daemon", "--config", str(cfg), "status", "--json"],
-                capture_output=True,
-                text=True,
-            )
-            found = json.loads(status.stdout or "[]")
-            if found and found[0]["status"] in ("done", "failed"):
-                job = found[0]
-                break
-            time.sleep(2)
-        assert job.get("status") == "done", job
-        assert job["device"] == "cpu" and job["options"] == {"oom_device": "cpu"}
+        (inbox / "sample.wav").write_bytes(sample.read_bytes())
+        jobs = {Path(str(j["path"])).name: j for j in wait_for(cfg, 2)}
+        job = jobs["sample.wav"]
+        assert job["status"] == "done", job
+        assert job["device"] == "cpu" and job["options"] == {"oom_device": "cpu"}, job
         assert daemon.poll() is None  # the daemon lives on
     finally:
         daemon.terminate()
         daemon.wait(60)
+        log.close()

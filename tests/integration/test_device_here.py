@@ -71,7 +71,7 @@ def test_a_job_asking_for_a_gpu_waits_and_transcribe_on_cuda_stops(
     # the CPU workers leave it queued, say why once, and run --once still ends
     done = transcribd(cfg, "run", "--once")
     assert done.returncode == 0, done.stderr
-    assert "job 1 asks for device cuda; this node has workers on cpu only" in done.stderr
+    assert "job 1 asks for device cuda; this node has cpu only: it waits" in done.stderr
     [job] = json.loads(transcribd(cfg, "status", "--json").stdout)
     assert job["status"] == "queued" and job["options"] == {"device": "cuda"}
     assert job["device"] is None

@@ -111,21 +111,21 @@ MB = 2**20
 
 
 @pytest.mark.parametrize(
-    ("free", "windows"),
+    ("total", "windows"),
     [
         (None, 8),  # NVML does not tell
         (0, 1),
-        (200 * MB, 1),
-        (1024 * MB, 4),
-        (2048 * MB, 8),
+        (400 * MB, 1),
+        (2048 * MB, 4),
+        (4096 * MB, 8),
         (24 * 1024 * MB, 16),  # a big GPU: capped
     ],
 )
-def test_the_gpu_batch_follows_its_free_memory(free: int | None, windows: int) -> None:
-    assert gpu_batch_windows(free) == windows
+def test_the_gpu_batch_follows_its_memory(total: int | None, windows: int) -> None:
+    assert gpu_batch_windows(total) == windows
     for name, profile in BUILTIN.items():
-        on_gpu = on_device(profile, "cuda", free)
+        on_gpu = on_device(profile, "cuda", total)
         # chunks of that many windows, never smaller than the CPU's (quality's 90 s)
         expected = max(profile.max_chunk_seconds, 30.0 * windows)
         assert on_gpu.max_chunk_seconds == on_gpu.vad.max_speech_seconds == expected, name
-        assert on_device(profile, "cpu", free) == profile  # the CPU's table is untouched
+        assert on_device(profile, "cpu", total) == profile  # the CPU's table is untouched

@@ -14,6 +14,7 @@ from daemon.jobs import JobOptions
 from daemon.planner import (
     GPU_MEMORY_PER_WORKER,
     FileFacts,
+    Plan,
     PlannerSettings,
     QueueFacts,
     Waiting,
@@ -24,6 +25,7 @@ from daemon.sysload import LoadSnapshot
 
 NOW = datetime(2026, 1, 1, 12)
 GB = 1_000_000_000
+AUTO = PlannerSettings()
 
 
 def gpu(index: int, free: float, total: float = 16) -> GpuLoad:
@@ -34,15 +36,23 @@ def snap(cores: int = 2, gpus: tuple[GpuLoad, ...] = (), ram: float = 16) -> Loa
     return LoadSnapshot(NOW, cores, 0.0, int(ram * GB), 24 * GB, gpus)
 
 
-def plan(snapshot: LoadSnapshot, usable: tuple[int, ...], held: tuple[int, ...] = (), n: int = 4):  # type: ignore[no-untyped-def]
+def plan(
+    snapshot: LoadSnapshot,
+    usable: tuple[int, ...],
+    held: tuple[int, ...] = (),
+    n: int = 4,
+    cpu_needed: bool = False,
+    settings: PlannerSettings = AUTO,
+) -> Plan:
     return choose(
         snapshot,
         QueueFacts(n, n * 300),
         FileFacts(300),
-        PlannerSettings(),
+        settings,
         NOW,
         usable_gpus=usable,
         held_gpus=held,
+        cpu_needed=cpu_needed,
     )
 
 
@@ -80,8 +90,40 @@ def test_gpu_slots_and_cores(
 def test_a_gpu_low_on_memory_is_named_in_the_reason() -> None:
     p = plan(snap(8, (gpu(0, 0.5),)), (0,))
     assert p.gpus == ()
-    assert "cuda:0 has 0.5 GB free" in p.reason
-    assert f"needs {GPU_MEMORY_PER_WORKER / GB:.1f}" in p.reason
+    assert f"cuda:0 has less than the {GPU_MEMORY_PER_WORKER / GB:.1f} GB free" in p.reason
+    # the same plan however little is free: the daemon logs a plan only when it changes
+    assert plan(snap(8, (gpu(0, 0.7),)), (0,)) == p
+
+
+@pytest.mark.parametrize(
+    ("cores", "ram", "gpus", "expected"),
+    [
+        (1, 16, 1, ((), 1)),  # one core: the GPU worker gives way to the CPU worker
+        (2, 16, 1, ((0,), 1)),
+        (2, 16, 2, ((0,), 1)),  # two GPUs, two cores: one GPU worker and the CPU worker
+        (8, 3.2, 2, ((0,), 1)),  # memory for two workers: the CPU worker is one of them
+    ],
+)
+def test_a_job_that_must_run_on_the_cpu_gets_a_cpu_worker(
+    cores: int, ram: float, gpus: int, expected: tuple[tuple[int, ...], int]
+) -> None:
+    seen = tuple(gpu(i, 12) for i in range(gpus))
+    usable = tuple(range(gpus))
+    p = plan(snap(cores, seen, ram), usable, cpu_needed=True)
+    assert (p.gpus, p.workers) == expected, p.reason
+    assert p.workers * p.threads + len(p.gpus) * p.gpu_threads <= cores
+
+
+@pytest.mark.parametrize(("most", "expected"), [(1, ((0,), 0)), (2, ((0,), 1)), (3, ((0,), 2))])
+def test_max_workers_counts_the_gpu_workers(
+    most: int, expected: tuple[tuple[int, ...], int]
+) -> None:
+    p = plan(snap(8, (gpu(0, 12),)), (0,), n=8, settings=PlannerSettings(max_workers=most))
+    assert (p.gpus, p.workers) == expected
+    with_cpu_job = plan(
+        snap(8, (gpu(0, 12),)), (0,), n=8, cpu_needed=True, settings=PlannerSettings(max_workers=1)
+    )
+    assert (with_cpu_job.gpus, with_cpu_job.workers) == ((), 1)
 
 
 def test_gpu_workers_count_against_memory() -> None:
@@ -150,7 +192,7 @@ def test_on_gpu() -> None:
         "CUDA failed with error out of memory",
         "CUDA out of memory. Tried to allocate 20.00 MiB",
         "cuBLAS failed with status CUBLAS_STATUS_ALLOC_FAILED",
-        "[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : CUDA failure 2: cudaErrorMemoryAllocation",
+        "CUDA failure 2: out of memory ; GPU=0 ; hostname=x ; file=cuda_call.cc ; line=123",
     ],
 )
 def test_gpu_out_of_memory_retries_on_the_cpu_at_once(message: str) -> None:
@@ -174,8 +216,40 @@ def test_gpu_out_of_memory_on_the_cpu_is_not_retried_on_the_cpu_again() -> None:
 
 @pytest.mark.parametrize(
     "exc",
-    [MemoryError(), WorkerDied(-9), RuntimeError("std::bad_alloc"), RuntimeError("out of memory")],
+    [MemoryError(), WorkerDied(-9), RuntimeError("std::bad_alloc")],
 )
 def test_the_machines_memory_is_not_the_gpus(exc: BaseException) -> None:
     d = retry.decide(exc, 1, 3, NOW, "balanced", device="cuda:0")
     assert d.device is None and d.profile == "fast"  # lighter, as on the CPU
+
+
+class OrtFail(Exception):
+    """ONNX Runtime's exceptions derive from Exception, not RuntimeError."""
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        OrtFail(
+            "[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : Non-zero status code returned while "
+            "running Conv node. Failed to allocate memory for requested buffer of size 8"
+        ),
+        RuntimeError("out of memory"),
+    ],
+)
+def test_an_allocator_out_of_memory_on_a_gpu_is_the_gpus(exc: BaseException) -> None:
+    on_gpu = retry.decide(exc, 1, 3, NOW, "balanced", device="cuda:0")
+    assert on_gpu.device == "cpu" and on_gpu.run_after == NOW
+    on_cpu = retry.decide(exc, 1, 3, NOW, "balanced", device="cpu")
+    assert on_cpu.device is None
+
+
+def test_other_cuda_errors_are_not_out_of_memory() -> None:
+    exc = RuntimeError("CUDA failed with error an illegal memory access was encountered")
+    assert retry.decide(exc, 1, 3, NOW, "balanced", device="cuda:0").device is None
+    assert not retry.gpu_out_of_memory(RuntimeError("CUDA error 20: no device"), "cuda:0")
+
+
+def test_a_device_request_this_version_cannot_read_fits_nowhere() -> None:
+    assert not fits("tpu:0", CPU) and not fits("tpu:0", G0)
+    assert on_gpu("tpu:0") is None

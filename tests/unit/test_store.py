@@ -377,3 +377,21 @@ def test_ready_in_line_and_longest_first(store: Store) -> None:
     assert [j.id for j in store.ready(T0, 2, longest=True)] == [later, long]
     store.claim("w", 1, T0, LEASE, job_id=later)
     assert [j.id for j in store.ready(T0, 10, longest=True)] == [long, unknown, short]
+
+
+def test_ready_leaves_out_what_it_is_told_to(store: Store) -> None:
+    ids = [store.enqueue(f"/in/{i}.wav", f"{i}" * 64, 10, T0).job_id for i in range(4)]
+    assert [j.id for j in store.ready(T0, 2, exclude=ids[:2])] == ids[2:]
+    assert store.ready(T0, 2, exclude=ids) == []
+
+
+def test_requeue_forgets_a_move_to_the_cpu(store: Store) -> None:
+    from daemon.jobs import JobOptions
+
+    options = JobOptions(language="de", device="cuda", oom_device="cpu")
+    job_id = store.enqueue("/in/a.wav", "a" * 64, 10, T0, options=options).job_id
+    [job] = store.claim("w", 1, T0, LEASE, device="cpu")
+    assert store.fail(job.lease, T0, "broken")
+    assert store.requeue([job_id], now=T0).requeued == [job_id]
+    again = store.get(job_id)
+    assert again is not None and again.options == JobOptions(language="de", device="cuda")
