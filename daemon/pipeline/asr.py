@@ -6,6 +6,8 @@ import logging
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
+
 from daemon.modelstore import ResolvedModel
 from daemon.pipeline.audio import SAMPLE_RATE, Audio
 
@@ -13,6 +15,10 @@ log = logging.getLogger(__name__)
 
 WINDOW_SECONDS = 30
 """Whisper's input window."""
+SHORT_PROBE_SECONDS = 10.0
+"""Least audio a short clip's language is detected on (silence pads it to this length)."""
+FEATURE_HOP = 160
+"""Samples per mel frame."""
 
 
 @dataclass(frozen=True)
@@ -82,12 +88,26 @@ class AsrModel:
         self._batched = BatchedInferencePipeline(self._model)
 
     def detect_language(self, audio: Audio) -> tuple[str, float]:
+        """The language of ``audio`` and its probability: faster-whisper's detection over up
+        to three 30-s windows; a clip shorter than one window is encoded at its own length
+        (at least :data:`SHORT_PROBE_SECONDS`) instead of padded to 30 s, which costs a fifth
+        of the time for the same answers (bench/language.py)."""
         if not self.resolved.multilingual:
             return "en", 1.0
+        if audio.size < WINDOW_SECONDS * SAMPLE_RATE:
+            return self._detect_short(audio)
         language, probability, _ = self._model.detect_language(
             audio=audio, language_detection_segments=3
         )
         return str(language), float(probability)
+
+    def _detect_short(self, audio: Audio) -> tuple[str, float]:
+        least = int(SHORT_PROBE_SECONDS * SAMPLE_RATE)
+        clip = np.pad(audio, (0, max(0, least - audio.size)))
+        features = self._model.feature_extractor(clip)[:, : clip.size // FEATURE_HOP]
+        encoded = self._model.encode(features)
+        token, probability = self._model.model.detect_language(encoded)[0][0]
+        return str(token)[2:-2], float(probability)
 
     def transcribe(
         self, audio: Audio, language: str | None, options: AsrOptions

@@ -99,7 +99,7 @@ def transcribe_file(
     on_progress(DECODE_SHARE)
     language = steps.initial_language(job.language, job.model.multilingual)
     main, english = _asr_choices(job, models)
-    if steps.needs_detection(language, chunks, english is not None):
+    if steps.needs_detection(language, chunks):
         language = steps.detect_language(cache, spool, chunks, main)
     model = english if english is not None and language == "en" else main
     segments, language, speakers = _transcribe_and_diarize(
