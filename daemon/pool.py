@@ -57,6 +57,24 @@ class _Slot:
     """The attempt of that job it runs."""
     owner: str = ""
     """The lease owner that job was claimed under."""
+    misfit_since: float | None = None
+    """When (monotonic) the plan stopped wanting this worker as it is (None: it fits)."""
+
+
+RETIRE_AFTER_SECONDS = 60.0
+"""How long an idle worker the plan no longer wants stays warm before it is stopped: a short
+burst of load elsewhere must not cost a model reload (about 5 s) when it passes."""
+
+
+def keep_or_retire(
+    fits: bool, misfit_since: float | None, now: float, grace: float = RETIRE_AFTER_SECONDS
+) -> tuple[bool, float | None]:
+    """(retire it now?, its new ``misfit_since``) for an idle worker (pure): one that fits is
+    kept; one that does not is retired once it has not fitted for ``grace`` seconds."""
+    if fits:
+        return False, None
+    since = now if misfit_since is None else misfit_since
+    return now - since >= grace, since
 
 
 @dataclass
@@ -70,6 +88,8 @@ class WorkerPool:
     _inbox: queue.Queue[Report] = field(default_factory=queue.Queue)
     _pump: threading.Thread | None = None
     _pumping: threading.Event = field(default_factory=threading.Event)
+    _allowed: tuple[int, set[str]] = (1 << 30, set())
+    """(CPU workers, GPU devices) the plan in force lets work (see :meth:`resize`)."""
 
     def __post_init__(self) -> None:
         self._reports = self._ctx.Queue()
@@ -108,24 +128,36 @@ class WorkerPool:
 
     # ------------------------------------------------------------------ sizing
     def resize(
-        self, workers: int, threads: int, gpus: tuple[int, ...] = (), gpu_threads: int = 1
+        self,
+        workers: int,
+        threads: int,
+        gpus: tuple[int, ...] = (),
+        gpu_threads: int = 1,
+        now: float | None = None,
     ) -> None:
         """Aim for ``workers`` CPU processes of ``threads`` threads, and one process of
-        ``gpu_threads`` on each GPU of ``gpus``; idle misfits are replaced."""
+        ``gpu_threads`` on each GPU of ``gpus``.  Idle workers the plan no longer wants are
+        replaced once it has not wanted them for a while (:func:`keep_or_retire`); meanwhile
+        :meth:`idle_slots` gives no more of them work than the plan allows."""
+        now = time.monotonic() if now is None else now
         wanted = {f"cuda:{i}" for i in gpus}
+        surplus = self._count("cpu") - workers
         for slot in list(self._slots):
             if slot.busy is not None:
                 continue
             if slot.device == "cpu":
-                misfit = slot.threads != threads or self._count("cpu") > workers
+                fits = slot.threads == threads and surplus <= 0
             else:
-                misfit = slot.device not in wanted or slot.threads != gpu_threads
-            if misfit:
+                fits = slot.device in wanted and slot.threads == gpu_threads
+            retire, slot.misfit_since = keep_or_retire(fits, slot.misfit_since, now)
+            if retire:
                 self._retire(slot)
+                surplus -= slot.device == "cpu"
         while self._count("cpu") < workers:
             self._spawn(threads, "cpu")
         for device in sorted(wanted - {s.device for s in self._slots}):
             self._spawn(gpu_threads, device)
+        self._allowed = (workers, wanted)
 
     def _count(self, device: str) -> int:
         return sum(1 for s in self._slots if s.device == device)
@@ -161,7 +193,23 @@ class WorkerPool:
 
     # ------------------------------------------------------------------ work
     def idle_slots(self) -> list[int]:
-        return [i for i, s in enumerate(self._slots) if s.busy is None and s.process.is_alive()]
+        """Idle workers that may take a job under the plan in force (see :meth:`resize`): no
+        more CPU workers busy than it allows, the workers that fit it first, GPU workers
+        only on its GPUs."""
+        workers, wanted = self._allowed
+        idle = [i for i, s in enumerate(self._slots) if s.busy is None and s.process.is_alive()]
+        idle.sort(key=lambda i: self._slots[i].misfit_since is not None)
+        room = workers - sum(1 for s in self._slots if s.device == "cpu" and s.busy is not None)
+        out = []
+        for index in idle:
+            device = self._slots[index].device
+            if device != "cpu":
+                if device in wanted:
+                    out.append(index)
+            elif room > 0:
+                out.append(index)
+                room -= 1
+        return sorted(out)
 
     def size(self) -> int:
         """Worker processes."""

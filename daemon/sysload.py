@@ -68,16 +68,26 @@ def peak_rss() -> int:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
 
+LOAD_WINDOW_SECONDS = 5.0
+"""Shortest span other programs' CPU use is measured over."""
+
+
 class LoadSampler:
     """Takes snapshots; "other programs' CPU" is measured between consecutive snapshots.
 
     ``gpus`` reads the GPUs' load (:func:`daemon.devices.gpu_loads` where the daemon may use
     a GPU; nothing is asked otherwise)."""
 
-    def __init__(self, gpus: Callable[[], tuple[GpuLoad, ...]] = tuple) -> None:
+    def __init__(
+        self,
+        gpus: Callable[[], tuple[GpuLoad, ...]] = tuple,
+        window: float = LOAD_WINDOW_SECONDS,
+    ) -> None:
         self._gpus = gpus
+        self._window = window
         self._lock = threading.Lock()
         self._last: tuple[float, float, float] | None = None  # (wall, busy, ours) seconds
+        self._other = 0.0
 
     def _ours(self) -> float:
         try:
@@ -95,6 +105,9 @@ class LoadSampler:
             return 0.0
 
     def snapshot(self, now: datetime) -> LoadSnapshot:
+        """The machine now; "other programs' CPU" is averaged over at least the sampler's
+        window (:data:`LOAD_WINDOW_SECONDS`; ticks come right after one another when workers report:
+        over a few milliseconds, one busy moment of another program looked like a core)."""
         times = psutil.cpu_times()
         busy = float(
             times.user
@@ -104,13 +117,15 @@ class LoadSampler:
             + getattr(times, "softirq", 0.0)
         )
         wall = time.monotonic()
-        ours = self._ours()
         with self._lock:
-            last, self._last = self._last, (wall, busy, ours)
-        if last is not None and wall > last[0]:
-            other = max(0.0, ((busy - last[1]) - (ours - last[2])) / (wall - last[0]))
-        else:  # first look: the load average stands in (it counts this daemon too)
-            other = min(os.getloadavg()[0], float(usable_cores()))
+            last, other = self._last, self._other
+            if last is None or wall - last[0] >= self._window:
+                ours = self._ours()
+                if last is not None:
+                    other = max(0.0, ((busy - last[1]) - (ours - last[2])) / (wall - last[0]))
+                else:  # first look: the load average stands in (it counts this daemon too)
+                    other = min(os.getloadavg()[0], float(usable_cores()))
+                self._last, self._other = (wall, busy, ours), other
         mem = psutil.virtual_memory()
         return LoadSnapshot(
             taken_at=now,

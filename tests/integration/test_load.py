@@ -33,7 +33,7 @@ def plan_now(sampler: LoadSampler, seconds: float = 1.5) -> tuple[float, int, st
 
 def test_a_competing_process_shrinks_the_grant_and_no_quality() -> None:
     cores = usable_cores()
-    sampler = LoadSampler()
+    sampler = LoadSampler(window=1.0)
     before, granted_before, _ = plan_now(sampler)
     if before > cores - 1.2:
         pytest.skip(f"other programs already use {before:.1f} of {cores} cores: no room to measure")
@@ -51,3 +51,21 @@ def test_a_competing_process_shrinks_the_grant_and_no_quality() -> None:
     assert other >= before + 0.7, (before, other)  # the burner's core is seen
     assert granted <= max(1, cores - 1) and granted <= granted_before, (granted, granted_before)
     assert profile != "quality"  # not an idle machine
+
+
+def test_other_programs_are_measured_over_a_window_not_between_ticks() -> None:
+    sampler = LoadSampler(window=3.0)
+    first = sampler.snapshot(utcnow())
+    launcher = subprocess.run(
+        [sys.executable, "-c", LAUNCH, BURN], capture_output=True, text=True, check=True
+    )
+    burner = int(launcher.stdout)
+    try:
+        time.sleep(1.0)
+        within = sampler.snapshot(utcnow())  # inside the window: the figure in force
+        time.sleep(2.5)
+        after = sampler.snapshot(utcnow())  # a new window, over which the burner ran
+    finally:
+        os.kill(burner, signal.SIGKILL)
+    assert within.other_cores == first.other_cores
+    assert after.other_cores >= 0.7, after

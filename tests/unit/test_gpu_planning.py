@@ -21,6 +21,7 @@ from daemon.planner import (
     assign,
     choose,
 )
+from daemon.pool import keep_or_retire
 from daemon.sysload import LoadSnapshot
 
 NOW = datetime(2026, 1, 1, 12)
@@ -253,3 +254,19 @@ def test_other_cuda_errors_are_not_out_of_memory() -> None:
 def test_a_device_request_this_version_cannot_read_fits_nowhere() -> None:
     assert not fits("tpu:0", CPU) and not fits("tpu:0", G0)
     assert on_gpu("tpu:0") is None
+
+
+@pytest.mark.parametrize(
+    ("fits", "since", "now", "expected"),
+    [
+        (True, None, 100.0, (False, None)),
+        (True, 40.0, 100.0, (False, None)),  # wanted again: the clock starts over
+        (False, None, 100.0, (False, 100.0)),  # unwanted from now: kept warm
+        (False, 50.0, 100.0, (False, 50.0)),
+        (False, 40.0, 100.0, (True, 40.0)),  # a minute unwanted: stopped
+    ],
+)
+def test_an_unwanted_idle_worker_stays_warm_for_a_minute(
+    fits: bool, since: float | None, now: float, expected: tuple[bool, float | None]
+) -> None:
+    assert keep_or_retire(fits, since, now, grace=60.0) == expected
