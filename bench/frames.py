@@ -4,24 +4,22 @@
 
 At a segmentation step below 1, pyannote's chunks overlap (each second is in 1 / step chunks)
 and the embedding network runs on each chunk: at step 0.5 every second twice, at 0.1 ten times.
-With ``DiarizeParams.shared_frames`` it runs once on consecutive chunk-long blocks and each
-chunk's frames are cut from them (CAM++'s frames then see their block's context, not their
-chunk's).  Per step, on the dev set of :mod:`bench.devset` (ONNX Runtime, the profiles'
-settings otherwise): pooled DER at collar 0 and 0.25, speaker count exact, the embedding
-step's wall seconds, and the bootstrap 95 % interval of DER shared minus exact.
+With ``DiarizeParams.shared_frames`` it runs once per block of two chunks, blocks one chunk
+apart, and each chunk's frames are cut from the block holding it (CAM++'s frames then see their
+block's context, normalised over a chunk's length).  Per step, on the dev set of
+:mod:`bench.devset` (ONNX Runtime, the profiles' settings otherwise): pooled DER at collar 0
+and 0.25, speaker count exact, the embedding step's wall seconds, and the bootstrap 95 %
+interval of DER shared minus exact.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import tempfile
 from pathlib import Path
 
 from bench.clusters import load_dev, report, step_parser
 from bench.speakers import Results, bootstrap_diff, print_table, summary
 from daemon.pipeline.diarize import DiarizeParams, Diarizer
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
@@ -34,9 +32,7 @@ def main() -> None:
         embedding_seconds = {}
         for shared in (False, True):
             name = f"{step} {'shared' if shared else 'exact'}"
-            params = dataclasses.replace(
-                DiarizeParams(segmentation_step=step), shared_frames=shared
-            )
+            params = DiarizeParams(segmentation_step=step, shared_frames=shared)
             diarizer = Diarizer(params, threads=args.threads, onnx_cache=tmp / "models")
             diarizer(audio[items[0].name])  # warm
             rows = []

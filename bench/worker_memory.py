@@ -26,11 +26,7 @@ PROBE = r"""
 import json, os, sys, tempfile, time
 from pathlib import Path
 stages = []
-def rss():
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
+from daemon.sysload import tree_rss as rss
 def mark(name, started):
     stages.append({"stage": name, "rss": rss(), "seconds": time.perf_counter() - started})
 profile_name, threads, files = sys.argv[1], int(sys.argv[2]), sys.argv[3:]

@@ -87,14 +87,11 @@ def choose(requested: str, seen: Seen, diarization_runtime: str = "onnxruntime")
             return Device("cpu", reason=f"no usable GPU ({why})")
         raise DeviceError(f'device {requested!r}: {why}; {CUDA_INSTALL}, or set device = "cpu"')
     wanted = index or 0
-    if wanted >= seen.cuda_devices:
-        if kind == "auto":  # "auto" has no index; kept for symmetry
-            wanted = 0
-        else:
-            raise DeviceError(
-                f"device {requested!r}: CTranslate2 sees {seen.cuda_devices} GPU(s) "
-                f"(cuda:0 to cuda:{seen.cuda_devices - 1})"
-            )
+    if wanted >= seen.cuda_devices:  # only "cuda:N" names an index
+        raise DeviceError(
+            f"device {requested!r}: CTranslate2 sees {seen.cuda_devices} GPU(s) "
+            f"(cuda:0 to cuda:{seen.cuda_devices - 1})"
+        )
     on_gpu = diarization_runtime == "onnxruntime" and seen.onnx_cuda
     if on_gpu:
         where = "diarization too"

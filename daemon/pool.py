@@ -22,6 +22,7 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
+from daemon import devices
 from daemon.config import Config, with_device
 from daemon.jobs import JobRecord, Lease
 from daemon.workers import Report, Task, worker_main
@@ -226,7 +227,8 @@ class WorkerPool:
 
     def gpus(self) -> tuple[int, ...]:
         """The GPUs that have a worker now."""
-        return tuple(sorted(int(s.device.split(":")[1]) for s in self._slots if s.device != "cpu"))
+        on_gpus = [devices.parse(s.device)[1] for s in self._slots if s.device != "cpu"]
+        return tuple(sorted(index or 0 for index in on_gpus))
 
     @property
     def busy(self) -> int:

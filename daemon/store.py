@@ -174,13 +174,6 @@ class Store:
             count, total, busy = conn.execute(facts).one()
         return int(count), float(total or 0.0), int(busy)
 
-    def next_ready(self, now: datetime) -> JobRecord | None:
-        """The job :meth:`claim` would take next, without taking it."""
-        first = self._ready(now).limit(1).scalar_subquery()
-        with self.engine.connect() as conn:
-            row = conn.execute(select(JOBS).where(Job.id == first)).first()
-        return _from_row(row) if row else None
-
     def ready(
         self, now: datetime, limit: int, longest: bool = False, exclude: Iterable[int] = ()
     ) -> list[JobRecord]:

@@ -38,6 +38,8 @@ class WarmModels:
     _resolved: dict[str, ResolvedModel] = field(default_factory=dict)
     _asr: dict[tuple[str, str, int], AsrModel] = field(default_factory=dict)
     _diarizers: dict[DiarizeParams, Diarizer] = field(default_factory=dict)
+    _gpu_memory: int | None = None
+    """The GPU's size once asked (-1: NVML did not tell)."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
@@ -51,11 +53,13 @@ class WarmModels:
 
     def gpu_memory(self) -> int | None:
         """Bytes of memory of this process's GPU (None on the CPU, or where NVML does not
-        tell)."""
+        tell); asked of NVML once, not per job (a GPU's size does not change)."""
         if self.device.kind != "cuda":
             return None
-        found = [g for g in devices.gpu_loads() if g.index == self.device.index]
-        return found[0].memory_total if found else None
+        if self._gpu_memory is None:
+            found = [g.memory_total for g in devices.gpu_loads() if g.index == self.device.index]
+            self._gpu_memory = found[0] if found else -1
+        return self._gpu_memory if self._gpu_memory >= 0 else None
 
     def resolve(self, name: str) -> ResolvedModel:
         with self._lock:

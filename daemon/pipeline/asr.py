@@ -90,8 +90,8 @@ class AsrModel:
     def detect_language(self, audio: Audio) -> tuple[str, float]:
         """The language of ``audio`` and its probability: faster-whisper's detection over up
         to three 30-s windows; a clip shorter than one window is encoded at its own length
-        (at least :data:`SHORT_PROBE_SECONDS`) instead of padded to 30 s, which costs a fifth
-        of the time for the same answers (bench/language.py)."""
+        (at least :data:`SHORT_PROBE_SECONDS`) instead of padded to 30 s: as accurate on the
+        clips of bench/language.py, for 0.17 s instead of 1 s on an 8-s clip (one thread)."""
         if not self.resolved.multilingual:
             return "en", 1.0
         if audio.size < WINDOW_SECONDS * SAMPLE_RATE:

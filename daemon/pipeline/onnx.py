@@ -164,6 +164,8 @@ class Network:
     def session(self, threads: int) -> onnxruntime.InferenceSession:
         import onnxruntime as ort
 
+        if self.gpu is not None:  # CPU threads mean nothing to the CUDA provider: one session
+            threads = 1
         with self._lock:
             if threads not in self._sessions:
                 options = ort.SessionOptions()

@@ -118,7 +118,8 @@ def initial_language(setting: str, multilingual: bool) -> str:
 def needs_detection(language: str, chunks: list[Chunk]) -> bool:
     """Detect the language as a step of its own?  Whenever it is not known and there is
     speech: even for a one-chunk file, whose ASR pass could detect it, because the step's
-    detection of a short clip costs a fifth of the pass's (bench/language.py)."""
+    detection of a short clip costs a sixth of the pass's (bench/RESULTS.md, "Language of
+    short clips")."""
     return not language and bool(chunks)
 
 

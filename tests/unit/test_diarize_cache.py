@@ -29,19 +29,26 @@ class Memory:
         self.rows[(sha256, step, params_hash)] = payload
 
 
-def never_load() -> Any:
-    raise AssertionError("cache-only: no model may be loaded")
+SPEECH = steps.Speech(samples=16000 * 20, regions=[Region(1.0, 19.0)])
 
 
-def test_turns_cached_before_voice_prints_serve_a_cache_only_run(tmp_path: Path) -> None:
-    speech = steps.Speech(samples=16000 * 20, regions=[Region(1.0, 19.0)])
-    params, hints = DiarizeParams(), SpeakerHints()
-    key = {
+def step_key(speech: steps.Speech, params: DiarizeParams, hints: SpeakerHints) -> dict[str, Any]:
+    """The diarize step's cache key as a CPU run of one window writes it."""
+    return {
         "diarization": asdict(params),
         "hints": asdict(hints),
         "windows": plan_windows(speech.duration, speech.regions, 600.0),
         "weights": WEIGHTS_ID,
     }
+
+
+def never_load() -> Any:
+    raise AssertionError("cache-only: no model may be loaded")
+
+
+def test_turns_cached_before_voice_prints_serve_a_cache_only_run(tmp_path: Path) -> None:
+    speech, params, hints = SPEECH, DiarizeParams(), SpeakerHints()
+    key = step_key(speech, params, hints)
     store = Memory()
     cache = StepCache(store, "abc", lambda: None, cache_only=True)
     spool = Spool(tmp_path / "spool", tmp_path / "in.wav")
@@ -62,15 +69,8 @@ def test_turns_cached_before_voice_prints_serve_a_cache_only_run(tmp_path: Path)
 
 
 def test_diarization_on_a_gpu_is_cached_apart_from_the_cpus(tmp_path: Path) -> None:
-    speech = steps.Speech(samples=16000 * 20, regions=[Region(1.0, 19.0)])
-    params, hints = DiarizeParams(), SpeakerHints()
-    key = {
-        "diarization": asdict(params),
-        "hints": asdict(hints),
-        "windows": plan_windows(speech.duration, speech.regions, 600.0),
-        "weights": WEIGHTS_ID,
-        "prints": True,
-    }
+    speech, params, hints = SPEECH, DiarizeParams(), SpeakerHints()
+    key = {**step_key(speech, params, hints), "prints": True}
     store = Memory()
     on_cpu = {"turns": [[1.0, 19.0, "SPEAKER_00"]], "centroids": {}}
     store.rows[("abc", "diarize", params_hash(key))] = on_cpu
