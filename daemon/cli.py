@@ -6,7 +6,6 @@ stderr, never a traceback.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import os
@@ -21,6 +20,7 @@ from daemon import __version__, app, db, devices, display, fsnames, logs
 from daemon.config import PROFILE_NAMES, Config, ConfigError, language_problem, load
 from daemon.errors import DecodeError, ModelError, SetupError, UserError
 from daemon.jobs import JobOptions
+from daemon.signals import StopSignals
 from daemon.sysload import bound_malloc_arenas
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -142,8 +142,10 @@ def status(
         def render() -> str:
             return "\n".join(display.status_lines(app.status(config, job)))
 
-        with contextlib.suppress(KeyboardInterrupt):
-            display.watch(render, interval, out, out.isatty())
+        # Ctrl-C sets a flag the loop reads: as a KeyboardInterrupt it could land in a garbage
+        # collector's callback, be reported as "ignored" there, and leave the loop running
+        with StopSignals() as stop:
+            display.watch(render, interval, out, out.isatty(), stop=stop.graceful.is_set)
         return
     report = app.status(config, job)
     if as_json:
