@@ -173,11 +173,22 @@ class CAMPPlus(nn.Module):
 
     def frames(self, fbank: torch.Tensor) -> torch.Tensor:
         """(batch, frames, mels) -> (batch, 512, frames / 2)."""
-        x = self.head(fbank.transpose(1, 2))
+        return self.back(self.front(fbank))
+
+    def front(self, fbank: torch.Tensor) -> torch.Tensor:
+        """The 2-D convolutional front end, (batch, frames, mels) -> (batch, 320, frames): half
+        the network's work, and local (a few frames of context), so a long stretch can go
+        through it once and be cut into overlapping pieces for :meth:`back`."""
+        out: torch.Tensor = self.head(fbank.transpose(1, 2))
+        return out
+
+    def back(self, front: torch.Tensor) -> torch.Tensor:
+        """The TDNN layers, (batch, 320, frames) -> (batch, 512, frames / 2); their masks see
+        the mean over the whole input."""
+        x = front
         for module in self.xvector.values():
             x = module(x)
-        out: torch.Tensor = x
-        return out
+        return x
 
     def forward(self, fbank: torch.Tensor) -> torch.Tensor:
         x = self.frames(fbank)

@@ -28,9 +28,11 @@ class CamPlusPlusEmbedding(Model):
     def __init__(self, sample_rate: int = 16000, num_channels: int = 1) -> None:
         super().__init__(sample_rate=sample_rate, num_channels=num_channels, task=None)
         self.net = CAMPPlus()
-        self.frames_network: Callable[[torch.Tensor], torch.Tensor] = self.net.frames
-        """(batch, frames, 80) fbank -> (batch, 512, frames / 2): the network itself, or the
-        same network on ONNX Runtime (:mod:`daemon.pipeline.onnx`)."""
+        self.front_network: Callable[[torch.Tensor], torch.Tensor] = self.net.front
+        """(batch, frames, 80) fbank -> (batch, 320, frames): the network's front end itself,
+        or the same on ONNX Runtime (:mod:`daemon.pipeline.onnx`)."""
+        self.back_network: Callable[[torch.Tensor], torch.Tensor] = self.net.back
+        """(batch, 320, frames) -> (batch, 512, frames / 2): the rest, likewise."""
         self.pool = StatsPool()
         self._fbank = partial(
             kaldi.fbank,
@@ -41,6 +43,10 @@ class CamPlusPlusEmbedding(Model):
             sample_frequency=sample_rate,
             window_type="povey",
         )
+
+    def frames_network(self, fbank: torch.Tensor) -> torch.Tensor:
+        """(batch, frames, 80) fbank -> (batch, 512, frames / 2)."""
+        return self.back_network(self.front_network(fbank))
 
     @classmethod
     def from_reference(cls, path: Path) -> CamPlusPlusEmbedding:
@@ -65,12 +71,14 @@ class CamPlusPlusEmbedding(Model):
         """Mean-normalised fbank: over the whole input, or with ``context`` > 0 over the
         ``context`` frames centred on each frame (a long block then looks, frame by frame, like
         the chunk around it)."""
-        feats = torch.vmap(self._fbank)(waveforms)  # (batch, frames, 80)
-        if context <= 0 or feats.shape[1] <= context:
-            centred: torch.Tensor = feats - feats.mean(dim=1, keepdim=True)
-            return centred
-        normalised: torch.Tensor = feats - moving_mean(feats, context)
-        return normalised
+        return normalise(self.raw_fbank(waveforms), context)
+
+    def raw_fbank(self, waveforms: torch.Tensor) -> torch.Tensor:
+        """(batch, 1, samples) -> (batch, frames, 80) fbank, not normalised: each frame depends
+        only on its own 25 ms, so pieces of a stretch give the stretch's frames
+        (:func:`fbank_frames` each)."""
+        feats: torch.Tensor = torch.vmap(self._fbank)(waveforms)
+        return feats
 
     def embed_frames(self, frames: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         """(batch, channels, frames) frame features x (batch, speakers, mask frames) masks ->
@@ -96,6 +104,21 @@ class CamPlusPlusEmbedding(Model):
         the mask only enters at the pooling layer.
         """
         return self.embed_frames(self.frames_network(self.compute_fbank(waveforms)), masks)
+
+
+def fbank_frames(samples: int) -> int:
+    """How many fbank frames ``samples`` samples give (Kaldi's, edges snipped)."""
+    return 0 if samples < FBANK_WINDOW else 1 + (samples - FBANK_WINDOW) // FBANK_HOP
+
+
+def normalise(feats: torch.Tensor, context: int = 0) -> torch.Tensor:
+    """(batch, frames, 80) fbank minus its mean: over all frames, or with ``context`` > 0 (and
+    more frames than that) over the ``context`` frames centred on each frame."""
+    if context <= 0 or feats.shape[1] <= context:
+        centred: torch.Tensor = feats - feats.mean(dim=1, keepdim=True)
+        return centred
+    normalised: torch.Tensor = feats - moving_mean(feats, context)
+    return normalised
 
 
 def moving_mean(x: torch.Tensor, width: int) -> torch.Tensor:

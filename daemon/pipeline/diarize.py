@@ -8,6 +8,7 @@ pyannote in memory.  Results are plain :class:`~daemon.pipeline.merge.Turn` list
 
 from __future__ import annotations
 
+import bisect
 import logging
 import math
 import os
@@ -78,14 +79,19 @@ class DiarizeParams:
     chunked_embeddings: bool = True
     """Run the embedding network once per chunk (see _chunked_embedding_pipeline)."""
     shared_frames: bool = True
-    """With chunked embeddings: run the embedding network once per 20-s block of audio (blocks
-    one chunk apart, see :func:`frame_blocks` and :data:`FRAME_BLOCK_CHUNKS`) and cut each
-    overlapping chunk's frames from the block holding it, instead of once per chunk (each
-    second 1 / step times).  On the 46-file dev set (bench/frames.py, bench/RESULTS.md) DER
-    moved -0.2 / -0.7 / -0.6 points at steps 0.5 / 0.3 / 0.1 (intervals holding 0), the count
-    was exact in 32 / 34 / 34 files against 29 / 28 / 33, and the embedding step ran 1.05x /
-    1.46x / 3.97x faster on those short files.  Blocks one chunk long were worse (+3.6 points
-    on 10 files): a chunk straddling two blocks mixes two contexts."""
+    """With chunked embeddings: compute the fbank and CAM++'s front end once over the window,
+    its TDNN layers once per 20-s block (blocks one chunk apart, see :func:`frame_blocks`), and
+    cut each overlapping chunk's frames from the block holding it, instead of running the
+    whole network once per chunk (each second 1 / step times).  On the 46-file dev set
+    (bench/frames.py, bench/RESULTS.md), against each chunk's own pass, DER moved -0.2 / -0.7
+    / -0.6 points at steps 0.5 / 0.3 / 0.1 with the whole network per block; the front end
+    once per window then cost +0.35 points on average over two seeds (the fbank normalised
+    across block ends) for embeddings 1.45x faster.  Blocks one chunk long were worse (+3.6
+    points on 10 files): a chunk straddling two blocks mixes two contexts."""
+    frame_block_chunks: int = 2
+    """With shared frames: chunks per TDNN block (blocks one chunk apart: the TDNN layers see
+    ``frame_block_chunks / (frame_block_chunks - 1)`` times the audio).  3 was 1.1x faster for
+    the same DER, but found the speaker count in 1-2 files fewer on the dev set."""
 
 
 def scaled_min_cluster_size(params: DiarizeParams) -> int:
@@ -159,12 +165,13 @@ def _import_pyannote() -> None:
 
 
 FRAME_BLOCK_CHUNKS = 2
-"""Shared frames: chunks per block (20 s at pyannote's 10-s chunks); blocks overlap by one chunk
-so every chunk lies whole in one block, and the fbank is normalised over a chunk's length around
-each frame, so a chunk's frames see about the context its own pass would.  The network costs the
-same per second at 10 to 120 s (14-15 ms at 1 thread): the blocks cost 2x the audio, against
-1 / step.  Longer blocks (60 s, 30 s) kept the dev set's DER but moved a conversation's voice
-prints away from the same voices enrolled alone (tests/e2e/test_voices.py: 0.39 for 0.07)."""
+"""Shared frames: chunks per TDNN block (20 s at pyannote's 10-s chunks); blocks overlap by one
+chunk so every chunk lies whole in one block, and the fbank is normalised over a chunk's length
+around each frame, so a chunk's frames see about the context its own pass would.  The network
+costs the same per second at 10 to 120 s: the TDNN blocks cost 2x the audio, against 1 / step.
+Longer blocks (60 s, 30 s, 120 s) cost DER and counts, whether CAM++'s masks saw the whole
+block (+0.5 points, a count fewer at step 0.5) or a moving mean of one or two chunks around
+each frame (+1.0 to +1.3 points; bench/RESULTS.md)."""
 
 
 def frame_blocks(
@@ -178,11 +185,60 @@ def frame_blocks(
 
 
 def block_holding(start: float, chunk: float, blocks: list[tuple[float, float]]) -> int:
-    """Index of the first block holding the chunk [start, start + chunk] whole."""
-    for k, (a, b) in enumerate(blocks):
-        if a <= start + 1e-6 and start + chunk <= b + 1e-6:
-            return k
-    return len(blocks) - 1
+    """Index of the block holding the chunk [start, start + chunk] whole with the most room on
+    its shorter side (the first such block on a tie; the last block if none holds it)."""
+    starts = [a for a, _ in blocks]
+    best, room = len(blocks) - 1, -math.inf
+    k = bisect.bisect_right(starts, start + 1e-6) - 1
+    while k >= 0 and blocks[k][1] + 1e-6 >= start + chunk:
+        a, b = blocks[k]
+        if min(start - a, b - start - chunk) >= room - 1e-9:
+            best, room = k, min(start - a, b - start - chunk)
+        k -= 1
+    return best
+
+
+FBANK_PIECE_FRAMES = 6000
+"""Shared frames: the window's fbank is computed 60 s at a time (its frames are local: pieces
+give the same frames), then normalised as one stretch."""
+FRONT_PIECE_FRAMES = 3000
+FRONT_MARGIN_FRAMES = 16
+"""Shared frames: CAM++'s front end runs on 30-s pieces of the window's fbank, each with 16
+frames more on either side than it keeps (its convolutions see 11 frames around each one); a
+piece's activations (32 channels x 80 bins x frames) stay small."""
+
+
+def stream_fbank(model: Any, crop: Callable[[float, float], Any], frames: int, context: int) -> Any:
+    """The first ``frames`` fbank frames of the audio that ``crop(start, end)`` returns as a
+    (1, 1, samples) tensor, computed :data:`FBANK_PIECE_FRAMES` at a time, then normalised over
+    ``context`` frames around each one (:func:`~daemon.pipeline.campplus_model.normalise`)."""
+    import torch
+
+    from daemon.pipeline.campplus_model import FBANK_HOP, FBANK_WINDOW, normalise
+
+    rate = SAMPLE_RATE
+    parts = []
+    for first in range(0, frames, FBANK_PIECE_FRAMES):
+        count = min(FBANK_PIECE_FRAMES, frames - first)
+        # a hop more than the frames need, so that a sample lost to rounding costs none
+        samples = (count - 1) * FBANK_HOP + FBANK_WINDOW + FBANK_HOP
+        start = first * FBANK_HOP
+        with torch.inference_mode():
+            raw = model.raw_fbank(crop(start / rate, (start + samples) / rate))
+        parts.append(raw[0, :count])
+    with torch.inference_mode():
+        return normalise(torch.cat(parts)[None], context)[0]
+
+
+def front_pieces(
+    frames: int, piece: int = FRONT_PIECE_FRAMES, margin: int = FRONT_MARGIN_FRAMES
+) -> list[tuple[int, int, int, int]]:
+    """Pieces (lo, hi, keep_from, keep_to) of ``frames`` frames: run [lo, hi), keep
+    [keep_from, keep_to); the kept parts tile [0, frames) (pure)."""
+    return [
+        (max(0, k - margin), min(frames, k + piece + margin), k, min(frames, k + piece))
+        for k in range(0, frames, piece)
+    ]
 
 
 def _cut(
@@ -219,13 +275,14 @@ def _chunked_embedding_pipeline() -> type:
     from pyannote.audio.pipelines import SpeakerDiarization
     from pyannote.core import Segment
 
-    from daemon.pipeline.campplus_model import FBANK_HOP
+    from daemon.pipeline.campplus_model import FBANK_HOP, fbank_frames
 
     class ChunkedEmbeddingDiarization(SpeakerDiarization):
         embedding_lanes: Callable[[], int] = staticmethod(lambda: 1)
         """How many batches to run side by side next (each lane on one thread)."""
         shared_frames = False
         """Frames computed once per stretch of audio, not once per (overlapping) chunk."""
+        frame_block_chunks = FRAME_BLOCK_CHUNKS
 
         def get_embeddings(
             self,
@@ -258,7 +315,7 @@ def _chunked_embedding_pipeline() -> type:
             with ThreadPoolExecutor(thread_name_prefix="embed-lane") as pool:
 
                 def in_lanes(
-                    work: Callable[[int], np.ndarray], count: int, size: int
+                    work: Callable[[int], np.ndarray], count: int, size: int, report: bool = True
                 ) -> list[np.ndarray]:
                     """work(start) for each start below count by size, lanes side by side."""
                     starts = list(range(0, count, size))
@@ -266,7 +323,8 @@ def _chunked_embedding_pipeline() -> type:
                     while len(out) < len(starts):
                         group = starts[len(out) : len(out) + max(1, self.embedding_lanes())]
                         out.extend(pool.map(work, group) if len(group) > 1 else [work(group[0])])
-                        progress(len(out) * size, count)
+                        if report:
+                            progress(len(out) * size, count)
                     return out
 
                 def waves_of(segments: list[Any]) -> torch.Tensor:
@@ -285,19 +343,38 @@ def _chunked_embedding_pipeline() -> type:
 
                     return np.concatenate(in_lanes(embed, num_chunks, batch))
 
-                # shared frames: the frame network once per block of several chunks (blocks
-                # overlapping by one chunk), each chunk's frames cut from a block holding it
-                plan = frame_blocks(chunks[-1].end, duration)
-                chunk_samples = round(duration * self._embedding.sample_rate)
+                # shared frames: the fbank and CAM++'s front end once over the window (in
+                # pieces), its TDNN layers once per block of several chunks (blocks overlapping
+                # by one chunk), each chunk's frames cut from the block holding it best
+                plan = frame_blocks(chunks[-1].end, duration, self.frame_block_chunks)
+                rate = self._embedding.sample_rate
+                chunk_samples = round(duration * rate)
                 # fbank normalised over a chunk's length around each frame, as in a chunk
-                fbank_context = chunk_samples // FBANK_HOP
+                fbank = stream_fbank(
+                    model,
+                    lambda a, b: waves_of([Segment(a, b)]),
+                    fbank_frames(round(plan[-1][1] * rate)),
+                    chunk_samples // FBANK_HOP,
+                )
+                front = np.empty((model.net.head.out_channels, fbank.shape[0]), np.float32)
+                pieces = front_pieces(fbank.shape[0])
 
-                def block_frames(b: int) -> np.ndarray:
-                    waves = waves_of([Segment(*plan[b])])
+                def front_piece(i: int) -> np.ndarray:
+                    lo, hi, keep_from, keep_to = pieces[i]
                     with torch.inference_mode():
-                        fbank = model.compute_fbank(waves, fbank_context)
-                        frames: np.ndarray = model.frames_network(fbank)[0].numpy()
-                    return frames
+                        out: np.ndarray = model.front_network(fbank[None, lo:hi])[0].numpy()
+                    front[:, keep_from:keep_to] = out[:, keep_from - lo : keep_to - lo]
+                    return out[:0]
+
+                in_lanes(front_piece, len(pieces), 1, report=False)
+
+                def block_frames(k: int) -> np.ndarray:
+                    a, b = plan[k]
+                    first = round(a * rate) // FBANK_HOP
+                    x = front[:, first : first + fbank_frames(round((b - a) * rate))]
+                    with torch.inference_mode():
+                        frames: np.ndarray = model.back_network(torch.from_numpy(x[None]))[0]
+                    return np.asarray(frames)
 
                 per_block = in_lanes(block_frames, len(plan), 1)
                 width = model.num_frames(chunk_samples)
@@ -420,6 +497,7 @@ class Diarizer:
         )
         if params.chunked_embeddings:
             pipeline.shared_frames = params.shared_frames
+            pipeline.frame_block_chunks = params.frame_block_chunks
         self._pipeline = pipeline
 
     @property

@@ -1,6 +1,7 @@
 """The diarization networks on ONNX Runtime, exported once from the packaged checkpoints.
 
-pyannote's segmentation-3.0 and CAM++'s frame network (fbank in, frame features out) are
+pyannote's segmentation-3.0 and CAM++'s frame network (fbank in, frame features out; in two
+graphs, its convolutional front end and its TDNN layers, which shared frames run apart) are
 exported with torch's TorchScript exporter on first use into a folder of the model cache named
 after both source checkpoints' sha256 and :data:`EXPORT_VERSION`: written in a temporary folder,
 each file's sha256 recorded in a marker, then renamed into place, so a half-written export is
@@ -38,11 +39,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-EXPORT_VERSION = 1
-"""Bump when the export below changes what it writes: the cache folder's name changes with it."""
+EXPORT_VERSION = 2
+"""Bump when the export below changes what it writes: the cache folder's name changes with it.
+2: CAM++ in two graphs, its front end and its TDNN layers (1: one graph)."""
 OPSET = 17
 SEGMENTATION_FILE = "segmentation.onnx"
-EMBEDDING_FILE = "campplus-frames.onnx"
+FRONT_FILE = "campplus-front.onnx"
+BACK_FILE = "campplus-back.onnx"
+FILES = (SEGMENTATION_FILE, FRONT_FILE, BACK_FILE)
 MARKER = ".verified"
 
 
@@ -54,13 +58,10 @@ def export_folder(cache_dir: Path, segmentation_sha: str, embedding_sha: str) ->
 
 
 def verified(folder: Path) -> bool:
-    """Both files present and matching the sha256 recorded when they were written."""
+    """Every file present and matching the sha256 recorded when they were written."""
     try:
         marker = json.loads((folder / MARKER).read_text(encoding="utf-8"))
-        return all(
-            file_sha256(folder / name) == marker["files"][name]
-            for name in (SEGMENTATION_FILE, EMBEDDING_FILE)
-        )
+        return all(file_sha256(folder / name) == marker["files"][name] for name in FILES)
     except (OSError, ValueError, KeyError, TypeError):
         return False
 
@@ -75,7 +76,7 @@ def ensure_exported(folder: Path, segmentation: Any, campplus: Any) -> Path:
     started = time.perf_counter()
     try:
         _export(segmentation, campplus, tmp)
-        files = {name: file_sha256(tmp / name) for name in (SEGMENTATION_FILE, EMBEDDING_FILE)}
+        files = {name: file_sha256(tmp / name) for name in FILES}
         (tmp / MARKER).write_text(
             json.dumps({"files": files, "export_version": EXPORT_VERSION}), encoding="utf-8"
         )
@@ -116,29 +117,40 @@ def _export(segmentation: Any, campplus: Any, out: Path) -> None:
             opset_version=OPSET,
         )
         torch.onnx.export(
-            _frames_module(campplus),
+            _part(campplus, "front"),
             (torch.zeros(2, 998, 80),),
-            str(out / EMBEDDING_FILE),
+            str(out / FRONT_FILE),
             dynamo=False,
             input_names=["fbank"],
+            output_names=["front"],
+            dynamic_axes={"fbank": {0: "batch", 1: "frames"}, "front": {0: "batch", 2: "frames"}},
+            opset_version=OPSET,
+        )
+        torch.onnx.export(
+            _part(campplus, "back"),
+            (torch.zeros(2, campplus.head.out_channels, 998),),
+            str(out / BACK_FILE),
+            dynamo=False,
+            input_names=["front"],
             output_names=["frames"],
-            dynamic_axes={"fbank": {0: "batch", 1: "frames"}, "frames": {0: "batch", 2: "half"}},
+            dynamic_axes={"front": {0: "batch", 2: "frames"}, "frames": {0: "batch", 2: "half"}},
             opset_version=OPSET,
         )
 
 
-def _frames_module(campplus: Any) -> Any:
+def _part(campplus: Any, name: str) -> Any:
+    """CAM++'s ``front`` or ``back`` as a module of its own, for the exporter."""
     from torch import nn
 
-    class Frames(nn.Module):
+    class Part(nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.net = campplus
 
-        def forward(self, fbank: Any) -> Any:
-            return self.net.frames(fbank)
+        def forward(self, x: Any) -> Any:
+            return getattr(self.net, name)(x)
 
-    return Frames().eval()
+    return Part().eval()
 
 
 def providers(gpu: int | None) -> list[Any]:
@@ -197,17 +209,20 @@ class Network:
 
 @dataclass
 class OnnxNetworks:
-    """Both diarization networks of one pipeline on ONNX Runtime."""
+    """The diarization networks of one pipeline on ONNX Runtime: segmentation, and CAM++ in
+    two parts (its front end, its TDNN layers)."""
 
     segmentation: Network
-    embedding: Network
+    front: Network
+    back: Network
 
     @classmethod
     def load(cls, folder: Path, gpu: int | None = None) -> OnnxNetworks:
-        return cls(Network(folder / SEGMENTATION_FILE, gpu), Network(folder / EMBEDDING_FILE, gpu))
+        return cls(*(Network(folder / name, gpu) for name in FILES))
 
     def set_threads(self, threads: int) -> None:
-        self.segmentation.threads = self.embedding.threads = max(1, threads)
+        for network in (self.segmentation, self.front, self.back):
+            network.threads = max(1, threads)
 
     def attach(self, segmentation: Any, embedding: Any) -> None:
         """Make pyannote's segmentation model and the CAM++ embedding model run their networks
@@ -220,5 +235,6 @@ class OnnxNetworks:
             return torch.from_numpy(network(waveforms.numpy()))
 
         segmentation.forward = forward
-        frames = self.embedding
-        embedding.frames_network = lambda fbank: torch.from_numpy(frames(fbank.numpy()))
+        front, back = self.front, self.back
+        embedding.front_network = lambda fbank: torch.from_numpy(front(fbank.numpy()))
+        embedding.back_network = lambda x: torch.from_numpy(back(x.numpy()))

@@ -77,7 +77,7 @@ def test_onnx_networks_export_once_and_match_torch(tmp_path: Path) -> None:
     assert len(lanes) == 2
     assert on_onnx._onnx is not None
     assert on_onnx._onnx.segmentation.thread_counts == [1, 2]
-    assert on_onnx._onnx.embedding.thread_counts == [1]
+    assert on_onnx._onnx.front.thread_counts == on_onnx._onnx.back.thread_counts == [1]
     assert [(t.start, t.end, t.speaker) for t in by_lanes.turns] == [
         (t.start, t.end, t.speaker) for t in by_onnx.turns
     ]
@@ -126,3 +126,41 @@ def test_shared_frames_give_each_chunk_its_own_embedding(tmp_path: Path) -> None
     assert float(np.median(same)) > 0.95 and float(np.percentile(same, 5)) > 0.75
     # the neighbouring (chunk, speaker) pair's embedding is much further (median 0.71)
     assert float(np.median(cosine(shared[1:], exact[:-1]))) < float(np.median(same)) - 0.1
+
+
+def test_the_front_end_in_pieces_gives_the_whole_stretch(tmp_path: Path) -> None:
+    """Shared frames compute the fbank 60 s at a time and CAM++'s front end 30 s at a time
+    with a margin: the same frames as one pass over the whole stretch (at the pieces' seams
+    too), so cutting a block out of them equals the block's own front end away from its
+    ends."""
+    import torch
+
+    from daemon.pipeline.campplus_model import fbank_frames, normalise
+    from daemon.pipeline.diarize import front_pieces, stream_fbank
+
+    audio = np.concatenate([speech(n) for n in ("sample.wav", "dev00.wav", "dev01.wav")])
+    diarizer = Diarizer(DiarizeParams(), onnx_cache=tmp_path / "models")
+    model = diarizer._pipeline._embedding.model_
+    wave_ = torch.from_numpy(audio)[None, None]
+    frames = fbank_frames(audio.size)
+    assert frames > 6000  # more than one fbank piece, more than two front pieces
+
+    def crop(a: float, b: float) -> torch.Tensor:
+        piece = wave_[..., round(a * 16000) : round(b * 16000)]
+        return torch.nn.functional.pad(piece, (0, round((b - a) * 16000) - piece.shape[-1]))
+
+    with torch.inference_mode():
+        whole = normalise(model.raw_fbank(wave_), 1000)[0]
+        streamed = stream_fbank(model, crop, frames, 1000)
+        assert streamed.shape == whole.shape
+        assert float((streamed - whole).abs().max()) < 1e-4
+        front_whole = model.front_network(whole[None])[0].numpy()
+        pieces = np.concatenate(
+            [
+                model.front_network(whole[None, lo:hi])[0].numpy()[:, a - lo : b - lo]
+                for lo, hi, a, b in front_pieces(frames)
+            ],
+            axis=1,
+        )
+    assert pieces.shape == front_whole.shape
+    assert float(np.abs(pieces - front_whole).max()) < 1e-3 * float(np.abs(front_whole).max())

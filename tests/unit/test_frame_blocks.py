@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from daemon.pipeline.diarize import _cut, block_holding, frame_blocks
+from daemon.pipeline.diarize import _cut, block_holding, frame_blocks, front_pieces
 
 
 @pytest.mark.parametrize(
@@ -56,3 +56,14 @@ def test_a_chunks_frames_are_cut_at_its_offset_in_its_block() -> None:
     short = [np.tile(np.arange(200, dtype=float), (2, 1))]
     out = _cut(short, [(0.0, 10.0)], 0.0, 10.0, 499)
     assert out.shape == (2, 499) and out[0, 199] == out[0, -1] == 199
+
+
+@pytest.mark.parametrize("frames", [1, 500, 2999, 3000, 3001, 60000, 61234])
+def test_front_pieces_keep_every_frame_once_with_margins(frames: int) -> None:
+    pieces = front_pieces(frames, piece=3000, margin=16)
+    kept = [k for _lo, _hi, a, b in pieces for k in range(a, b)]
+    assert kept == list(range(frames))
+    for lo, hi, a, b in pieces:
+        assert 0 <= lo <= a < b <= hi <= frames
+        # the margin wherever there is audio beyond the kept part
+        assert a - lo == min(16, a) and hi - b == min(16, frames - b)
