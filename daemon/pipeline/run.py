@@ -1,8 +1,9 @@
 """The step runner: orders the steps of :mod:`daemon.pipeline.steps` for one file.
 
 probe -> decode+VAD -> chunk plan -> language -> ASR per chunk (beside diarization, when the
-worker's threads are split between them) -> merge.  Each step checkpoints and is cached; the
-runner only orders them, shares the threads and reports progress.
+worker's threads are split between them; it starts before the language) -> merge.  Each step
+checkpoints and is cached; the runner only orders them, shares the threads and reports
+progress.
 """
 
 from __future__ import annotations
@@ -97,13 +98,16 @@ def transcribe_file(
     )
     chunks = plan_chunks(speech.regions, job.profile.max_chunk_seconds)
     on_progress(DECODE_SHARE)
-    language = steps.initial_language(job.language, job.model.multilingual)
-    main, english = _asr_choices(job, models)
-    if steps.needs_detection(language, chunks):
-        language = steps.detect_language(cache, spool, chunks, main)
-    model = english if english is not None and language == "en" else main
-    segments, language, speakers = _transcribe_and_diarize(
-        job, cache, models, spool, speech, chunks, model, language, on_progress, on_asr_done
+
+    def choose_model() -> tuple[AsrChoice, str]:
+        language = steps.initial_language(job.language, job.model.multilingual)
+        main, english = _asr_choices(job, models)
+        if steps.needs_detection(language, chunks):
+            language = steps.detect_language(cache, spool, chunks, main)
+        return (english if english is not None and language == "en" else main), language
+
+    segments, language, model_name, speakers = _transcribe_and_diarize(
+        job, cache, models, spool, speech, chunks, choose_model, on_progress, on_asr_done
     )
     with cache.stats.timed("merge"):
         transcript = steps.merge(
@@ -112,7 +116,7 @@ def transcribe_file(
             speech,
             language,
             job.profile.name,
-            model.name,
+            model_name,
             segments,
             list(speakers.turns),
         )
@@ -188,13 +192,14 @@ def _transcribe_and_diarize(
     spool: Spool,
     speech: Speech,
     chunks: list[Chunk],
-    model: AsrChoice,
-    language: str,
+    choose_model: Callable[[], tuple[AsrChoice, str]],
     on_progress: Callable[[float], None],
     on_asr_done: Callable[[], None],
-) -> tuple[list[Segment], str, WindowDiarization]:
-    """ASR of the chunks and diarization of the file: side by side when the threads are split
-    (diarization needs only the spool and the speech regions), else one after the other."""
+) -> tuple[list[Segment], str, str, WindowDiarization]:
+    """ASR of the chunks (segments, language, the model's name) and diarization of the file:
+    side by side when the threads are split (diarization needs only the spool and the speech
+    regions, so it starts before ``choose_model`` detects the language and picks the model),
+    else one after the other."""
     progress = _Progress(on_progress, job.diarize)
     split = job.threads
 
@@ -213,6 +218,7 @@ def _transcribe_and_diarize(
         pending = pool.submit(diarize) if beside else None
         if pending is not None:
             pending.add_done_callback(lambda _f: gate.widen(split.lanes))
+        model, language = choose_model()
         segments, language = steps.transcribe(
             cache,
             spool,
@@ -226,8 +232,9 @@ def _transcribe_and_diarize(
         )
         on_asr_done()  # diarization, if still running, may take the ASR's threads
         if pending is not None:
-            return segments, language, pending.result()
-    return segments, language, diarize() if job.diarize else WindowDiarization((), {})
+            return segments, language, model.name, pending.result()
+    speakers = diarize() if job.diarize else WindowDiarization((), {})
+    return segments, language, model.name, speakers
 
 
 class LaneGate:
