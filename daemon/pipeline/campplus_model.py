@@ -60,6 +60,11 @@ class CamPlusPlusEmbedding(Model):
     def dimension(self) -> int:
         return int(self.net.dimension)
 
+    @property
+    def dimension_frames(self) -> int:
+        """Channels of the frame features that pooling takes (512)."""
+        return int(self.net.dense.linear.in_channels // 2)
+
     @lru_cache  # noqa: B019 - small, per model
     def num_frames(self, num_samples: int) -> int:
         fbank_frames = conv1d_num_frames(
@@ -121,14 +126,23 @@ def normalise(feats: torch.Tensor, context: int = 0) -> torch.Tensor:
     return normalised
 
 
+MEAN_PIECE_FRAMES = 4096
+""":func:`moving_mean` computes its output this many frames at a time (a 10-min window's
+temporaries of the whole length in float64 were ~0.2 GB)."""
+
+
 def moving_mean(x: torch.Tensor, width: int) -> torch.Tensor:
     """Mean over dim 1 of the ``width`` frames centred on each frame (fewer at the edges, where
-    the window is cut to the input): (batch, frames, features) -> the same shape."""
+    the window is cut to the input): (batch, frames, features) -> the same shape.  Running
+    sums in float64; the output a piece at a time."""
     frames = x.shape[1]
-    zero = torch.zeros_like(x[:, :1])
-    sums = torch.cat([zero, x.double().cumsum(dim=1)], dim=1)
-    index = torch.arange(frames)
-    lo = (index - width // 2).clamp(0, frames)
-    hi = (index - width // 2 + width).clamp(0, frames)
-    mean = (sums[:, hi] - sums[:, lo]) / (hi - lo).to(sums.dtype)[None, :, None]
-    return mean.to(x.dtype)
+    sums = torch.cumsum(x, dim=1, dtype=torch.float64)  # sums[i]: frames 0..i
+    out = torch.empty_like(x)
+    for first in range(0, frames, MEAN_PIECE_FRAMES):
+        index = torch.arange(first, min(frames, first + MEAN_PIECE_FRAMES))
+        lo = (index - width // 2).clamp(0, frames)
+        hi = (index - width // 2 + width).clamp(1, frames)
+        below = torch.where((lo > 0)[None, :, None], sums[:, (lo - 1).clamp(min=0)], 0.0)
+        mean = (sums[:, hi - 1] - below) / (hi - lo).to(sums.dtype)[None, :, None]
+        out[:, first : first + index.numel()] = mean.to(x.dtype)
+    return out

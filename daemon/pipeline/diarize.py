@@ -201,11 +201,10 @@ def block_holding(start: float, chunk: float, blocks: list[tuple[float, float]])
 FBANK_PIECE_FRAMES = 6000
 """Shared frames: the window's fbank is computed 60 s at a time (its frames are local: pieces
 give the same frames), then normalised as one stretch."""
-FRONT_PIECE_FRAMES = 3000
 FRONT_MARGIN_FRAMES = 16
-"""Shared frames: CAM++'s front end runs on 30-s pieces of the window's fbank, each with 16
-frames more on either side than it keeps (its convolutions see 11 frames around each one); a
-piece's activations (32 channels x 80 bins x frames) stay small."""
+"""Shared frames: CAM++'s front end runs on pieces of the window's fbank one block stride long,
+each with 16 frames more on either side than it keeps (its convolutions see 11 frames around
+each one)."""
 
 
 def stream_fbank(model: Any, crop: Callable[[float, float], Any], frames: int, context: int) -> Any:
@@ -231,7 +230,7 @@ def stream_fbank(model: Any, crop: Callable[[float, float], Any], frames: int, c
 
 
 def front_pieces(
-    frames: int, piece: int = FRONT_PIECE_FRAMES, margin: int = FRONT_MARGIN_FRAMES
+    frames: int, piece: int, margin: int = FRONT_MARGIN_FRAMES
 ) -> list[tuple[int, int, int, int]]:
     """Pieces (lo, hi, keep_from, keep_to) of ``frames`` frames: run [lo, hi), keep
     [keep_from, keep_to); the kept parts tile [0, frames) (pure)."""
@@ -315,7 +314,7 @@ def _chunked_embedding_pipeline() -> type:
             with ThreadPoolExecutor(thread_name_prefix="embed-lane") as pool:
 
                 def in_lanes(
-                    work: Callable[[int], np.ndarray], count: int, size: int, report: bool = True
+                    work: Callable[[int], np.ndarray], count: int, size: int
                 ) -> list[np.ndarray]:
                     """work(start) for each start below count by size, lanes side by side."""
                     starts = list(range(0, count, size))
@@ -323,8 +322,7 @@ def _chunked_embedding_pipeline() -> type:
                     while len(out) < len(starts):
                         group = starts[len(out) : len(out) + max(1, self.embedding_lanes())]
                         out.extend(pool.map(work, group) if len(group) > 1 else [work(group[0])])
-                        if report:
-                            progress(len(out) * size, count)
+                        progress(len(out) * size, count)
                     return out
 
                 def waves_of(segments: list[Any]) -> torch.Tensor:
@@ -356,27 +354,72 @@ def _chunked_embedding_pipeline() -> type:
                     fbank_frames(round(plan[-1][1] * rate)),
                     chunk_samples // FBANK_HOP,
                 )
-                front = np.empty((model.net.head.out_channels, fbank.shape[0]), np.float32)
-                pieces = front_pieces(fbank.shape[0])
+                total = fbank.shape[0]
+                # the front end a block stride at a time (with a margin), each tile dropped
+                # once no block to come needs it: a whole window's front would hold 77 MB
+                tile = round(plan[1][0] * rate) // FBANK_HOP if len(plan) > 1 else total
+                pieces = front_pieces(total, tile)
+                tiles: dict[int, np.ndarray] = {}
 
-                def front_piece(i: int) -> np.ndarray:
-                    lo, hi, keep_from, keep_to = pieces[i]
+                def front_tile(t: int) -> np.ndarray:
+                    lo, hi, keep_from, keep_to = pieces[t]
                     with torch.inference_mode():
                         out: np.ndarray = model.front_network(fbank[None, lo:hi])[0].numpy()
-                    front[:, keep_from:keep_to] = out[:, keep_from - lo : keep_to - lo]
-                    return out[:0]
+                    return np.ascontiguousarray(out[:, keep_from - lo : keep_to - lo])
 
-                in_lanes(front_piece, len(pieces), 1, report=False)
-
-                def block_frames(k: int) -> np.ndarray:
+                def span(k: int) -> tuple[int, int]:
+                    """Block k's fbank frames [first, end)."""
                     a, b = plan[k]
                     first = round(a * rate) // FBANK_HOP
-                    x = front[:, first : first + fbank_frames(round((b - a) * rate))]
-                    with torch.inference_mode():
-                        frames: np.ndarray = model.back_network(torch.from_numpy(x[None]))[0]
-                    return np.asarray(frames)
+                    return first, min(total, first + fbank_frames(round((b - a) * rate)))
 
-                per_block = in_lanes(block_frames, len(plan), 1)
+                def tiles_of(k: int) -> range:
+                    first, end = span(k)
+                    return range(first // tile, (end - 1) // tile + 1)
+
+                # every block's frames in one array, each copied there as it comes: ONNX
+                # Runtime's output buffers are freed at once, not kept between the temporary
+                # buffers of later blocks (which glibc could then not give back: 1.9 GB peak
+                # against 1.0 GB on a 10-min window)
+                held = np.empty(
+                    (len(plan), model.dimension_frames, model.num_frames(round(plan[0][1] * rate))),
+                    np.float32,
+                )
+
+                def block_frames(k: int) -> np.ndarray:
+                    first, end = span(k)
+                    own = tiles_of(k)
+                    x = np.concatenate([tiles[t] for t in own], axis=1)
+                    x = x[:, first - own[0] * tile : end - own[0] * tile]
+                    with torch.inference_mode():
+                        frames = model.back_network(torch.from_numpy(x[None]))[0].numpy()
+                    width = min(frames.shape[1], held.shape[2])
+                    held[k, :, :width] = frames[:, :width]
+                    return held[k, :, :width]
+
+                def side_by_side(
+                    work: Callable[[int], np.ndarray], items: list[int], lanes: int
+                ) -> list[np.ndarray]:
+                    """work(item) for each item, ``lanes`` at a time."""
+                    out: list[np.ndarray] = []
+                    for i in range(0, len(items), lanes):
+                        group = items[i : i + lanes]
+                        out.extend(pool.map(work, group) if len(group) > 1 else [work(group[0])])
+                    return out
+
+                per_block: list[np.ndarray] = []
+                while len(per_block) < len(plan):
+                    k, lanes = len(per_block), max(1, self.embedding_lanes())
+                    group = list(range(k, min(len(plan), k + lanes)))
+                    wanted = sorted({t for j in group for t in tiles_of(j)} - tiles.keys())
+                    if wanted:
+                        made = side_by_side(front_tile, wanted, lanes)
+                        tiles.update(zip(wanted, made, strict=True))
+                    per_block.extend(side_by_side(block_frames, group, lanes))
+                    if len(per_block) < len(plan):
+                        for t in [t for t in tiles if t < tiles_of(len(per_block))[0]]:
+                            del tiles[t]
+                    progress(len(per_block), len(plan))
                 width = model.num_frames(chunk_samples)
 
                 def pooled(start: int) -> np.ndarray:

@@ -60,7 +60,7 @@ def test_a_chunks_frames_are_cut_at_its_offset_in_its_block() -> None:
 
 @pytest.mark.parametrize("frames", [1, 500, 2999, 3000, 3001, 60000, 61234])
 def test_front_pieces_keep_every_frame_once_with_margins(frames: int) -> None:
-    pieces = front_pieces(frames, piece=3000, margin=16)
+    pieces = front_pieces(frames, 3000, margin=16)
     kept = [k for _lo, _hi, a, b in pieces for k in range(a, b)]
     assert kept == list(range(frames))
     for lo, hi, a, b in pieces:
