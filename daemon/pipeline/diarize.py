@@ -16,6 +16,7 @@ import sys
 import time
 import types
 import warnings
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from functools import cache
 from importlib import metadata
@@ -240,6 +241,97 @@ def front_pieces(
     ]
 
 
+@dataclass(frozen=True)
+class Lanes:
+    """Work run side by side on a thread pool, as many at a time as ``count()`` says (read
+    again for every group: the grant grows when the ASR finishes)."""
+
+    pool: Executor
+    count: Callable[[], int]
+
+    def run(self, work: Callable[[int], np.ndarray], items: list[int]) -> list[np.ndarray]:
+        """``work(item)`` for each item, in order, a group of lanes at a time."""
+        out: list[np.ndarray] = []
+        while len(out) < len(items):
+            group = items[len(out) : len(out) + max(1, self.count())]
+            out.extend(self.pool.map(work, group) if len(group) > 1 else [work(group[0])])
+        return out
+
+
+def shared_block_frames(
+    model: Any,
+    crop: Callable[[float, float], Any],
+    plan: list[tuple[float, float]],
+    context: int,
+    lanes: Lanes,
+    progress: Callable[[int, int], None],
+) -> list[np.ndarray]:
+    """CAM++'s frames (512, frames / 2) of each block of ``plan`` (:func:`frame_blocks`) of
+    the audio that ``crop(start, end)`` gives: the fbank of the whole stretch, normalised over
+    ``context`` frames around each frame (:func:`stream_fbank`); the front end a block stride
+    at a time with a margin (:func:`front_pieces`), each piece dropped once no block to come
+    needs it (a 10-min window's whole front would hold 77 MB); the TDNN layers per block, the
+    blocks of a group side by side in ``lanes``.  ``progress(blocks done, blocks)``."""
+    import torch
+
+    from daemon.pipeline.campplus_model import FBANK_HOP, fbank_frames
+
+    fbank = stream_fbank(model, crop, fbank_frames(round(plan[-1][1] * SAMPLE_RATE)), context)
+    total = fbank.shape[0]
+    tile = round(plan[1][0] * SAMPLE_RATE) // FBANK_HOP if len(plan) > 1 else total
+    pieces = front_pieces(total, tile)
+    tiles: dict[int, np.ndarray] = {}
+
+    def front_tile(t: int) -> np.ndarray:
+        lo, hi, keep_from, keep_to = pieces[t]
+        with torch.inference_mode():
+            out: np.ndarray = model.front_network(fbank[None, lo:hi])[0].numpy()
+        return np.ascontiguousarray(out[:, keep_from - lo : keep_to - lo])
+
+    def span(k: int) -> tuple[int, int]:
+        """Block k's fbank frames [first, end)."""
+        a, b = plan[k]
+        first = round(a * SAMPLE_RATE) // FBANK_HOP
+        return first, min(total, first + fbank_frames(round((b - a) * SAMPLE_RATE)))
+
+    def tiles_of(k: int) -> range:
+        first, end = span(k)
+        return range(first // tile, (end - 1) // tile + 1)
+
+    # every block's frames in one array, each copied there as it comes: ONNX Runtime's output
+    # buffers are freed at once, not kept between the temporary buffers of later blocks
+    # (which glibc could then not give back: 1.9 GB peak against 1.0 GB on a 10-min window)
+    held = np.empty(
+        (len(plan), model.dimension_frames, model.num_frames(round(plan[0][1] * SAMPLE_RATE))),
+        np.float32,
+    )
+
+    def block_frames(k: int) -> np.ndarray:
+        first, end = span(k)
+        own = tiles_of(k)
+        x = np.concatenate([tiles[t] for t in own], axis=1)[
+            :, first - own[0] * tile : end - own[0] * tile
+        ]
+        with torch.inference_mode():
+            frames = model.back_network(torch.from_numpy(x[None]))[0].numpy()
+        width = min(frames.shape[1], held.shape[2])
+        held[k, :, :width] = frames[:, :width]
+        return held[k, :, :width]
+
+    per_block: list[np.ndarray] = []
+    while len(per_block) < len(plan):
+        k = len(per_block)
+        group = list(range(k, min(len(plan), k + max(1, lanes.count()))))
+        wanted = sorted({t for j in group for t in tiles_of(j)} - tiles.keys())
+        tiles.update(zip(wanted, lanes.run(front_tile, wanted), strict=True))
+        per_block.extend(lanes.run(block_frames, group))
+        if len(per_block) < len(plan):
+            for t in [t for t in tiles if t < tiles_of(len(per_block))[0]]:
+                del tiles[t]
+        progress(len(per_block), len(plan))
+    return per_block
+
+
 def _cut(
     frames: list[np.ndarray],
     blocks: list[tuple[float, float]],
@@ -274,7 +366,7 @@ def _chunked_embedding_pipeline() -> type:
     from pyannote.audio.pipelines import SpeakerDiarization
     from pyannote.core import Segment
 
-    from daemon.pipeline.campplus_model import FBANK_HOP, fbank_frames
+    from daemon.pipeline.campplus_model import FBANK_HOP
 
     class ChunkedEmbeddingDiarization(SpeakerDiarization):
         embedding_lanes: Callable[[], int] = staticmethod(lambda: 1)
@@ -345,81 +437,15 @@ def _chunked_embedding_pipeline() -> type:
                 # pieces), its TDNN layers once per block of several chunks (blocks overlapping
                 # by one chunk), each chunk's frames cut from the block holding it best
                 plan = frame_blocks(chunks[-1].end, duration, self.frame_block_chunks)
-                rate = self._embedding.sample_rate
-                chunk_samples = round(duration * rate)
-                # fbank normalised over a chunk's length around each frame, as in a chunk
-                fbank = stream_fbank(
+                chunk_samples = round(duration * self._embedding.sample_rate)
+                per_block = shared_block_frames(
                     model,
                     lambda a, b: waves_of([Segment(a, b)]),
-                    fbank_frames(round(plan[-1][1] * rate)),
+                    plan,
                     chunk_samples // FBANK_HOP,
+                    Lanes(pool, self.embedding_lanes),
+                    progress,
                 )
-                total = fbank.shape[0]
-                # the front end a block stride at a time (with a margin), each tile dropped
-                # once no block to come needs it: a whole window's front would hold 77 MB
-                tile = round(plan[1][0] * rate) // FBANK_HOP if len(plan) > 1 else total
-                pieces = front_pieces(total, tile)
-                tiles: dict[int, np.ndarray] = {}
-
-                def front_tile(t: int) -> np.ndarray:
-                    lo, hi, keep_from, keep_to = pieces[t]
-                    with torch.inference_mode():
-                        out: np.ndarray = model.front_network(fbank[None, lo:hi])[0].numpy()
-                    return np.ascontiguousarray(out[:, keep_from - lo : keep_to - lo])
-
-                def span(k: int) -> tuple[int, int]:
-                    """Block k's fbank frames [first, end)."""
-                    a, b = plan[k]
-                    first = round(a * rate) // FBANK_HOP
-                    return first, min(total, first + fbank_frames(round((b - a) * rate)))
-
-                def tiles_of(k: int) -> range:
-                    first, end = span(k)
-                    return range(first // tile, (end - 1) // tile + 1)
-
-                # every block's frames in one array, each copied there as it comes: ONNX
-                # Runtime's output buffers are freed at once, not kept between the temporary
-                # buffers of later blocks (which glibc could then not give back: 1.9 GB peak
-                # against 1.0 GB on a 10-min window)
-                held = np.empty(
-                    (len(plan), model.dimension_frames, model.num_frames(round(plan[0][1] * rate))),
-                    np.float32,
-                )
-
-                def block_frames(k: int) -> np.ndarray:
-                    first, end = span(k)
-                    own = tiles_of(k)
-                    x = np.concatenate([tiles[t] for t in own], axis=1)
-                    x = x[:, first - own[0] * tile : end - own[0] * tile]
-                    with torch.inference_mode():
-                        frames = model.back_network(torch.from_numpy(x[None]))[0].numpy()
-                    width = min(frames.shape[1], held.shape[2])
-                    held[k, :, :width] = frames[:, :width]
-                    return held[k, :, :width]
-
-                def side_by_side(
-                    work: Callable[[int], np.ndarray], items: list[int], lanes: int
-                ) -> list[np.ndarray]:
-                    """work(item) for each item, ``lanes`` at a time."""
-                    out: list[np.ndarray] = []
-                    for i in range(0, len(items), lanes):
-                        group = items[i : i + lanes]
-                        out.extend(pool.map(work, group) if len(group) > 1 else [work(group[0])])
-                    return out
-
-                per_block: list[np.ndarray] = []
-                while len(per_block) < len(plan):
-                    k, lanes = len(per_block), max(1, self.embedding_lanes())
-                    group = list(range(k, min(len(plan), k + lanes)))
-                    wanted = sorted({t for j in group for t in tiles_of(j)} - tiles.keys())
-                    if wanted:
-                        made = side_by_side(front_tile, wanted, lanes)
-                        tiles.update(zip(wanted, made, strict=True))
-                    per_block.extend(side_by_side(block_frames, group, lanes))
-                    if len(per_block) < len(plan):
-                        for t in [t for t in tiles if t < tiles_of(len(per_block))[0]]:
-                            del tiles[t]
-                    progress(len(per_block), len(plan))
                 width = model.num_frames(chunk_samples)
 
                 def pooled(start: int) -> np.ndarray:
