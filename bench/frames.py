@@ -33,7 +33,7 @@ def main() -> None:
     parser.add_argument("--blocks", nargs="+", default=[], metavar="CHUNKS")
     args = parser.parse_args()
     dev = load_dev(args, "transcribd-frames-")
-    items, audio = dev.items, dev.audio
+    items = dev.items
     tmp = Path(tempfile.mkdtemp(prefix="transcribd-frames-models-"))
     if args.blocks:
         compare_blocks(args, dev, tmp)
@@ -44,18 +44,7 @@ def main() -> None:
         for shared in (False, True):
             name = f"{step} {'shared' if shared else 'exact'}"
             params = DiarizeParams(segmentation_step=step, shared_frames=shared)
-            diarizer = Diarizer(params, threads=args.threads, onnx_cache=tmp / "models")
-            diarizer(audio[items[0].name])  # warm
-            rows = []
-            embedding_seconds[name] = 0.0
-            for item in items:
-                found = diarizer(audio[item.name])
-                embedding_seconds[name] += found.timing.get("embeddings", (0.0, 0.0))[0]
-                scored = dev.score(item, found, sum(wall for wall, _ in found.timing.values()))
-                results.rows.setdefault(name, {})[item.name] = scored
-                rows.append((item, scored.components[0.0], scored.speakers))
-            report(step, name, rows)
-            print(f"    embeddings {embedding_seconds[name]:.1f} s", flush=True)
+            embedding_seconds[name] = run_variant(args, dev, tmp, params, name, results)
         exact, shared_rows = (results.rows[f"{step} {k}"] for k in ("exact", "shared"))
         print_table(summary(results, items, args.resamples, reference=f"{step} exact"))
         for collar in (0.0, 0.25):
@@ -69,27 +58,35 @@ def main() -> None:
             )
 
 
+def run_variant(
+    args: Any, dev: DevData, tmp: Path, params: DiarizeParams, name: str, results: Results
+) -> float:
+    """Diarize the dev set with ``params`` into ``results.rows[name]``, report its line, and
+    return the embedding step's wall seconds."""
+    diarizer = Diarizer(params, threads=args.threads, onnx_cache=tmp / "models")
+    diarizer(dev.audio[dev.items[0].name])  # warm
+    rows, seconds = [], 0.0
+    for item in dev.items:
+        found = diarizer(dev.audio[item.name])
+        seconds += found.timing.get("embeddings", (0.0, 0.0))[0]
+        scored = dev.score(item, found, sum(wall for wall, _ in found.timing.values()))
+        results.rows.setdefault(name, {})[item.name] = scored
+        rows.append((item, scored.components[0.0], scored.speakers))
+    report(params.segmentation_step, name, rows)
+    print(f"    embeddings {seconds:.1f} s", flush=True)
+    return seconds
+
+
 def compare_blocks(args: Any, dev: DevData, tmp: Path) -> None:
     """Each step with each block length of ``args.blocks``, against the first one."""
-    items, audio = dev.items, dev.audio
+    items = dev.items
     for step in args.steps:
         results = Results()
         seconds: dict[str, float] = {}
         for variant in args.blocks:
             name = f"{step} blocks {variant}"
             params = DiarizeParams(segmentation_step=step, frame_block_chunks=int(variant))
-            diarizer = Diarizer(params, threads=args.threads, onnx_cache=tmp / "models")
-            diarizer(audio[items[0].name])  # warm
-            rows = []
-            seconds[name] = 0.0
-            for item in items:
-                found = diarizer(audio[item.name])
-                seconds[name] += found.timing.get("embeddings", (0.0, 0.0))[0]
-                scored = dev.score(item, found, sum(wall for wall, _ in found.timing.values()))
-                results.rows.setdefault(name, {})[item.name] = scored
-                rows.append((item, scored.components[0.0], scored.speakers))
-            report(step, name, rows)
-            print(f"    embeddings {seconds[name]:.1f} s", flush=True)
+            seconds[name] = run_variant(args, dev, tmp, params, name, results)
         first = f"{step} blocks {args.blocks[0]}"
         print_table(summary(results, items, args.resamples, reference=first))
         for variant in args.blocks[1:]:

@@ -86,9 +86,10 @@ class DiarizeParams:
     whole network once per chunk (each second 1 / step times).  On the 46-file dev set
     (bench/frames.py, bench/RESULTS.md), against each chunk's own pass, DER moved -0.2 / -0.7
     / -0.6 points at steps 0.5 / 0.3 / 0.1 with the whole network per block; the front end
-    once per window then cost +0.35 points on average over two seeds (the fbank normalised
-    across block ends) for embeddings 1.45x faster.  Blocks one chunk long were worse (+3.6
-    points on 10 files): a chunk straddling two blocks mixes two contexts."""
+    once per window then cost +0.35 points on average over two seeds and two steps (the fbank
+    is no longer cut at block ends) for 16 % less embedding CPU (a 10-min window: 18.9 -> 15.8
+    CPU s; the front end is a third of the network on ONNX Runtime).  Blocks one chunk long
+    were worse (+3.6 points on 10 files): a chunk straddling two blocks mixes two contexts."""
     frame_block_chunks: int = 2
     """With shared frames: chunks per TDNN block (blocks one chunk apart: the TDNN layers see
     ``frame_block_chunks / (frame_block_chunks - 1)`` times the audio).  3 was 1.1x faster for
