@@ -5,16 +5,17 @@
 
 At a segmentation step below 1, pyannote's chunks overlap (each second is in 1 / step chunks)
 and the embedding network runs on each chunk: at step 0.5 every second twice, at 0.1 ten times.
-With ``DiarizeParams.shared_frames`` it runs once per block of two chunks, blocks one chunk
-apart, and each chunk's frames are cut from the block holding it (CAM++'s frames then see their
-block's context, normalised over a chunk's length).  Per step, on the dev set of
+With ``DiarizeParams.shared_frames`` its front end runs once over the window and its TDNN
+layers once per block of two chunks, blocks one chunk apart, and each chunk's frames are cut
+from the block holding it (CAM++'s frames then see their block's context, the fbank normalised
+over a chunk's length).  Per step, on the dev set of
 :mod:`bench.devset` (ONNX Runtime, the profiles' settings otherwise): pooled DER at collar 0
 and 0.25, speaker count exact, the embedding step's wall seconds, and the bootstrap 95 %
 interval of DER shared minus exact.
 
 ``--blocks CHUNKS ...`` compares block lengths instead, against the first one given: blocks of
 CHUNKS chunks (``DiarizeParams.frame_block_chunks``; the TDNN layers see CHUNKS / (CHUNKS - 1)
-times the audio)
+times the audio).
 """
 
 from __future__ import annotations

@@ -8,7 +8,6 @@ pyannote in memory.  Results are plain :class:`~daemon.pipeline.merge.Turn` list
 
 from __future__ import annotations
 
-import bisect
 import logging
 import math
 import os
@@ -60,6 +59,16 @@ PYANNOTE_THRESHOLD = 0.7046
 pipeline's, which the benches' whole-file baseline keeps."""
 
 
+FRAME_BLOCK_CHUNKS = 2
+"""Shared frames: chunks per TDNN block (20 s at pyannote's 10-s chunks); blocks overlap by one
+chunk so every chunk lies whole in one block, and the fbank is normalised over a chunk's length
+around each frame, so a chunk's frames see about the context its own pass would.  The network
+costs the same per second at 10 to 120 s: the TDNN blocks cost 2x the audio, against 1 / step.
+Longer blocks (60 s, 120 s) cost DER and counts, whether CAM++'s masks saw the whole block
+(+0.5 points, a count fewer at step 0.5) or a moving mean of one or two chunks around each
+frame (+1.0 to +1.3 points; bench/RESULTS.md)."""
+
+
 @dataclass(frozen=True)
 class DiarizeParams:
     """Pipeline hyper-parameters and speaker-count hints (part of the step's cache key)."""
@@ -81,19 +90,24 @@ class DiarizeParams:
     """Run the embedding network once per chunk (see _chunked_embedding_pipeline)."""
     shared_frames: bool = True
     """With chunked embeddings: compute the fbank and CAM++'s front end once over the window,
-    its TDNN layers once per 20-s block (blocks one chunk apart, see :func:`frame_blocks`), and
+    its TDNN layers once per 20-s block (blocks 10 s apart, see :func:`frame_blocks`), and
     cut each overlapping chunk's frames from the block holding it, instead of running the
     whole network once per chunk (each second 1 / step times).  On the 46-file dev set
     (bench/frames.py, bench/RESULTS.md), against each chunk's own pass, DER moved -0.2 / -0.7
     / -0.6 points at steps 0.5 / 0.3 / 0.1 with the whole network per block; the front end
     once per window then cost +0.35 points on average over two seeds and two steps (the fbank
-    is no longer cut at block ends) for 16 % less embedding CPU (a 10-min window: 18.9 -> 15.8
-    CPU s; the front end is a third of the network on ONNX Runtime).  Blocks one chunk long
+    is no longer cut at block ends) for 22 % less embedding CPU in bench.speed's fast run
+    (27.3 -> 21.3 s; the front end is a third of the network on ONNX Runtime).  Blocks one
+    chunk long
     were worse (+3.6 points on 10 files): a chunk straddling two blocks mixes two contexts."""
-    frame_block_chunks: int = 2
-    """With shared frames: chunks per TDNN block (blocks one chunk apart: the TDNN layers see
-    ``frame_block_chunks / (frame_block_chunks - 1)`` times the audio).  3 was 1.1x faster for
-    the same DER, but found the speaker count in 1-2 files fewer on the dev set."""
+    frame_block_chunks: int = FRAME_BLOCK_CHUNKS
+    """With shared frames: chunks per TDNN block (blocks overlapping by one chunk: the TDNN
+    layers see ``frame_block_chunks / (frame_block_chunks - 1)`` times the audio); at least 2,
+    so that every chunk lies whole in a block."""
+
+    def __post_init__(self) -> None:
+        if self.frame_block_chunks < 2:
+            raise ValueError(f"frame_block_chunks must be 2 or more, not {self.frame_block_chunks}")
 
 
 def scaled_min_cluster_size(params: DiarizeParams) -> int:
@@ -166,16 +180,6 @@ def _import_pyannote() -> None:
         import pyannote.audio  # noqa: F401
 
 
-FRAME_BLOCK_CHUNKS = 2
-"""Shared frames: chunks per TDNN block (20 s at pyannote's 10-s chunks); blocks overlap by one
-chunk so every chunk lies whole in one block, and the fbank is normalised over a chunk's length
-around each frame, so a chunk's frames see about the context its own pass would.  The network
-costs the same per second at 10 to 120 s: the TDNN blocks cost 2x the audio, against 1 / step.
-Longer blocks (60 s, 30 s, 120 s) cost DER and counts, whether CAM++'s masks saw the whole
-block (+0.5 points, a count fewer at step 0.5) or a moving mean of one or two chunks around
-each frame (+1.0 to +1.3 points; bench/RESULTS.md)."""
-
-
 def frame_blocks(
     end: float, chunk: float, chunks: int = FRAME_BLOCK_CHUNKS
 ) -> list[tuple[float, float]]:
@@ -187,17 +191,12 @@ def frame_blocks(
 
 
 def block_holding(start: float, chunk: float, blocks: list[tuple[float, float]]) -> int:
-    """Index of the block holding the chunk [start, start + chunk] whole with the most room on
-    its shorter side (the first such block on a tie; the last block if none holds it)."""
-    starts = [a for a, _ in blocks]
-    best, room = len(blocks) - 1, -math.inf
-    k = bisect.bisect_right(starts, start + 1e-6) - 1
-    while k >= 0 and blocks[k][1] + 1e-6 >= start + chunk:
-        a, b = blocks[k]
-        if min(start - a, b - start - chunk) >= room - 1e-9:
-            best, room = k, min(start - a, b - start - chunk)
-        k -= 1
-    return best
+    """Index of the first block holding the chunk [start, start + chunk] whole (blocks overlap
+    by one chunk, so a chunk lies in two only at their shared ends)."""
+    for k, (a, b) in enumerate(blocks):
+        if a <= start + 1e-6 and start + chunk <= b + 1e-6:
+            return k
+    return len(blocks) - 1
 
 
 FBANK_PIECE_FRAMES = 6000
@@ -205,8 +204,8 @@ FBANK_PIECE_FRAMES = 6000
 give the same frames), then normalised as one stretch."""
 FRONT_MARGIN_FRAMES = 16
 """Shared frames: CAM++'s front end runs on pieces of the window's fbank one block stride long,
-each with 16 frames more on either side than it keeps (its convolutions see 11 frames around
-each one)."""
+each with 16 frames more on either side than it keeps (its convolutions see 10 frames on
+either side of each one)."""
 
 
 def stream_fbank(model: Any, crop: Callable[[float, float], Any], frames: int, context: int) -> Any:
@@ -226,6 +225,8 @@ def stream_fbank(model: Any, crop: Callable[[float, float], Any], frames: int, c
         start = first * FBANK_HOP
         with torch.inference_mode():
             raw = model.raw_fbank(crop(start / rate, (start + samples) / rate))
+        if raw.shape[1] < count:  # every later frame would shift
+            raise DiarizationError(f"fbank piece at frame {first}: {raw.shape[1]} of {count}")
         parts.append(raw[0, :count])
     with torch.inference_mode():
         return normalise(torch.cat(parts)[None], context)[0]
@@ -250,12 +251,19 @@ class Lanes:
     pool: Executor
     count: Callable[[], int]
 
-    def run(self, work: Callable[[int], np.ndarray], items: list[int]) -> list[np.ndarray]:
-        """``work(item)`` for each item, in order, a group of lanes at a time."""
+    def run(
+        self,
+        work: Callable[[int], np.ndarray],
+        items: list[int],
+        done: Callable[[int], None] = lambda _n: None,
+    ) -> list[np.ndarray]:
+        """``work(item)`` for each item, in order, a group of lanes at a time; ``done(n)``
+        after each group, n items done."""
         out: list[np.ndarray] = []
         while len(out) < len(items):
             group = items[len(out) : len(out) + max(1, self.count())]
             out.extend(self.pool.map(work, group) if len(group) > 1 else [work(group[0])])
+            done(len(out))
         return out
 
 
@@ -315,8 +323,10 @@ def shared_block_frames(
         ]
         with torch.inference_mode():
             frames = model.back_network(torch.from_numpy(x[None]))[0].numpy()
-        width = min(frames.shape[1], held.shape[2])
-        held[k, :, :width] = frames[:, :width]
+        width = frames.shape[1]
+        if width > held.shape[2]:
+            raise DiarizationError(f"block {k}: {width} frames, wider than the first block")
+        held[k, :, :width] = frames
         return held[k, :, :width]
 
     per_block: list[np.ndarray] = []
@@ -333,6 +343,10 @@ def shared_block_frames(
     return per_block
 
 
+FRAME_RATE = 50.0
+"""CAM++'s frame features per second: the fbank's 10-ms hop, halved by its first TDNN layer."""
+
+
 def _cut(
     frames: list[np.ndarray],
     blocks: list[tuple[float, float]],
@@ -342,8 +356,8 @@ def _cut(
 ) -> np.ndarray:
     """The ``width`` frames (channels, width) of the chunk at ``start`` from a block holding it."""
     k = block_holding(start, chunk, blocks)
-    (a, b), block = blocks[k], frames[k]
-    offset = round((start - a) * block.shape[1] / (b - a))
+    a, block = blocks[k][0], frames[k]
+    offset = round((start - a) * FRAME_RATE)
     out = block[:, max(0, min(offset, block.shape[1] - width)) :][:, :width]
     return np.pad(out, ((0, 0), (0, width - out.shape[1])), mode="edge")
 
@@ -405,18 +419,7 @@ def _chunked_embedding_pipeline() -> type:
                     hook("embeddings", None, total=total, completed=min(done, total))
 
             with ThreadPoolExecutor(thread_name_prefix="embed-lane") as pool:
-
-                def in_lanes(
-                    work: Callable[[int], np.ndarray], count: int, size: int
-                ) -> list[np.ndarray]:
-                    """work(start) for each start below count by size, lanes side by side."""
-                    starts = list(range(0, count, size))
-                    out: list[np.ndarray] = []
-                    while len(out) < len(starts):
-                        group = starts[len(out) : len(out) + max(1, self.embedding_lanes())]
-                        out.extend(pool.map(work, group) if len(group) > 1 else [work(group[0])])
-                        progress(len(out) * size, count)
-                    return out
+                lanes = Lanes(pool, self.embedding_lanes)
 
                 def waves_of(segments: list[Any]) -> torch.Tensor:
                     return torch.vstack(
@@ -432,11 +435,13 @@ def _chunked_embedding_pipeline() -> type:
                             out: np.ndarray = model.embed_chunks(waves, m).numpy()
                         return out
 
-                    return np.concatenate(in_lanes(embed, num_chunks, batch))
+                    starts = list(range(0, num_chunks, batch))
+                    done = lambda n: progress(n * batch, num_chunks)  # noqa: E731
+                    return np.concatenate(lanes.run(embed, starts, done))
 
                 # shared frames: the fbank and CAM++'s front end once over the window (in
                 # pieces), its TDNN layers once per block of several chunks (blocks overlapping
-                # by one chunk), each chunk's frames cut from the block holding it best
+                # by one chunk), each chunk's frames cut from the first block holding it
                 plan = frame_blocks(chunks[-1].end, duration, self.frame_block_chunks)
                 chunk_samples = round(duration * self._embedding.sample_rate)
                 per_block = shared_block_frames(
@@ -444,7 +449,7 @@ def _chunked_embedding_pipeline() -> type:
                     lambda a, b: waves_of([Segment(a, b)]),
                     plan,
                     chunk_samples // FBANK_HOP,
-                    Lanes(pool, self.embedding_lanes),
+                    lanes,
                     progress,
                 )
                 width = model.num_frames(chunk_samples)

@@ -218,7 +218,11 @@ class OnnxNetworks:
 
     @classmethod
     def load(cls, folder: Path, gpu: int | None = None) -> OnnxNetworks:
-        return cls(*(Network(folder / name, gpu) for name in FILES))
+        return cls(
+            segmentation=Network(folder / SEGMENTATION_FILE, gpu),
+            front=Network(folder / FRONT_FILE, gpu),
+            back=Network(folder / BACK_FILE, gpu),
+        )
 
     def set_threads(self, threads: int) -> None:
         for network in (self.segmentation, self.front, self.back):

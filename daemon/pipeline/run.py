@@ -8,6 +8,7 @@ progress.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -203,8 +204,15 @@ def _transcribe_and_diarize(
     progress = _Progress(on_progress, job.diarize)
     split = job.threads
 
-    def diarize() -> WindowDiarization:
-        return _diarize(job, cache, models, spool, speech, lambda f: progress.set("diarize", f))
+    abandon = threading.Event()
+    # diarization beside the ASR stops at its next checkpoint if the ASR side fails (a
+    # language detection that cannot load its model must not wait for the whole diarization)
+    beside_cache = dataclasses.replace(
+        cache, should_stop=lambda: cache.should_stop() or abandon.is_set()
+    )
+
+    def diarize(on: StepCache) -> WindowDiarization:
+        return _diarize(job, on, models, spool, speech, lambda f: progress.set("diarize", f))
 
     beside = job.diarize and split.overlap
     gate = LaneGate(split.open_lanes if beside else split.lanes)
@@ -215,25 +223,29 @@ def _transcribe_and_diarize(
         hotwords=job.vocabulary.hotwords,
     )
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="diarize") as pool:
-        pending = pool.submit(diarize) if beside else None
+        pending = pool.submit(diarize, beside_cache) if beside else None
         if pending is not None:
             pending.add_done_callback(lambda _f: gate.widen(split.lanes))
-        model, language = choose_model()
-        segments, language = steps.transcribe(
-            cache,
-            spool,
-            chunks,
-            model,
-            language,
-            options,
-            split.lanes,
-            gate.lane,
-            lambda f: progress.set("asr", f),
-        )
+        try:
+            model, language = choose_model()
+            segments, language = steps.transcribe(
+                cache,
+                spool,
+                chunks,
+                model,
+                language,
+                options,
+                split.lanes,
+                gate.lane,
+                lambda f: progress.set("asr", f),
+            )
+        except BaseException:
+            abandon.set()
+            raise
         on_asr_done()  # diarization, if still running, may take the ASR's threads
         if pending is not None:
             return segments, language, model.name, pending.result()
-    speakers = diarize() if job.diarize else WindowDiarization((), {})
+    speakers = diarize(cache) if job.diarize else WindowDiarization((), {})
     return segments, language, model.name, speakers
 
 

@@ -24,7 +24,7 @@ from daemon.errors import DecodeError, InputRemoved
 from daemon.pipeline import asr, audio
 from daemon.pipeline.asr import AsrModel, AsrOptions, Segment, Word
 from daemon.pipeline.cache import StepCache
-from daemon.pipeline.diarize import WEIGHTS_ID, DiarizeParams
+from daemon.pipeline.diarize import FRAME_BLOCK_CHUNKS, WEIGHTS_ID, DiarizeParams
 from daemon.pipeline.merge import Turn, WindowDiarization, attribute, link_windows, speakers_of
 from daemon.pipeline.outputs import Transcript
 from daemon.pipeline.segments import RULES_VERSION as CUT_RULES
@@ -232,13 +232,29 @@ def diarize(
     # "prints": the result carries the speakers' voice prints (it was the turns alone)
     full = {**key, "prints": True}
     if cache.cache_only and cache.lookup("diarize", full) is None:
-        older = cache.lookup("diarize", key)
-        if older is not None:  # a job finished before voice prints: its turns, no prints
-            on_progress(1.0)
-            return _window_from_dict({"turns": older, "centroids": {}})
+        for older_key, with_prints in _older_keys(key):
+            older = cache.lookup("diarize", older_key)
+            if older is not None:  # a job finished by an earlier version: what it kept
+                on_progress(1.0)
+                return _window_from_dict(
+                    older if with_prints else {"turns": older, "centroids": {}}
+                )
     payload = cache.run("diarize", full, compute)
     on_progress(1.0)
     return _window_from_dict(payload)
+
+
+def _older_keys(key: dict[str, Any]) -> list[tuple[dict[str, Any], bool]]:
+    """The diarize step's keys as earlier versions wrote them, newest first, each with whether
+    its payload holds voice prints: a cache-only run (renaming or relabelling a finished job's
+    speakers) takes what the job was made with, and never recomputes.  Before CAM++'s front
+    end was shared there was no ``frame_block_chunks`` (its default 2 was the only
+    behaviour); before voice prints the payload was the turns alone."""
+    diarization = dict(key["diarization"])
+    if diarization.pop("frame_block_chunks", FRAME_BLOCK_CHUNKS) != FRAME_BLOCK_CHUNKS:
+        return []
+    before = {**key, "diarization": diarization}
+    return [({**before, "prints": True}, True), (before, False)]
 
 
 def _diarize_window(

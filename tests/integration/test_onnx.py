@@ -93,7 +93,6 @@ def test_onnx_networks_export_once_and_match_torch(tmp_path: Path) -> None:
     model.front_network = counted(model.front_network)
     model.back_network = counted(model.back_network)
     by_lanes = on_onnx(audio, hook=seen)
-    assert len(lanes) >= 2  # the pool may keep a spare thread
     assert most[0] == 2  # two lanes side by side, never more than the grant
     assert on_onnx._onnx is not None
     assert on_onnx._onnx.segmentation.thread_counts == [1, 2]
@@ -149,10 +148,9 @@ def test_shared_frames_give_each_chunk_its_own_embedding(tmp_path: Path) -> None
 
 
 def test_the_front_end_in_pieces_gives_the_whole_stretch(tmp_path: Path) -> None:
-    """Shared frames compute the fbank 60 s at a time and CAM++'s front end 30 s at a time
-    with a margin: the same frames as one pass over the whole stretch (at the pieces' seams
-    too), so cutting a block out of them equals the block's own front end away from its
-    ends."""
+    """Shared frames compute the fbank 60 s at a time and CAM++'s front end one block stride
+    (10 s) at a time with a margin: the same frames as one pass over the whole stretch, at the
+    pieces' seams too."""
     import torch
 
     from daemon.pipeline.campplus_model import fbank_frames, normalise

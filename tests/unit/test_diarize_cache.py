@@ -1,5 +1,7 @@
-"""The diarize step's cache across the voice-print change: a job finished before it still
-lists and renames its speakers from the cache (turns, no prints), and never recomputes there."""
+"""The diarize step's cache across earlier versions: a job finished before voice prints still
+lists and renames its speakers from the cache (turns, no prints), one finished before CAM++'s
+front end was shared (no ``frame_block_chunks`` in its key) keeps its prints, and a cache-only
+run never recomputes."""
 
 from __future__ import annotations
 
@@ -42,6 +44,17 @@ def step_key(speech: steps.Speech, params: DiarizeParams, hints: SpeakerHints) -
     }
 
 
+BEFORE_FRONT_SHARED = {
+    "threshold": 0.7046,
+    "min_cluster_size": 12,
+    "min_duration_off": 0.0,
+    "segmentation_step": 0.1,
+    "chunked_embeddings": True,
+    "shared_frames": True,
+}
+"""``asdict(DiarizeParams())`` as the version before the shared front end wrote it."""
+
+
 def never_load() -> Any:
     raise AssertionError("cache-only: no model may be loaded")
 
@@ -59,7 +72,8 @@ def test_turns_cached_before_voice_prints_serve_a_cache_only_run(tmp_path: Path)
     with pytest.raises(CacheMiss):  # nothing cached: a cache-only run says so
         run()
     old = [[1.0, 9.0, "SPEAKER_00"], [9.5, 19.0, "SPEAKER_01"]]
-    store.rows[("abc", "diarize", params_hash(key))] = old  # as the previous version cached it
+    before = {**key, "diarization": BEFORE_FRONT_SHARED}
+    store.rows[("abc", "diarize", params_hash(before))] = old  # as the version before prints
     found = run()
     assert [(t.start, t.end, t.speaker) for t in found.turns] == [tuple(t) for t in old]
     assert found.centroids == {}
@@ -85,3 +99,31 @@ def test_diarization_on_a_gpu_is_cached_apart_from_the_cpus(tmp_path: Path) -> N
     assert run("cpu").turns[0].speaker == "SPEAKER_00"  # the CPU's key is the one it always was
     with pytest.raises(CacheMiss):  # the GPU's result is its own
         run("cuda")
+
+
+def test_prints_cached_before_the_front_end_was_shared_serve_a_cache_only_run(
+    tmp_path: Path,
+) -> None:
+    speech, params, hints = SPEECH, DiarizeParams(), SpeakerHints()
+    assert {k: v for k, v in asdict(params).items() if k != "frame_block_chunks"} == (
+        BEFORE_FRONT_SHARED
+    )
+    old_key = {**step_key(speech, params, hints), "diarization": BEFORE_FRONT_SHARED}
+    store = Memory()
+    cache = StepCache(store, "abc", lambda: None, cache_only=True)
+    spool = Spool(tmp_path / "spool", tmp_path / "in.wav")
+
+    def run(p: DiarizeParams = params) -> Any:
+        return steps.diarize(cache, spool, speech, p, hints, 600.0, never_load, lambda _: None)
+
+    made = {"turns": [[1.0, 19.0, "SPEAKER_00"]], "centroids": {"SPEAKER_00": [0.0, 1.0]}}
+    store.rows[("abc", "diarize", params_hash({**old_key, "prints": True}))] = made
+    found = run()
+    assert found.turns[0].speaker == "SPEAKER_00"
+    assert found.centroids == {"SPEAKER_00": (0.0, 1.0)}
+    with pytest.raises(CacheMiss):  # other blocks are another computation: never the old one
+        run(DiarizeParams(frame_block_chunks=3))
+    # a run that may compute does not take the old entry: it recomputes (here: no model)
+    computing = StepCache(store, "abc", lambda: None)
+    with pytest.raises(AssertionError, match="no model may be loaded"):
+        steps.diarize(computing, spool, speech, params, hints, 600.0, never_load, lambda _: None)

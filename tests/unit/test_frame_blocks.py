@@ -67,3 +67,21 @@ def test_front_pieces_keep_every_frame_once_with_margins(frames: int) -> None:
         assert 0 <= lo <= a < b <= hi <= frames
         # the margin wherever there is audio beyond the kept part
         assert a - lo == min(16, a) and hi - b == min(16, frames - b)
+
+
+@pytest.mark.parametrize("chunks", [2, 3, 6, 12])
+def test_cuts_land_on_the_chunks_time_in_blocks_of_real_width(chunks: int) -> None:
+    """CAM++ gives a block of n samples (1 + (n - 400) // 160 + 1) // 2 frames at 50 per second
+    (a 20-s block: 999, not 1000): a cut is placed by time, not by the block's width, which
+    put every chunk past 10 s into a 30-s block one frame early."""
+    chunk, end = 10.0, 400.0
+    blocks = frame_blocks(end, chunk, chunks)
+
+    def width(a: float, b: float) -> int:
+        samples = round((b - a) * 16000)
+        return (1 + (samples - 400) // 160 + 1) // 2
+
+    frames = [np.tile(a + np.arange(width(a, b)) / 50, (2, 1)) for a, b in blocks]
+    for start in np.arange(0.0, end - chunk + 1e-9, 0.1):
+        out = _cut(frames, blocks, float(start), chunk, 499)
+        assert out[0, 0] == pytest.approx(start, abs=1e-6)
