@@ -20,6 +20,19 @@ REPO = Path(__file__).resolve().parents[1]
 EVAL = Path(os.environ.get("TRANSCRIBD_EVAL", REPO.parent / "shared" / "eval"))
 
 
+class MemoryCacheStore:
+    """The step cache's store in a dict (for tests about the steps, not the database)."""
+
+    def __init__(self) -> None:
+        self.rows: dict[tuple[str, str, str], Any] = {}
+
+    def cache_get(self, sha256: str, step: str, params_hash: str) -> Any | None:
+        return self.rows.get((sha256, step, params_hash))
+
+    def cache_put(self, sha256: str, step: str, params_hash: str, payload: Any, now: Any) -> None:
+        self.rows[(sha256, step, params_hash)] = payload
+
+
 def need_eval(*parts: str) -> Path:
     """A file under ../shared/eval, or skip the test saying why."""
     path = EVAL.joinpath(*parts)

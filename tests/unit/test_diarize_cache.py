@@ -18,18 +18,7 @@ from daemon.pipeline.cache import StepCache, params_hash
 from daemon.pipeline.diarize import WEIGHTS_ID, DiarizeParams
 from daemon.pipeline.spool import Spool
 from daemon.pipeline.vad import Region, plan_windows
-
-
-class Memory:
-    def __init__(self) -> None:
-        self.rows: dict[tuple[str, str, str], Any] = {}
-
-    def cache_get(self, sha256: str, step: str, params_hash: str) -> Any | None:
-        return self.rows.get((sha256, step, params_hash))
-
-    def cache_put(self, sha256: str, step: str, params_hash: str, payload: Any, now: Any) -> None:
-        self.rows[(sha256, step, params_hash)] = payload
-
+from tests.conftest import MemoryCacheStore
 
 SPEECH = steps.Speech(samples=16000 * 20, regions=[Region(1.0, 19.0)])
 
@@ -62,7 +51,7 @@ def never_load() -> Any:
 def test_turns_cached_before_voice_prints_serve_a_cache_only_run(tmp_path: Path) -> None:
     speech, params, hints = SPEECH, DiarizeParams(), SpeakerHints()
     key = step_key(speech, params, hints)
-    store = Memory()
+    store = MemoryCacheStore()
     cache = StepCache(store, "abc", lambda: None, cache_only=True)
     spool = Spool(tmp_path / "spool", tmp_path / "in.wav")
 
@@ -85,7 +74,7 @@ def test_turns_cached_before_voice_prints_serve_a_cache_only_run(tmp_path: Path)
 def test_diarization_on_a_gpu_is_cached_apart_from_the_cpus(tmp_path: Path) -> None:
     speech, params, hints = SPEECH, DiarizeParams(), SpeakerHints()
     key = {**step_key(speech, params, hints), "prints": True}
-    store = Memory()
+    store = MemoryCacheStore()
     on_cpu = {"turns": [[1.0, 19.0, "SPEAKER_00"]], "centroids": {}}
     store.rows[("abc", "diarize", params_hash(key))] = on_cpu
     cache = StepCache(store, "abc", lambda: None, cache_only=True)
@@ -109,7 +98,7 @@ def test_prints_cached_before_the_front_end_was_shared_serve_a_cache_only_run(
         BEFORE_FRONT_SHARED
     )
     old_key = {**step_key(speech, params, hints), "diarization": BEFORE_FRONT_SHARED}
-    store = Memory()
+    store = MemoryCacheStore()
     cache = StepCache(store, "abc", lambda: None, cache_only=True)
     spool = Spool(tmp_path / "spool", tmp_path / "in.wav")
 

@@ -22,17 +22,7 @@ from daemon.pipeline.spool import Spool
 from daemon.pipeline.vad import Region
 from daemon.profiles import BUILTIN
 from daemon.threads import split
-
-
-class Memory:
-    def __init__(self) -> None:
-        self.rows: dict[tuple[str, str, str], Any] = {}
-
-    def cache_get(self, sha256: str, step: str, params_hash: str) -> Any | None:
-        return self.rows.get((sha256, step, params_hash))
-
-    def cache_put(self, sha256: str, step: str, params_hash: str, payload: Any, now: Any) -> None:
-        self.rows[(sha256, step, params_hash)] = payload
+from tests.conftest import MemoryCacheStore
 
 
 def test_a_failing_language_detection_stops_the_diarization_beside_it(tmp_path: Path) -> None:
@@ -46,7 +36,7 @@ def test_a_failing_language_detection_stops_the_diarization_beside_it(tmp_path: 
     def diarizer(audio: Any, hook: Any = None, **_: Any) -> WindowDiarization:
         started.set()
         try:
-            for _ in range(3000):  # 30 s unless stopped
+            for _step in range(3000):  # 30 s unless stopped
                 hook("embeddings")
                 time.sleep(0.01)
         except Cancelled:
@@ -67,7 +57,7 @@ def test_a_failing_language_detection_stops_the_diarization_beside_it(tmp_path: 
         model=model,
         threads=split(2, overlap=True, diarize=True),
     )
-    cache = StepCache(Memory(), "abc", lambda: None)
+    cache = StepCache(MemoryCacheStore(), "abc", lambda: None)
     models = run.Loaders(asr=lambda: pytest.fail("no ASR model"), diarizer=lambda: diarizer)
     began = time.monotonic()
     with pytest.raises(RuntimeError, match="cannot load"):
