@@ -177,8 +177,9 @@ class CAMPPlus(nn.Module):
 
     def front(self, fbank: torch.Tensor) -> torch.Tensor:
         """The 2-D convolutional front end, (batch, frames, mels) -> (batch, 320, frames): half
-        the network's work, and local (a few frames of context), so a long stretch can go
-        through it once and be cut into overlapping pieces for :meth:`back`."""
+        the network's time on torch, about a third on ONNX Runtime, and local (10 frames of
+        context on either side), so a long stretch can go through it once and be cut into
+        overlapping pieces for :meth:`back`."""
         out: torch.Tensor = self.head(fbank.transpose(1, 2))
         return out
 

@@ -9,14 +9,13 @@ time, as 3D-Speaker computes them; weighted (masked) statistics pooling for the 
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import lru_cache, partial
+from functools import partial
 from pathlib import Path
 
 import torch
 import torchaudio.compliance.kaldi as kaldi
 from pyannote.audio.core.model import Model
 from pyannote.audio.models.blocks.pooling import StatsPool
-from pyannote.audio.utils.receptive_field import conv1d_num_frames
 
 from daemon.pipeline.campplus import CAMPPlus
 
@@ -65,12 +64,9 @@ class CamPlusPlusEmbedding(Model):
         """Channels of the frame features that pooling takes (512)."""
         return int(self.net.dense.linear.in_channels // 2)
 
-    @lru_cache  # noqa: B019 - small, per model
     def num_frames(self, num_samples: int) -> int:
-        fbank_frames = conv1d_num_frames(
-            num_samples, kernel_size=FBANK_WINDOW, stride=FBANK_HOP, padding=0, dilation=1
-        )
-        return int((fbank_frames + 1) // 2)
+        """Frame features (50 per second) that ``num_samples`` samples give."""
+        return (fbank_frames(num_samples) + 1) // 2
 
     def compute_fbank(self, waveforms: torch.Tensor, context: int = 0) -> torch.Tensor:
         """Mean-normalised fbank: over the whole input, or with ``context`` > 0 over the

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import wave
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +94,7 @@ def test_onnx_networks_export_once_and_match_torch(tmp_path: Path) -> None:
     model.front_network = counted(model.front_network)
     model.back_network = counted(model.back_network)
     by_lanes = on_onnx(audio, hook=seen)
+    assert len(lanes) >= 2  # embedding lanes ran (the pool may keep a spare thread)
     assert most[0] == 2  # two lanes side by side, never more than the grant
     assert on_onnx._onnx is not None
     assert on_onnx._onnx.segmentation.thread_counts == [1, 2]
@@ -154,7 +156,13 @@ def test_the_front_end_in_pieces_gives_the_whole_stretch(tmp_path: Path) -> None
     import torch
 
     from daemon.pipeline.campplus_model import fbank_frames, normalise
-    from daemon.pipeline.diarize import front_pieces, stream_fbank
+    from daemon.pipeline.diarize import (
+        Lanes,
+        frame_blocks,
+        front_pieces,
+        shared_block_frames,
+        stream_fbank,
+    )
 
     audio = np.concatenate([speech(n) for n in ("sample.wav", "dev00.wav", "dev01.wav")])
     diarizer = Diarizer(DiarizeParams(), onnx_cache=tmp_path / "models")
@@ -182,3 +190,19 @@ def test_the_front_end_in_pieces_gives_the_whole_stretch(tmp_path: Path) -> None
         )
     assert pieces.shape == front_whole.shape
     assert float(np.abs(pieces - front_whole).max()) < 1e-3 * float(np.abs(front_whole).max())
+
+    # the production pass: each 20-s block's TDNN frames from those pieces equal the TDNN
+    # layers run on the block's part of the whole stretch's front end (tiles dropped as it goes)
+    plan = frame_blocks(audio.size / 16000, 10.0)
+    with ThreadPoolExecutor() as pool:
+        blocks = shared_block_frames(
+            model, crop, plan, 1000, Lanes(pool, lambda: 2), lambda _d, _n: None
+        )
+    assert len(blocks) == len(plan) > 5
+    with torch.inference_mode():
+        for (a, b), got in zip(plan, blocks, strict=True):
+            first = round(a * 100)
+            part = front_whole[:, first : first + fbank_frames(round((b - a) * 16000))]
+            want = model.back_network(torch.from_numpy(np.ascontiguousarray(part[None])))[0]
+            assert got.shape == tuple(want.shape)
+            assert float(np.abs(got - want.numpy()).max()) < 1e-3 * float(np.abs(got).max())
