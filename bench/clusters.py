@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.cluster.hierarchy import fcluster, linkage
 
 from bench.devset import Item, build, decode
 from bench.metrics import load_rttm, load_uem
@@ -44,6 +45,12 @@ class Method:
 
     threshold: float
     merge: float = 0.0
+    lone_voices: float = 0.0
+    """Then :func:`lone_voices`, candidates speaking alone this share of a chunk (0: not)."""
+    far: float | None = None
+    """:func:`lone_voices`' distance that makes a candidate unexplained (None: the threshold)."""
+    members: int = 3
+    """:func:`lone_voices`' least members (never fewer than pyannote's least cluster size)."""
 
 
 def variants() -> list[tuple[str, Method]]:
@@ -52,6 +59,13 @@ def variants() -> list[tuple[str, Method]]:
         ("ahc 0.75", Method(0.75)),
         (f"ahc {CANDIDATE:.2f}", Method(CANDIDATE)),
         ("ahc 0.7046 + merge 0.80", Method(PYANNOTE_THRESHOLD, merge=0.80)),
+        *(
+            (
+                f"ahc 0.7046 + lone voices 0.1, far {far or PYANNOTE_THRESHOLD}",
+                Method(PYANNOTE_THRESHOLD, lone_voices=0.1, far=far),
+            )
+            for far in (None, 0.9)
+        ),
     ]
 
 
@@ -78,9 +92,132 @@ def merge_close(x: np.ndarray, labels: np.ndarray, distance: float, least: int =
     return np.asarray(np.unique(labels, return_inverse=True)[1])
 
 
+def lone_voices(
+    embeddings: np.ndarray,
+    clean_frames: np.ndarray,
+    least_frames: float,
+    train_chunks: np.ndarray,
+    train_speakers: np.ndarray,
+    train_clusters: np.ndarray,
+    threshold: float,
+    least_members: int,
+    room: int | None = None,
+    far: float | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The clustering's training set (chunk and speaker indices, cluster labels 0..k-1) with
+        the voices it missed added as clusters k, k+1, ...
+
+        ``embeddings``: (chunks, speakers, dim), NaN where none was computed; ``clean_frames``:
+        (chunks, speakers) frames where that speaker alone speaks; candidates are the embeddings
+        outside the training set with at least ``least_frames`` of them.  A candidate is unexplained
+        when its unit vector lies farther than ``threshold`` from every cluster's unit centroid (the
+        euclidean distance centroid linkage stops at); the unexplained are clustered by centroid
+        linkage at ``threshold`` and each group of at least ``least_members`` becomes a cluster (at
+    most ``room`` of them, the largest first).  ``far``: the distance from every centroid that
+    makes a candidate unexplained, if not ``threshold``."""
+    if train_clusters.size == 0 or room == 0:
+        return train_chunks, train_speakers, train_clusters
+    valid = np.isfinite(embeddings).all(axis=-1) & (clean_frames >= least_frames)
+    valid[train_chunks, train_speakers] = False
+    chunks, speakers = np.nonzero(valid)
+    if chunks.size < max(1, least_members):
+        return train_chunks, train_speakers, train_clusters
+    known = unit(embeddings[train_chunks, train_speakers])
+    count = int(train_clusters.max()) + 1
+    centroids = unit(np.vstack([known[train_clusters == k].mean(axis=0) for k in range(count)]))
+    candidates = unit(embeddings[chunks, speakers])
+    distance = np.linalg.norm(candidates[:, None, :] - centroids[None, :, :], axis=-1)
+    unexplained = distance.min(axis=1) > (threshold if far is None else far)
+    if unexplained.sum() < max(1, least_members):
+        return train_chunks, train_speakers, train_clusters
+    chunks, speakers = chunks[unexplained], speakers[unexplained]
+    vectors = candidates[unexplained]
+    if len(vectors) == 1:
+        groups = np.zeros(1, dtype=int)
+    else:
+        groups = fcluster(linkage(vectors, method="centroid"), threshold, "distance") - 1
+    ids, sizes = np.unique(groups, return_counts=True)
+    order = np.argsort(-sizes, kind="stable")
+    new = [int(ids[i]) for i in order if sizes[i] >= least_members][:room]
+    if not new:
+        return train_chunks, train_speakers, train_clusters
+    keep = np.isin(groups, new)
+    relabel = {g: count + i for i, g in enumerate(new)}
+    labels = np.array([relabel[g] for g in groups[keep]], dtype=train_clusters.dtype)
+    return (
+        np.concatenate([train_chunks, chunks[keep]]),
+        np.concatenate([train_speakers, speakers[keep]]),
+        np.concatenate([train_clusters, labels]),
+    )
+
+
+def lone_voice_clustering(stock: Any, method: Method) -> Any:
+    """pyannote's agglomerative clustering (``stock``'s settings), then :func:`lone_voices`
+    before every embedding is given its nearest centroid (not when the number of speakers is
+    given).  Rejected: bench/RESULTS.md."""
+    from pyannote.audio.pipelines.clustering import AgglomerativeClustering
+
+    class LoneVoiceClustering(AgglomerativeClustering):
+        def __call__(
+            self,
+            embeddings: np.ndarray,
+            segmentations: Any = None,
+            num_clusters: int | None = None,
+            min_clusters: int | None = None,
+            max_clusters: int | None = None,
+            **kwargs: Any,
+        ) -> Any:
+            data = np.nan_to_num(segmentations.data)
+            self.clean = (data * (data.sum(axis=2, keepdims=True) == 1)).sum(axis=1)
+            self.least = method.lone_voices * data.shape[1]
+            self.hints = (num_clusters, max_clusters)
+            return super().__call__(
+                embeddings, segmentations, num_clusters, min_clusters, max_clusters, **kwargs
+            )
+
+        def assign_embeddings(
+            self,
+            embeddings: np.ndarray,
+            chunks: np.ndarray,
+            speakers: np.ndarray,
+            clusters: np.ndarray,
+            constrained: bool = False,
+        ) -> Any:
+            known, most = self.hints
+            if known is None:
+                clusters = np.asarray(clusters)
+                found = int(clusters.max()) + 1 if clusters.size else 0
+                # pyannote's least cluster size (its cluster()), and never fewer than asked
+                size = min(self.min_cluster_size, max(1, round(0.1 * clusters.size)))
+                least = max(method.members, size)
+                chunks, speakers, clusters = lone_voices(
+                    embeddings,
+                    self.clean,
+                    self.least,
+                    np.asarray(chunks),
+                    np.asarray(speakers),
+                    clusters,
+                    self.threshold,
+                    least,
+                    # pyannote passes an infinite maximum when none is given
+                    None if most is None or not np.isfinite(most) else max(0, int(most) - found),
+                    method.far,
+                )
+            return super().assign_embeddings(embeddings, chunks, speakers, clusters, constrained)
+
+    clustering = LoneVoiceClustering(metric=stock.metric)
+    clustering.method = stock.method
+    clustering.min_cluster_size = stock.min_cluster_size
+    return clustering
+
+
 def install(pipeline: Any, method: Method) -> None:
     """Make a loaded pyannote SpeakerDiarization cluster with ``method``."""
-    clustering = pipeline.clustering
+    if not hasattr(pipeline, "stock_clustering"):
+        object.__setattr__(pipeline, "stock_clustering", pipeline.clustering)
+    stock = pipeline.stock_clustering
+    clustering = lone_voice_clustering(stock, method) if method.lone_voices else stock
+    object.__setattr__(pipeline, "clustering", clustering)
     original = type(clustering).cluster
     clustering.threshold = method.threshold
 
@@ -137,6 +274,8 @@ def main() -> None:
         diarizer = Diarizer(DiarizeParams(segmentation_step=step), threads=args.threads)
         features = Features(diarizer)
         for name, method in variants():
+            if args.only and args.only not in name:
+                continue
             install(diarizer._pipeline, method)
             rows = []
             for item in items:
@@ -160,6 +299,7 @@ def step_parser(doc: str) -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--limit", type=int, default=0)
     parser.add_argument("--resamples", type=int, default=2000)
+    parser.add_argument("--only", default="", help="only the variants whose name holds this")
     return parser
 
 
