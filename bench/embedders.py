@@ -12,7 +12,8 @@ The test is the one a diarization's clustering faces: every reference turn of ev
 (bench.devset, the reference RTTM), cut to the stretch where its speaker speaks alone, is embedded
 on its own; within each file, the cosine similarities of all pairs of turns are scored as same or
 different speaker.  Reported per model: the equal error rate over all pairs, over pairs of short
-turns (both under 3 s), and the share of files whose best single threshold separates every pair.
+turns (both under 3 s), the share of files whose best single threshold separates every pair, and
+how far apart (cosine distance) the two voices' centroids lie in the two-person conversations.
 The GE2E encoder runs as resemblyzer does (its mel spectrogram, 1.6-s partials at 1.3 per second,
 their mean L2-normed); its package is imported for nothing but its weights' path (its own import
 needs webrtcvad): ``pip install --no-deps resemblyzer==0.1.4`` before running.
@@ -25,7 +26,7 @@ import importlib.metadata
 import logging
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
 
@@ -117,7 +118,8 @@ def ge2e() -> Callable[[np.ndarray], np.ndarray]:
         def forward(self, mels: torch.Tensor) -> torch.Tensor:
             _, (hidden, _) = self.lstm(mels)
             raw = torch.relu(self.linear(hidden[-1]))
-            return raw / torch.norm(raw, dim=1, keepdim=True)
+            out: torch.Tensor = raw / torch.norm(raw, dim=1, keepdim=True)
+            return out
 
     model = Encoder()
     model.load_state_dict(torch.load(path, map_location="cpu")["model_state"], strict=False)
@@ -161,6 +163,8 @@ class Scores:
     different_short: list[float]
     separable: int = 0
     files: int = 0
+    two_voices: list[float] = field(default_factory=list)
+    """Cosine distance between the two voices' centroids, per two-person conversation."""
 
 
 def score(items: list[Item], embed: Callable[[np.ndarray], np.ndarray]) -> Scores:
@@ -175,7 +179,8 @@ def score(items: list[Item], embed: Callable[[np.ndarray], np.ndarray]) -> Score
         )
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
         sims = vectors @ vectors.T
-        same_here, diff_here = [], []
+        same_here: list[float] = []
+        diff_here: list[float] = []
         for i in range(len(turns)):
             for j in range(i + 1, len(turns)):
                 same = turns[i].speaker == turns[j].speaker
@@ -183,6 +188,10 @@ def score(items: list[Item], embed: Callable[[np.ndarray], np.ndarray]) -> Score
                 short = max(turns[i].end - turns[i].start, turns[j].end - turns[j].start)
                 if short < SHORT:
                     (out.same_short if same else out.different_short).append(float(sims[i, j]))
+        speakers = sorted({t.speaker for t in turns})
+        if item.kind == "synthetic" and len(speakers) == 2:
+            a, b = (vectors[[t.speaker == k for t in turns]].mean(axis=0) for k in speakers)
+            out.two_voices.append(1 - float(a @ b) / float(np.linalg.norm(a) * np.linalg.norm(b)))
         out.same += same_here
         out.different += diff_here
         out.files += 1
@@ -210,32 +219,29 @@ def main() -> None:
         print(f"{len(items)} files (seed {args.seed})")
         print(
             f"{'model':<22}{'pairs':>8}{'EER':>8}{'short pairs':>13}{'EER short':>11}"
-            f"{'separable files':>17}"
+            f"{'separable files':>17}{'2-voice apart':>16}"
         )
         rows = [(name, score(items, make())) for name, make in MODELS]
         # the two models' scores averaged pair by pair (the pairs come in the same order)
         a, b = rows[0][1], rows[1][1]
-        rows.append(
-            (
-                "mean of both",
-                Scores(
-                    *(
-                        [(x + y) / 2 for x, y in zip(getattr(a, f), getattr(b, f), strict=True)]
-                        for f in ("same", "different", "same_short", "different_short")
-                    ),
-                    separable=-1,
-                    files=a.files,
-                ),
-            )
+
+        def mean(f: str) -> list[float]:
+            return [(x + y) / 2 for x, y in zip(getattr(a, f), getattr(b, f), strict=True)]
+
+        both = Scores(
+            mean("same"), mean("different"), mean("same_short"), mean("different_short"), -1
         )
+        both.files = a.files
+        rows.append(("mean of both", both))
         for name, s in rows:
             same, diff = np.array(s.same), np.array(s.different)
             short = eer(np.array(s.same_short), np.array(s.different_short))
             separable = "-" if s.separable < 0 else str(s.separable)
+            apart = f"{min(s.two_voices):.2f}-{max(s.two_voices):.2f}" if s.two_voices else "-"
             print(
                 f"{name:<22}{same.size + diff.size:>8}{eer(same, diff):>8.1%}"
                 f"{len(s.same_short) + len(s.different_short):>13}{short:>11.1%}"
-                f"{separable:>11}/{s.files}"
+                f"{separable:>11}/{s.files}{apart:>16}"
             )
 
 
