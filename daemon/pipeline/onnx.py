@@ -6,7 +6,8 @@ exported with torch's TorchScript exporter on first use into a folder of the mod
 after both source checkpoints' sha256 and :data:`EXPORT_VERSION`: written in a temporary folder,
 each file's sha256 recorded in a marker, then renamed into place, so a half-written export is
 never used and a changed checkpoint gets a folder of its own.  At load each file is checked
-against its recorded sha256 (a mismatch exports again).
+against its recorded sha256 (a mismatch exports again), and the folders of earlier export
+versions are removed.
 
 Only the networks move: pyannote's pipeline keeps the sliding windows, powerset decoding,
 aggregation, the masked statistics pooling and the clustering.  Sessions run on the CPU
@@ -20,11 +21,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import threading
 import time
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,6 +51,9 @@ FRONT_FILE = "campplus-front.onnx"
 BACK_FILE = "campplus-back.onnx"
 FILES = (SEGMENTATION_FILE, FRONT_FILE, BACK_FILE)
 MARKER = ".verified"
+ABANDONED_SECONDS = 24 * 3600
+"""A temporary export folder untouched this long belongs to an export that died: removed."""
+_EXPORT_NAME = re.compile(r"diarization-onnx-v(\d+)-seg[0-9a-f]+-emb[0-9a-f]+")
 
 
 def export_folder(cache_dir: Path, segmentation_sha: str, embedding_sha: str) -> Path:
@@ -55,6 +61,40 @@ def export_folder(cache_dir: Path, segmentation_sha: str, embedding_sha: str) ->
     return cache_dir / (
         f"diarization-onnx-v{EXPORT_VERSION}-seg{segmentation_sha[:12]}-emb{embedding_sha[:12]}"
     )
+
+
+def stale_exports(names: Iterable[str], version: int = EXPORT_VERSION) -> list[str]:
+    """Of a model cache folder's entries, the export folders of earlier export versions (pure).
+    A worker of an earlier version still running keeps the sessions it has made (ONNX Runtime
+    reads the file when it makes one); if it needs a new one it fails that job, which is
+    retried, and it exports again when it restarts."""
+    stale = []
+    for name in names:
+        match = _EXPORT_NAME.fullmatch(name)
+        if match is not None and int(match.group(1)) < version:
+            stale.append(name)
+    return stale
+
+
+def prune(cache_dir: Path, now: float | None = None) -> None:
+    """Remove earlier versions' export folders and temporary folders of exports that died
+    (untouched for :data:`ABANDONED_SECONDS`) from the model cache folder."""
+    now = time.time() if now is None else now
+    try:
+        entries = list(cache_dir.iterdir())
+    except OSError:
+        return
+    stale = set(stale_exports(e.name for e in entries))
+    for entry in entries:
+        temporary = entry.name.startswith(".diarization-onnx-v")
+        try:
+            if temporary and now - entry.stat().st_mtime < ABANDONED_SECONDS:
+                continue
+        except OSError:
+            continue
+        if entry.name in stale or temporary:
+            shutil.rmtree(entry, ignore_errors=True)
+            log.info("removed an old diarization export", extra={"path": str(entry)})
 
 
 def verified(folder: Path) -> bool:
@@ -68,7 +108,14 @@ def verified(folder: Path) -> bool:
 
 def ensure_exported(folder: Path, segmentation: Any, campplus: Any) -> Path:
     """The verified export folder, exporting ``segmentation`` (pyannote's PyanNet) and
-    ``campplus`` (:class:`~daemon.pipeline.campplus.CAMPPlus`) into it first if needed."""
+    ``campplus`` (:class:`~daemon.pipeline.campplus.CAMPPlus`) into it first if needed; then
+    the export folders of earlier versions leave the cache (:func:`prune`)."""
+    folder = _ensure_exported(folder, segmentation, campplus)
+    prune(folder.parent)
+    return folder
+
+
+def _ensure_exported(folder: Path, segmentation: Any, campplus: Any) -> Path:
     if verified(folder):
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
