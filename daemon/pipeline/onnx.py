@@ -53,7 +53,9 @@ FILES = (SEGMENTATION_FILE, FRONT_FILE, BACK_FILE)
 MARKER = ".verified"
 ABANDONED_SECONDS = 24 * 3600
 """A temporary export folder untouched this long belongs to an export that died: removed."""
-_EXPORT_NAME = re.compile(r"diarization-onnx-v(\d+)-seg[0-9a-f]+-emb[0-9a-f]+")
+UNUSED_SECONDS = 7 * 24 * 3600
+"""An earlier export version's folder is removed once it was written this long ago."""
+_EXPORT_NAME = re.compile(r"(\.?)diarization-onnx-v([0-9]+)-seg[0-9a-f]+-emb[0-9a-f]+(\..+)?")
 
 
 def export_folder(cache_dir: Path, segmentation_sha: str, embedding_sha: str) -> Path:
@@ -63,38 +65,51 @@ def export_folder(cache_dir: Path, segmentation_sha: str, embedding_sha: str) ->
     )
 
 
-def stale_exports(names: Iterable[str], version: int = EXPORT_VERSION) -> list[str]:
-    """Of a model cache folder's entries, the export folders of earlier export versions (pure).
-    A worker of an earlier version still running keeps the sessions it has made (ONNX Runtime
-    reads the file when it makes one); if it needs a new one it fails that job, which is
-    retried, and it exports again when it restarts."""
+def stale_exports(
+    entries: Iterable[tuple[str, float]], now: float, version: int = EXPORT_VERSION
+) -> list[str]:
+    """Of a model cache folder's entries (name, modification time), those to remove (pure):
+
+    - the export folders of earlier export versions, written at least :data:`UNUSED_SECONDS`
+      ago.  ONNX Runtime reads a network's file when it makes a session, and a worker makes
+      one per thread count when it first needs it: a worker of an earlier version still
+      running would fail a job (which is retried) if it needed a new session after that, and
+      export again when restarted (a fresh folder, kept another week).  A week keeps an
+      upgrade's overlap of old and new workers clear of that;
+    - temporary folders of exports (``.<folder>.<random>``) untouched for
+      :data:`ABANDONED_SECONDS`: their export died (a live one writes into its folder).
+
+    Never the current version's folders (any checkpoints) nor a later version's."""
     stale = []
-    for name in names:
+    for name, mtime in entries:
         match = _EXPORT_NAME.fullmatch(name)
-        if match is not None and int(match.group(1)) < version:
+        if match is None:
+            continue
+        dot, number, suffix = match.groups()
+        age = now - mtime
+        if dot and suffix is not None:  # a temporary folder
+            if age >= ABANDONED_SECONDS:
+                stale.append(name)
+        elif not dot and suffix is None and int(number) < version and age >= UNUSED_SECONDS:
             stale.append(name)
     return stale
 
 
 def prune(cache_dir: Path, now: float | None = None) -> None:
-    """Remove earlier versions' export folders and temporary folders of exports that died
-    (untouched for :data:`ABANDONED_SECONDS`) from the model cache folder."""
-    now = time.time() if now is None else now
+    """Remove from the model cache folder what :func:`stale_exports` says is stale."""
+    entries = []
     try:
-        entries = list(cache_dir.iterdir())
+        for entry in cache_dir.iterdir():
+            entries.append((entry.name, entry.stat().st_mtime))
     except OSError:
         return
-    stale = set(stale_exports(e.name for e in entries))
-    for entry in entries:
-        temporary = entry.name.startswith(".diarization-onnx-v")
-        try:
-            if temporary and now - entry.stat().st_mtime < ABANDONED_SECONDS:
-                continue
-        except OSError:
-            continue
-        if entry.name in stale or temporary:
-            shutil.rmtree(entry, ignore_errors=True)
-            log.info("removed an old diarization export", extra={"path": str(entry)})
+    for name in stale_exports(entries, time.time() if now is None else now):
+        path = cache_dir / name
+        shutil.rmtree(path, ignore_errors=True)
+        if path.exists():
+            log.warning("could not remove an old diarization export", extra={"path": str(path)})
+        else:
+            log.info("removed an old diarization export", extra={"path": str(path)})
 
 
 def verified(folder: Path) -> bool:
