@@ -14,16 +14,16 @@ on its own; within each file, the cosine similarities of all pairs of turns are 
 different speaker.  Reported per model: the equal error rate over all pairs, over pairs of short
 turns (both under 3 s), the share of files whose best single threshold separates every pair, and
 how far apart (cosine distance) the two voices' centroids lie in the two-person conversations.
-The GE2E encoder runs as resemblyzer does (its mel spectrogram, 1.6-s partials at 1.3 per second,
-their mean L2-normed); its package is imported for nothing but its weights' path (its own import
-needs webrtcvad): ``pip install --no-deps resemblyzer==0.1.4`` before running.
+The GE2E encoder runs as resemblyzer does (its volume normalisation, mel spectrogram, 1.6-s
+partials at 1.3 per second, their mean L2-normed; not its trimming of long silences).  Its
+package is used for nothing but its weights' path (importing it needs webrtcvad):
+``pip install --no-deps resemblyzer==0.1.4`` before running.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.metadata
-import logging
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,8 +39,6 @@ REPO = Path(__file__).resolve().parent.parent
 MIN_TURN = 1.0
 """Shortest lone stretch of a turn that is embedded (seconds)."""
 SHORT = 3.0
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -122,11 +120,17 @@ def ge2e() -> Callable[[np.ndarray], np.ndarray]:
             return out
 
     model = Encoder()
-    model.load_state_dict(torch.load(path, map_location="cpu")["model_state"], strict=False)
+    state = torch.load(path, map_location="cpu", weights_only=True)["model_state"]
+    model.load_state_dict(state, strict=False)
     model.eval()
     hop, partial, step = 160, 160, round(RATE / 1.3 / 160)
 
     def embed(wave: np.ndarray) -> np.ndarray:
+        # resemblyzer's preprocess_wav: louder to -30 dBFS, never quieter (its trimming of long
+        # silences needs webrtcvad; these are turns of speech)
+        rms = float(np.sqrt(np.mean(np.square(wave, dtype=np.float64))))
+        gain = 10 ** ((-30 - 20 * np.log10(max(rms, 1e-10))) / 20)
+        wave = wave * max(gain, 1.0)
         frames = int(np.ceil((wave.size + 1) / hop))
         starts = list(range(0, max(1, frames - partial + step + 1), step))
         last = starts[-1] * hop
@@ -163,6 +167,7 @@ class Scores:
     different_short: list[float]
     separable: int = 0
     files: int = 0
+    """Files with at least one pair of turns of one voice (and so of two)."""
     two_voices: list[float] = field(default_factory=list)
     """Cosine distance between the two voices' centroids, per two-person conversation."""
 
@@ -189,14 +194,14 @@ def score(items: list[Item], embed: Callable[[np.ndarray], np.ndarray]) -> Score
                 if short < SHORT:
                     (out.same_short if same else out.different_short).append(float(sims[i, j]))
         speakers = sorted({t.speaker for t in turns})
-        if item.kind == "synthetic" and len(speakers) == 2:
+        if item.kind == "synthetic" and item.speakers == 2 and len(speakers) == 2:
             a, b = (vectors[[t.speaker == k for t in turns]].mean(axis=0) for k in speakers)
             out.two_voices.append(1 - float(a @ b) / float(np.linalg.norm(a) * np.linalg.norm(b)))
         out.same += same_here
         out.different += diff_here
-        out.files += 1
-        if not same_here or min(same_here) > max(diff_here):
-            out.separable += 1
+        if same_here:
+            out.files += 1
+            out.separable += min(same_here) > max(diff_here)
     return out
 
 
@@ -219,7 +224,7 @@ def main() -> None:
         print(f"{len(items)} files (seed {args.seed})")
         print(
             f"{'model':<22}{'pairs':>8}{'EER':>8}{'short pairs':>13}{'EER short':>11}"
-            f"{'separable files':>17}{'2-voice apart':>16}"
+            f"{'separable files':>17}{'2-voice apart (files)':>23}"
         )
         rows = [(name, score(items, make())) for name, make in MODELS]
         # the two models' scores averaged pair by pair (the pairs come in the same order)
@@ -232,16 +237,18 @@ def main() -> None:
             mean("same"), mean("different"), mean("same_short"), mean("different_short"), -1
         )
         both.files = a.files
-        rows.append(("mean of both", both))
+        rows.append(("mean of both scores", both))
         for name, s in rows:
             same, diff = np.array(s.same), np.array(s.different)
             short = eer(np.array(s.same_short), np.array(s.different_short))
             separable = "-" if s.separable < 0 else str(s.separable)
-            apart = f"{min(s.two_voices):.2f}-{max(s.two_voices):.2f}" if s.two_voices else "-"
+            apart = "-"
+            if s.two_voices:
+                apart = f"{min(s.two_voices):.2f}-{max(s.two_voices):.2f} ({len(s.two_voices)})"
             print(
                 f"{name:<22}{same.size + diff.size:>8}{eer(same, diff):>8.1%}"
                 f"{len(s.same_short) + len(s.different_short):>13}{short:>11.1%}"
-                f"{separable:>11}/{s.files}{apart:>16}"
+                f"{separable:>11}/{s.files}{apart:>23}"
             )
 
 
