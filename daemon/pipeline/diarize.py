@@ -28,6 +28,7 @@ import numpy as np
 from daemon.errors import DiarizationError
 from daemon.modelstore import file_sha256
 from daemon.pipeline.audio import SAMPLE_RATE, Audio
+from daemon.pipeline.clusters import MERGE_DISTANCE, merge_close
 from daemon.pipeline.merge import Turn, WindowDiarization
 
 if TYPE_CHECKING:
@@ -76,10 +77,9 @@ class DiarizeParams:
     threshold: float = PYANNOTE_THRESHOLD
     """Where centroid agglomerative clustering stops merging: the euclidean distance between the
     centroids of unit-normalised CAM++ embeddings; pyannote's own value.  (It was 0.6: 0.7046
-    gave balanced 2.3 DER points less on the 46-file dev set.)  0.80 found the right speaker
-    count more often on two dev sets (bench/clusters.py, bench/RESULTS.md) but merged the two
-    voices of a 35-s window of sample.wav (tests/e2e/test_diarization.py), and 0.75 split them
-    in three: not adopted until that instability is understood."""
+    gave balanced 2.3 DER points less on the 46-file dev set.)  Stopping at 0.80 instead merged
+    the two voices of a 35-s window of sample.wav (tests/e2e/test_diarization.py); merging the
+    clusters it ends with at ``merge_distance`` does not."""
     min_cluster_size: int = 12
     """Smallest cluster, in embeddings at a 0.1 segmentation step; scaled to the actual step,
     since a larger step yields proportionally fewer embeddings per speaker."""
@@ -100,6 +100,11 @@ class DiarizeParams:
     (27.3 -> 21.3 s; the front end is a third of the network on ONNX Runtime).  Blocks one
     chunk long
     were worse (+3.6 points on 10 files): a chunk straddling two blocks mixes two contexts."""
+    merge_distance: float = MERGE_DISTANCE
+    """After pyannote's clustering, clusters whose unit centroids lie closer than this are merged,
+    closest first (0: not; :mod:`daemon.pipeline.clusters`).  On three seeds of the 46-file dev
+    set (bench/clusters.py, bench/RESULTS.md) it lowered DER by 0.6 / 0.6 / 0.3 points on
+    average at steps 0.5 / 0.3 / 0.1 and found the exact count in 8 / 2 / 0 more of 138 files."""
     frame_block_chunks: int = FRAME_BLOCK_CHUNKS
     """With shared frames: chunks per TDNN block (blocks overlapping by one chunk: the TDNN
     layers see ``frame_block_chunks / (frame_block_chunks - 1)`` times the audio); at least 2,
@@ -474,6 +479,30 @@ def _chunked_embedding_pipeline() -> type:
     return ChunkedEmbeddingDiarization
 
 
+def _merging_clustering(distance: float) -> Any:
+    """pyannote's agglomerative clustering, then :func:`merge_close` at ``distance`` on the
+    clusters it ends with (not when the number of speakers is given; never below the least
+    number asked for)."""
+    from pyannote.audio.pipelines.clustering import AgglomerativeClustering
+
+    class MergingClustering(AgglomerativeClustering):
+        def cluster(
+            self,
+            embeddings: np.ndarray,
+            min_clusters: int | None = None,
+            max_clusters: int | None = None,
+            num_clusters: int | None = None,
+        ) -> np.ndarray:
+            labels = np.asarray(
+                super().cluster(embeddings, min_clusters, max_clusters, num_clusters)
+            )
+            if num_clusters is not None:
+                return labels
+            return merge_close(embeddings, labels, distance, least=max(1, min_clusters or 1))
+
+    return MergingClustering(metric="cosine")
+
+
 class _PartClock:
     """Wall and CPU seconds of the pipeline's parts, told apart by the progress hook's step
     names: segmentation (with the speaker counting that follows it) until "speaker_counting",
@@ -560,6 +589,8 @@ class Diarizer:
             embedding_batch_size=EMBEDDING_BATCH,
             segmentation_batch_size=16,
         )
+        if params.merge_distance > 0:
+            pipeline.clustering = _merging_clustering(params.merge_distance)
         pipeline.instantiate(
             {
                 "segmentation": {"min_duration_off": params.min_duration_off},

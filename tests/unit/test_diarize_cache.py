@@ -1,7 +1,7 @@
 """The diarize step's cache across earlier versions: a job finished before voice prints still
 lists and renames its speakers from the cache (turns, no prints), one finished before CAM++'s
-front end was shared (no ``frame_block_chunks`` in its key) keeps its prints, and a cache-only
-run never recomputes."""
+front end was shared (no ``frame_block_chunks`` in its key) or before clusters were merged (no
+``merge_distance``) keeps its prints, and a cache-only run never recomputes."""
 
 from __future__ import annotations
 
@@ -42,6 +42,9 @@ BEFORE_FRONT_SHARED = {
     "shared_frames": True,
 }
 """``asdict(DiarizeParams())`` as the version before the shared front end wrote it."""
+BEFORE_MERGE = {**BEFORE_FRONT_SHARED, "frame_block_chunks": 2}
+"""``asdict(DiarizeParams())`` as the version before clusters of one voice were merged wrote
+it (those jobs were made without merging)."""
 
 
 def never_load() -> Any:
@@ -94,9 +97,8 @@ def test_prints_cached_before_the_front_end_was_shared_serve_a_cache_only_run(
     tmp_path: Path,
 ) -> None:
     speech, params, hints = SPEECH, DiarizeParams(), SpeakerHints()
-    assert {k: v for k, v in asdict(params).items() if k != "frame_block_chunks"} == (
-        BEFORE_FRONT_SHARED
-    )
+    later = ("frame_block_chunks", "merge_distance")
+    assert {k: v for k, v in asdict(params).items() if k not in later} == BEFORE_FRONT_SHARED
     old_key = {**step_key(speech, params, hints), "diarization": BEFORE_FRONT_SHARED}
     store = MemoryCacheStore()
     cache = StepCache(store, "abc", lambda: None, cache_only=True)
@@ -116,3 +118,29 @@ def test_prints_cached_before_the_front_end_was_shared_serve_a_cache_only_run(
     computing = StepCache(store, "abc", lambda: None)
     with pytest.raises(AssertionError, match="no model may be loaded"):
         steps.diarize(computing, spool, speech, params, hints, 600.0, never_load, lambda _: None)
+
+
+def test_prints_cached_before_clusters_were_merged_serve_a_cache_only_run(tmp_path: Path) -> None:
+    speech, params, hints = SPEECH, DiarizeParams(), SpeakerHints()
+    assert params.merge_distance > 0  # what a job is made with now differs from the old entry
+    old_key = {**step_key(speech, params, hints), "diarization": BEFORE_MERGE, "prints": True}
+    store = MemoryCacheStore()
+    made = {"turns": [[1.0, 19.0, "SPEAKER_01"]], "centroids": {"SPEAKER_01": [1.0, 0.0]}}
+    store.rows[("abc", "diarize", params_hash(old_key))] = made
+    spool = Spool(tmp_path / "spool", tmp_path / "in.wav")
+
+    def run(cache: StepCache, p: DiarizeParams = params) -> Any:
+        return steps.diarize(cache, spool, speech, p, hints, 600.0, never_load, lambda _: None)
+
+    found = run(StepCache(store, "abc", lambda: None, cache_only=True))
+    assert found.turns[0].speaker == "SPEAKER_01"  # the job as it was made
+    assert found.centroids == {"SPEAKER_01": (1.0, 0.0)}
+    # with other blocks too (a job made with three-chunk blocks before merging)
+    blocks = DiarizeParams(frame_block_chunks=3)
+    old3 = {**step_key(speech, blocks, hints), "prints": True}
+    old3["diarization"] = {k: v for k, v in old3["diarization"].items() if k != "merge_distance"}
+    store.rows[("abc", "diarize", params_hash(old3))] = made
+    assert run(StepCache(store, "abc", lambda: None, cache_only=True), blocks).turns
+    # a run that may compute does not take the old entry
+    with pytest.raises(AssertionError, match="no model may be loaded"):
+        run(StepCache(store, "abc", lambda: None))
