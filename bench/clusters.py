@@ -29,11 +29,14 @@ from scipy.cluster.hierarchy import fcluster, linkage
 from bench.devset import Item, build, decode
 from bench.metrics import load_rttm, load_uem
 from bench.speakers import BASELINE, Results, Scored, components, print_table, summary
+from daemon.pipeline.clusters import MERGE_DISTANCE, merge_close, unit
 from daemon.pipeline.diarize import PYANNOTE_THRESHOLD, DiarizeParams, Diarizer
 from daemon.pipeline.merge import WindowDiarization
 
 REPO = Path(__file__).resolve().parents[1]
 CANDIDATE = 0.80
+SHIPPED = "ahc 0.7046 + merge 0.80"
+"""The variant the profiles run (DiarizeParams' threshold and merge_distance)."""
 """The threshold the profile table is printed for (the default stays pyannote's: RESULTS)."""
 PROFILE_STEPS = {"fast": 0.5, "balanced": 0.3, "quality": 0.1}
 
@@ -58,7 +61,7 @@ def variants() -> list[tuple[str, Method]]:
         (f"ahc {PYANNOTE_THRESHOLD} (pyannote)", Method(PYANNOTE_THRESHOLD)),
         ("ahc 0.75", Method(0.75)),
         (f"ahc {CANDIDATE:.2f}", Method(CANDIDATE)),
-        ("ahc 0.7046 + merge 0.80", Method(PYANNOTE_THRESHOLD, merge=0.80)),
+        (SHIPPED, Method(PYANNOTE_THRESHOLD, merge=MERGE_DISTANCE)),
         *(
             (
                 f"ahc 0.7046 + lone voices 0.1, far {far or PYANNOTE_THRESHOLD}",
@@ -67,29 +70,6 @@ def variants() -> list[tuple[str, Method]]:
             for far in (None, 0.9)
         ),
     ]
-
-
-def unit(x: np.ndarray) -> np.ndarray:
-    norm = np.linalg.norm(x, axis=-1, keepdims=True)
-    return np.asarray(x / np.where(norm > 0, norm, 1.0), dtype=np.float64)
-
-
-def merge_close(x: np.ndarray, labels: np.ndarray, distance: float, least: int = 1) -> np.ndarray:
-    """Merge the two clusters with the closest unit centroids while they are closer than
-    ``distance`` and more than ``least`` remain; labels renumbered 0..k-1."""
-    labels = labels.copy()
-    while True:
-        ids = np.unique(labels)
-        if len(ids) <= max(1, least):
-            break
-        cents = unit(np.vstack([unit(x[labels == k]).mean(axis=0) for k in ids]))
-        d = np.linalg.norm(cents[:, None, :] - cents[None, :, :], axis=-1)
-        np.fill_diagonal(d, np.inf)
-        a, b = np.unravel_index(int(np.argmin(d)), d.shape)
-        if d[a, b] >= distance:
-            break
-        labels[labels == ids[b]] = ids[a]
-    return np.asarray(np.unique(labels, return_inverse=True)[1])
 
 
 def lone_voices(
@@ -232,7 +212,7 @@ def install(pipeline: Any, method: Method) -> None:
         )
         least = max(1, min_clusters or 1)
         if method.merge > 0 and num_clusters is None and len(np.unique(labels)) > least:
-            labels = merge_close(unit(embeddings), labels, method.merge, least)
+            labels = merge_close(embeddings, labels, method.merge, least)
         return labels
 
     object.__setattr__(clustering, "cluster", cluster)
@@ -271,7 +251,9 @@ def main() -> None:
     items, audio = dev.items, dev.audio
     results = Results()
     for step in args.steps:
-        diarizer = Diarizer(DiarizeParams(segmentation_step=step), threads=args.threads)
+        # pyannote's clustering alone: each variant adds its own steps
+        params = DiarizeParams(segmentation_step=step, merge_distance=0.0)
+        diarizer = Diarizer(params, threads=args.threads)
         features = Features(diarizer)
         for name, method in variants():
             if args.only and args.only not in name:
@@ -286,7 +268,7 @@ def main() -> None:
             report(step, name, rows)
     profiles = profile_rows(results, args.steps)
     if BASELINE in profiles.rows:
-        print(f"\nprofiles (clustering at {CANDIDATE}) against the whole-file stock pipeline:")
+        print(f"\nprofiles ({SHIPPED}) against pyannote's clustering at step 0.1:")
         print_table(summary(profiles, items, args.resamples))
 
 
@@ -345,12 +327,12 @@ def load_dev(args: argparse.Namespace, prefix: str) -> DevData:
 
 
 def profile_rows(results: Results, steps: Sequence[float]) -> Results:
-    """Each profile's rows (its step, :data:`CANDIDATE`) and the whole-file baseline's:
-    step 0.1 at pyannote's threshold (one embedding pass per window gives the same embeddings
-    as the stock pipeline's pass per speaker: bench/RESULTS.md)."""
+    """Each profile's rows (its step, :data:`SHIPPED`) and a baseline's: pyannote's clustering
+    at step 0.1 on the same features (shared frames: close to, not the same as, the stock
+    pipeline's embedding pass per speaker, which bench.speakers runs)."""
     out = Results()
     for profile, step in PROFILE_STEPS.items():
-        rows = results.rows.get(f"{step} ahc {CANDIDATE:.2f}")
+        rows = results.rows.get(f"{step} {SHIPPED}")
         if rows is not None:
             out.rows[profile] = rows
     stock = results.rows.get(f"0.1 ahc {PYANNOTE_THRESHOLD} (pyannote)")

@@ -37,10 +37,13 @@ from daemon.workers import run_pipeline
 
 REPO = Path(__file__).resolve().parents[1]
 BASELINE_DIARIZATION = DiarizeParams(
-    segmentation_step=0.1, chunked_embeddings=False, threshold=PYANNOTE_THRESHOLD
+    segmentation_step=0.1,
+    chunked_embeddings=False,
+    threshold=PYANNOTE_THRESHOLD,
+    merge_distance=0.0,
 )
 """pyannote's stock SpeakerDiarization: every window step, one embedding pass per speaker, its
-own clustering threshold."""
+own clustering threshold and nothing after it."""
 
 
 def corpus_wer(pairs: list[tuple[str, str]]) -> float:
