@@ -225,6 +225,8 @@ class ProfileOverride:
     min_silence_ms: int | None = None
     speech_pad_ms: int | None = None
     diarization_threshold: float | None = None
+    diarization_merge_distance: float | None = None
+    """Clusters whose centroids lie closer than this are merged after clustering (0: not)."""
     segmentation_step: float | None = None
 
 
@@ -530,6 +532,11 @@ def _check(config: Config) -> None:
         step = override.segmentation_step
         if step is not None and not 0.05 <= step <= 1.0:
             raise ConfigError(f"profiles.{name}.segmentation_step: must be in [0.05, 1]")
+        merge = override.diarization_merge_distance
+        if merge is not None and not 0.0 <= merge <= 2.0:
+            raise ConfigError(
+                f"profiles.{name}.diarization_merge_distance: must be in [0, 2] (0: no merging)"
+            )
 
 
 def parse_listen(text: str) -> tuple[str, int]:

@@ -55,6 +55,10 @@ def test_env_var_names_the_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
         ({"folders": {"/in": {"profile": "x"}}}, 'folders."/in".profile: unknown profile'),
         ({"folders": {"/in": {"speakers": 2}}}, "unknown config key 'folders.\"/in\".speakers'"),
         ({"profiles": {"fast": {"segmentation_step": 2.0}}}, "segmentation_step: must be in"),
+        (
+            {"profiles": {"fast": {"diarization_merge_distance": -0.1}}},
+            "profiles.fast.diarization_merge_distance: must be in [0, 2]",
+        ),
         ({"output": {"layout": "tree"}}, "output.layout: unknown layout 'tree'"),
         ({"output": {"name": "{lang}"}}, "output.name: '{lang}' lacks {stem}"),
         ({"output": {"name": "{stem}.{language}"}}, "output.name: {language} is not"),
