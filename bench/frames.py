@@ -44,7 +44,8 @@ def main() -> None:
         embedding_seconds = {}
         for shared in (False, True):
             name = f"{step} {'shared' if shared else 'exact'}"
-            params = DiarizeParams(segmentation_step=step, shared_frames=shared)
+            # frames compared with pyannote's clustering alone, as in the sections before merging
+            params = DiarizeParams(segmentation_step=step, shared_frames=shared, merge_distance=0)
             embedding_seconds[name] = run_variant(args, dev, tmp, params, name, results)
         exact, shared_rows = (results.rows[f"{step} {k}"] for k in ("exact", "shared"))
         print_table(summary(results, items, args.resamples, reference=f"{step} exact"))
@@ -86,7 +87,9 @@ def compare_blocks(args: Any, dev: DevData, tmp: Path) -> None:
         seconds: dict[str, float] = {}
         for variant in args.blocks:
             name = f"{step} blocks {variant}"
-            params = DiarizeParams(segmentation_step=step, frame_block_chunks=int(variant))
+            params = DiarizeParams(
+                segmentation_step=step, frame_block_chunks=int(variant), merge_distance=0
+            )
             seconds[name] = run_variant(args, dev, tmp, params, name, results)
         first = f"{step} blocks {args.blocks[0]}"
         print_table(summary(results, items, args.resamples, reference=first))
