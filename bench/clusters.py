@@ -30,8 +30,13 @@ from scipy.cluster.hierarchy import fcluster, linkage
 from bench.devset import Item, build, decode
 from bench.metrics import load_rttm, load_uem
 from bench.speakers import BASELINE, Results, Scored, components, print_table, summary
-from daemon.pipeline.clusters import MERGE_DISTANCE, merge_close, unit
-from daemon.pipeline.diarize import PYANNOTE_THRESHOLD, DiarizeParams, Diarizer
+from daemon.pipeline.clusters import MERGE_DISTANCE, unit
+from daemon.pipeline.diarize import (
+    PYANNOTE_THRESHOLD,
+    DiarizeParams,
+    Diarizer,
+    _merging_clustering,
+)
 from daemon.pipeline.merge import WindowDiarization
 
 REPO = Path(__file__).resolve().parents[1]
@@ -194,30 +199,21 @@ def lone_voice_clustering(stock: Any, method: Method) -> Any:
 
 
 def install(pipeline: Any, method: Method) -> None:
-    """Make a loaded pyannote SpeakerDiarization cluster with ``method``."""
+    """Make a loaded pyannote SpeakerDiarization cluster with ``method`` (a merge: the profiles'
+    own clustering class)."""
     if not hasattr(pipeline, "stock_clustering"):
         object.__setattr__(pipeline, "stock_clustering", pipeline.clustering)
     stock = pipeline.stock_clustering
-    clustering = lone_voice_clustering(stock, method) if method.lone_voices else stock
-    object.__setattr__(pipeline, "clustering", clustering)
-    original = type(clustering).cluster
+    if method.lone_voices:
+        clustering = lone_voice_clustering(stock, method)
+    elif method.merge > 0:
+        clustering = _merging_clustering(method.merge)
+        clustering.method = stock.method
+        clustering.min_cluster_size = stock.min_cluster_size
+    else:
+        clustering = stock
     clustering.threshold = method.threshold
-
-    def cluster(
-        embeddings: np.ndarray,
-        min_clusters: int | None = None,
-        max_clusters: int | None = None,
-        num_clusters: int | None = None,
-    ) -> np.ndarray:
-        labels = np.asarray(
-            original(clustering, embeddings, min_clusters, max_clusters, num_clusters)
-        )
-        least = max(1, min_clusters or 1)
-        if method.merge > 0 and num_clusters is None and len(np.unique(labels)) > least:
-            labels = merge_close(embeddings, labels, method.merge, least)
-        return labels
-
-    object.__setattr__(clustering, "cluster", cluster)
+    object.__setattr__(pipeline, "clustering", clustering)
 
 
 class Features:
