@@ -207,7 +207,7 @@ def install(pipeline: Any, method: Method) -> None:
     if method.lone_voices:
         clustering = lone_voice_clustering(stock, method)
     elif method.merge > 0:
-        clustering = _merging_clustering(method.merge)
+        clustering = _merging_clustering(method.merge, stock.metric)
         clustering.method = stock.method
         clustering.min_cluster_size = stock.min_cluster_size
     else:

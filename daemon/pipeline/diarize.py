@@ -479,10 +479,10 @@ def _chunked_embedding_pipeline() -> type:
     return ChunkedEmbeddingDiarization
 
 
-def _merging_clustering(distance: float) -> Any:
-    """pyannote's agglomerative clustering, then :func:`merge_close` at ``distance`` on the
-    clusters it ends with (not when the number of speakers is given; never below the least
-    number asked for)."""
+def _merging_clustering(distance: float, metric: str = "cosine") -> Any:
+    """pyannote's agglomerative clustering (with the ``metric`` of the clustering it replaces),
+    then :func:`merge_close` at ``distance`` on the clusters it ends with (not when the number
+    of speakers is given; never below the least number asked for)."""
     from pyannote.audio.pipelines.clustering import AgglomerativeClustering
 
     class MergingClustering(AgglomerativeClustering):
@@ -500,7 +500,7 @@ def _merging_clustering(distance: float) -> Any:
                 return labels
             return merge_close(embeddings, labels, distance, least=max(1, min_clusters or 1))
 
-    return MergingClustering(metric="cosine")
+    return MergingClustering(metric=metric)
 
 
 class _PartClock:
@@ -590,7 +590,9 @@ class Diarizer:
             segmentation_batch_size=16,
         )
         if params.merge_distance > 0:
-            pipeline.clustering = _merging_clustering(params.merge_distance)
+            pipeline.clustering = _merging_clustering(
+                params.merge_distance, pipeline.clustering.metric
+            )
         pipeline.instantiate(
             {
                 "segmentation": {"min_duration_off": params.min_duration_off},
