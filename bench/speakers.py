@@ -4,6 +4,9 @@ of :mod:`bench.devset` (built at run time), in one run.
     python -m bench.speakers [--profiles fast balanced quality] [--eval ../shared/eval]
                              [--threads 2] [--resamples 2000]
     python -m bench.speakers --ablate     # one change to balanced per row (see VARIANTS)
+    python -m bench.speakers --seed 2     # another dev set: other conversations of the same voices
+    python -m bench.speakers --pool bench/results/speakers.json bench/results/speakers-seed2.json
+                                          # one table over the files of several seeds' runs
 
 Per system: pooled DER at collar 0 and 0.25 (pyannote.metrics, overlap scored, within the UEM
 where a file has one), speaker count exact, word-speaker accuracy (the share of words attributed
@@ -11,7 +14,8 @@ to the speaker who said them, under the optimal label mapping; and the same amon
 where the diarization itself is right: what the word-to-turn merge loses), the diarization's
 real-time factor, and for each profile a bootstrap 95 % interval (over files) of its DER minus
 the whole-file baseline's.  The baseline's words are the balanced profile's, attributed to its
-turns by the same merge.  Results go to bench/results/speakers.json.
+turns by the same merge.  Results go to bench/results/speakers.json (speakers-seedN.json for
+``--seed N``), with each file's truth, so that ``--pool`` can score several seeds as one set.
 """
 
 from __future__ import annotations
@@ -246,16 +250,25 @@ def main() -> None:
     parser.add_argument("--resamples", type=int, default=2000)
     parser.add_argument("--limit", type=int, default=0, help="only the first N files (a smoke run)")
     parser.add_argument("--ablate", action="store_true", help="one change to balanced per row")
+    parser.add_argument("--seed", type=int, default=0, help="which dev set to build")
+    parser.add_argument(
+        "--pool", nargs="+", type=Path, default=[], help="score these runs' files as one set"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    if args.pool:
+        results, items = pool(args.pool)
+        print(f"pooled: {len(items)} files from {len(args.pool)} runs")
+        print_table(summary(results, items, args.resamples, BASELINE))
+        return
     if not args.eval.is_dir():
         raise SystemExit(f"evaluation data not found at {args.eval}")
     tmp = Path(tempfile.mkdtemp(prefix="transcribd-speakers-"))
-    items = build(args.eval, tmp / "devset")
+    items = build(args.eval, tmp / "devset", seed=args.seed)
     if args.limit:
         items = items[: args.limit]
     minutes = sum(len(decode(i.wav)) for i in items) / 16000 / 60
-    print(f"dev set: {len(items)} files, {minutes:.1f} min", flush=True)
+    print(f"dev set (seed {args.seed}): {len(items)} files, {minutes:.1f} min", flush=True)
     if args.ablate:
         results = ablate(items, args.threads, tmp)
     else:
@@ -264,13 +277,47 @@ def main() -> None:
     print()
     print_table(table)
     args.out.mkdir(parents=True, exist_ok=True)
-    out = args.out / ("ablation.json" if args.ablate else "speakers.json")
+    name = "ablation" if args.ablate else "speakers"
+    out = args.out / (f"{name}.json" if args.seed == 0 else f"{name}-seed{args.seed}.json")
     files = {
         system: {f: dataclasses.asdict(s) for f, s in rows.items()}
         for system, rows in results.rows.items()
     }
-    out.write_text(json.dumps({"table": table, "files": files}, indent=2, default=str))
+    truth = {i.name: {"kind": i.kind, "speakers": i.speakers, "turn": i.turn} for i in items}
+    out.write_text(
+        json.dumps(
+            {"seed": args.seed, "table": table, "items": truth, "files": files},
+            indent=2,
+            default=str,
+        )
+    )
     print(f"\nwritten {out}")
+
+
+def pool(paths: Sequence[Path]) -> tuple[Results, list[Item]]:
+    """The files of several runs (each written with its truth) as one set, each file's name
+    prefixed with its run's seed."""
+    results, items = Results(), []
+    for path in paths:
+        data = json.loads(path.read_text())
+        if "items" not in data:
+            raise SystemExit(f"{path} has no truth per file (written before --pool existed)")
+        prefix = f"s{data['seed']}/"
+        if any(i.name.startswith(prefix) for i in items):
+            raise SystemExit(f"{path}: seed {data['seed']} is already in the pool")
+        for name, t in data["items"].items():
+            turn = tuple(t["turn"]) if t["turn"] else None
+            items.append(Item(prefix + name, Path(), Path(), None, t["kind"], t["speakers"], turn))
+        for system, rows in data["files"].items():
+            for name, row in rows.items():
+                results.rows.setdefault(system, {})[prefix + name] = Scored(
+                    components={float(c): v for c, v in row["components"].items()},
+                    speakers=row["speakers"],
+                    words=tuple(row["words"]),
+                    seconds=row["seconds"],
+                    duration=row["duration"],
+                )
+    return results, items
 
 
 def bench_config(tmp: Path, diarization: dict[str, Any] | None = None) -> config_mod.Config:
