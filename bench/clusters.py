@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage
 
-from bench.devset import Item, build, decode
+from bench.devset import Item, build, decode, monologues
 from bench.metrics import load_rttm, load_uem
 from bench.speakers import BASELINE, Results, Scored, components, print_table, summary
 from daemon.pipeline.clusters import MERGE_DISTANCE, unit
@@ -61,6 +61,8 @@ class Method:
     """:func:`lone_voices`' distance that makes a candidate unexplained (None: the threshold)."""
     members: int = 3
     """:func:`lone_voices`' least members (never fewer than pyannote's least cluster size)."""
+    only_one: bool = False
+    """:func:`lone_voices` only where the clustering (and the merge) found a single voice."""
 
 
 def variants() -> list[tuple[str, Method]]:
@@ -75,6 +77,10 @@ def variants() -> list[tuple[str, Method]]:
                 Method(PYANNOTE_THRESHOLD, lone_voices=0.1, far=far),
             )
             for far in (None, 0.9)
+        ),
+        (
+            f"{SHIPPED} + lone voices where one",
+            Method(PYANNOTE_THRESHOLD, merge=MERGE_DISTANCE, lone_voices=0.1, only_one=True),
         ),
     ]
 
@@ -141,10 +147,17 @@ def lone_voices(
 def lone_voice_clustering(stock: Any, method: Method) -> Any:
     """pyannote's agglomerative clustering (``stock``'s settings), then :func:`lone_voices`
     before every embedding is given its nearest centroid (not when the number of speakers is
-    given).  Rejected: bench/RESULTS.md."""
+    given; with ``method.only_one``, only where one voice was found; after the merge, with
+    ``method.merge``).  Rejected: bench/RESULTS.md."""
     from pyannote.audio.pipelines.clustering import AgglomerativeClustering
 
-    class LoneVoiceClustering(AgglomerativeClustering):
+    base = (
+        type(_merging_clustering(method.merge, stock.metric))
+        if method.merge > 0
+        else AgglomerativeClustering
+    )
+
+    class LoneVoiceClustering(base):  # type: ignore[misc,valid-type]
         def __call__(
             self,
             embeddings: np.ndarray,
@@ -171,9 +184,9 @@ def lone_voice_clustering(stock: Any, method: Method) -> Any:
             constrained: bool = False,
         ) -> Any:
             known, most = self.hints
-            if known is None:
-                clusters = np.asarray(clusters)
-                found = int(clusters.max()) + 1 if clusters.size else 0
+            clusters = np.asarray(clusters)
+            found = int(clusters.max()) + 1 if clusters.size else 0
+            if known is None and (found == 1 or not method.only_one):
                 # pyannote's least cluster size (its cluster()), and never fewer than asked
                 size = min(self.min_cluster_size, max(1, round(0.1 * clusters.size)))
                 least = max(method.members, size)
@@ -280,6 +293,11 @@ def step_parser(doc: str) -> argparse.ArgumentParser:
     parser.add_argument("--limit", type=int, default=0)
     parser.add_argument("--resamples", type=int, default=2000)
     parser.add_argument("--only", default="", help="only the variants whose name holds this")
+    parser.add_argument(
+        "--monologues",
+        action="store_true",
+        help="each voice alone instead of the dev set (count: files found as one speaker)",
+    )
     return parser
 
 
@@ -312,10 +330,14 @@ def load_dev(args: argparse.Namespace, prefix: str) -> DevData:
     if not args.eval.is_dir():
         raise SystemExit(f"evaluation data not found at {args.eval}")
     tmp = Path(tempfile.mkdtemp(prefix=prefix))
-    items = build(args.eval, tmp / "devset", seed=args.seed)
+    if getattr(args, "monologues", False):
+        items = monologues(args.eval, tmp / "devset", seed=args.seed)
+    else:
+        items = build(args.eval, tmp / "devset", seed=args.seed)
     if args.limit:
         items = items[: args.limit]
-    print(f"dev set (seed {args.seed}): {len(items)} files", flush=True)
+    kind = "monologues" if getattr(args, "monologues", False) else "dev set"
+    print(f"{kind} (seed {args.seed}): {len(items)} files", flush=True)
     return DevData(
         items,
         {i.name: decode(i.wav) for i in items},

@@ -178,7 +178,7 @@ def plan(recipe: Recipe, pool: Sequence[Voice], rng: random.Random, name: str) -
     turns: list[Turn] = []
     t, current = 0.3, None
     while t < recipe.seconds or len({x.speaker for x in turns}) < recipe.speakers:
-        candidates = [v for v in chosen if v.name != current]
+        candidates = [v for v in chosen if v.name != current] or chosen  # one voice: again
         least = min(heard[v.name] for v in candidates)
         quiet = [v for v in candidates if heard[v.name] <= least + 3.0]
         voice = rng.choice(quiet)
@@ -273,6 +273,23 @@ def build(eval_dir: Path, out_dir: Path, seed: int = 0) -> list[Item]:
                 len(truth),
             )
         )
+    return items
+
+
+MONOLOGUE = Recipe(1, 40.0, overlap_share=0.0)
+"""One voice alone, turns of 1-10 s with pauses: a file that must be found as one speaker."""
+
+
+def monologues(eval_dir: Path, out_dir: Path, seed: int = 0) -> list[Item]:
+    """One file per voice of the evaluation data, that voice alone (:data:`MONOLOGUE`): where a
+    rule that finds more voices would split one."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    items: list[Item] = []
+    for voice in voices(eval_dir):
+        conv = plan(MONOLOGUE, [voice], rng, f"alone-{voice.name}")
+        wav, rttm = render(conv, out_dir, rng)
+        items.append(Item(conv.name, wav, rttm, None, "monologue", 1, MONOLOGUE.turn))
     return items
 
 

@@ -43,6 +43,16 @@ def test_a_planned_conversation_is_what_its_rttm_says(speakers: int, seed: int) 
     assert again == conv  # the same seed, the same conversation
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_a_monologue_is_one_voice_with_pauses(seed: int) -> None:
+    voice = pool(3)[1]
+    conv = devset.plan(devset.MONOLOGUE, [voice], random.Random(seed), "alone")
+    assert conv.speakers == [voice.name]
+    assert conv.turns[-1].end >= devset.MONOLOGUE.seconds - 10.0
+    for a, b in zip(conv.turns, conv.turns[1:], strict=False):
+        assert b.start >= a.end + 0.099  # a pause between turns, never an overlap
+
+
 def test_minus_cuts_overlaps_out() -> None:
     assert devset._minus((0.0, 10.0), [(2.0, 3.0), (5.0, 6.0)]) == [
         (0.0, 2.0),
