@@ -25,12 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.cluster.hierarchy import fcluster, linkage
 
 from bench.devset import Item, build, decode, monologues
 from bench.metrics import load_rttm, load_uem
 from bench.speakers import BASELINE, Results, Scored, components, print_table, summary
-from daemon.pipeline.clusters import MERGE_DISTANCE, unit
+from daemon.pipeline.clusters import LONE_VOICE_SHARE, MERGE_DISTANCE, lone_voices
 from daemon.pipeline.diarize import (
     PYANNOTE_THRESHOLD,
     DiarizeParams,
@@ -43,8 +42,8 @@ REPO = Path(__file__).resolve().parents[1]
 CANDIDATE = 0.80
 """A clustering threshold tried instead of pyannote's (it merged two voices of a test window:
 bench/RESULTS.md)."""
-SHIPPED = "ahc 0.7046 + merge 0.80"
-"""The variant the profiles run (DiarizeParams' threshold and merge_distance)."""
+SHIPPED = "ahc 0.7046 + merge 0.80 + lone voices where one"
+"""The variant the profiles run (DiarizeParams' threshold, merge_distance and lone_voice_share)."""
 PROFILE_STEPS = {"fast": 0.5, "balanced": 0.3, "quality": 0.1}
 
 
@@ -62,7 +61,8 @@ class Method:
     members: int = 3
     """:func:`lone_voices`' least members (never fewer than pyannote's least cluster size)."""
     only_one: bool = False
-    """:func:`lone_voices` only where the clustering (and the merge) found a single voice."""
+    """:func:`lone_voices` only where the clustering (and the merge) found a single voice, as
+    the profiles' own clustering class does it (``far`` and ``members`` are its own then)."""
 
 
 def variants() -> list[tuple[str, Method]]:
@@ -70,7 +70,7 @@ def variants() -> list[tuple[str, Method]]:
         (f"ahc {PYANNOTE_THRESHOLD} (pyannote)", Method(PYANNOTE_THRESHOLD)),
         ("ahc 0.75", Method(0.75)),
         (f"ahc {CANDIDATE:.2f}", Method(CANDIDATE)),
-        (SHIPPED, Method(PYANNOTE_THRESHOLD, merge=MERGE_DISTANCE)),
+        ("ahc 0.7046 + merge 0.80", Method(PYANNOTE_THRESHOLD, merge=MERGE_DISTANCE)),
         *(
             (
                 f"ahc 0.7046 + lone voices 0.1, far {far or PYANNOTE_THRESHOLD}",
@@ -79,76 +79,22 @@ def variants() -> list[tuple[str, Method]]:
             for far in (None, 0.9)
         ),
         (
-            f"{SHIPPED} + lone voices where one",
-            Method(PYANNOTE_THRESHOLD, merge=MERGE_DISTANCE, lone_voices=0.1, only_one=True),
+            SHIPPED,
+            Method(
+                PYANNOTE_THRESHOLD,
+                merge=MERGE_DISTANCE,
+                lone_voices=LONE_VOICE_SHARE,
+                only_one=True,
+            ),
         ),
     ]
-
-
-def lone_voices(
-    embeddings: np.ndarray,
-    clean_frames: np.ndarray,
-    least_frames: float,
-    train_chunks: np.ndarray,
-    train_speakers: np.ndarray,
-    train_clusters: np.ndarray,
-    threshold: float,
-    least_members: int,
-    room: int | None = None,
-    far: float | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The clustering's training set (chunk and speaker indices, cluster labels 0..k-1) with
-        the voices it missed added as clusters k, k+1, ...
-
-        ``embeddings``: (chunks, speakers, dim), NaN where none was computed; ``clean_frames``:
-        (chunks, speakers) frames where that speaker alone speaks; candidates are the embeddings
-        outside the training set with at least ``least_frames`` of them.  A candidate is unexplained
-        when its unit vector lies farther than ``threshold`` from every cluster's unit centroid (the
-        euclidean distance centroid linkage stops at); the unexplained are clustered by centroid
-        linkage at ``threshold`` and each group of at least ``least_members`` becomes a cluster (at
-    most ``room`` of them, the largest first).  ``far``: the distance from every centroid that
-    makes a candidate unexplained, if not ``threshold``."""
-    if train_clusters.size == 0 or room == 0:
-        return train_chunks, train_speakers, train_clusters
-    valid = np.isfinite(embeddings).all(axis=-1) & (clean_frames >= least_frames)
-    valid[train_chunks, train_speakers] = False
-    chunks, speakers = np.nonzero(valid)
-    if chunks.size < max(1, least_members):
-        return train_chunks, train_speakers, train_clusters
-    known = unit(embeddings[train_chunks, train_speakers])
-    count = int(train_clusters.max()) + 1
-    centroids = unit(np.vstack([known[train_clusters == k].mean(axis=0) for k in range(count)]))
-    candidates = unit(embeddings[chunks, speakers])
-    distance = np.linalg.norm(candidates[:, None, :] - centroids[None, :, :], axis=-1)
-    unexplained = distance.min(axis=1) > (threshold if far is None else far)
-    if unexplained.sum() < max(1, least_members):
-        return train_chunks, train_speakers, train_clusters
-    chunks, speakers = chunks[unexplained], speakers[unexplained]
-    vectors = candidates[unexplained]
-    if len(vectors) == 1:
-        groups = np.zeros(1, dtype=int)
-    else:
-        groups = fcluster(linkage(vectors, method="centroid"), threshold, "distance") - 1
-    ids, sizes = np.unique(groups, return_counts=True)
-    order = np.argsort(-sizes, kind="stable")
-    new = [int(ids[i]) for i in order if sizes[i] >= least_members][:room]
-    if not new:
-        return train_chunks, train_speakers, train_clusters
-    keep = np.isin(groups, new)
-    relabel = {g: count + i for i, g in enumerate(new)}
-    labels = np.array([relabel[g] for g in groups[keep]], dtype=train_clusters.dtype)
-    return (
-        np.concatenate([train_chunks, chunks[keep]]),
-        np.concatenate([train_speakers, speakers[keep]]),
-        np.concatenate([train_clusters, labels]),
-    )
 
 
 def lone_voice_clustering(stock: Any, method: Method) -> Any:
     """pyannote's agglomerative clustering (``stock``'s settings), then :func:`lone_voices`
     before every embedding is given its nearest centroid (not when the number of speakers is
-    given; with ``method.only_one``, only where one voice was found; after the merge, with
-    ``method.merge``).  Rejected: bench/RESULTS.md."""
+    given; after the merge, with ``method.merge``).  Rejected on every file: bench/RESULTS.md;
+    the profiles run it where one voice was found (``Method.only_one``)."""
     from pyannote.audio.pipelines.clustering import AgglomerativeClustering
 
     base = (
@@ -186,7 +132,7 @@ def lone_voice_clustering(stock: Any, method: Method) -> Any:
             known, most = self.hints
             clusters = np.asarray(clusters)
             found = int(clusters.max()) + 1 if clusters.size else 0
-            if known is None and (found == 1 or not method.only_one):
+            if known is None:
                 # pyannote's least cluster size (its cluster()), and never fewer than asked
                 size = min(self.min_cluster_size, max(1, round(0.1 * clusters.size)))
                 least = max(method.members, size)
@@ -212,15 +158,17 @@ def lone_voice_clustering(stock: Any, method: Method) -> Any:
 
 
 def install(pipeline: Any, method: Method) -> None:
-    """Make a loaded pyannote SpeakerDiarization cluster with ``method`` (a merge: the profiles'
-    own clustering class)."""
+    """Make a loaded pyannote SpeakerDiarization cluster with ``method`` (a merge, or lone voices
+    where one was found: the profiles' own clustering class)."""
     if not hasattr(pipeline, "stock_clustering"):
         object.__setattr__(pipeline, "stock_clustering", pipeline.clustering)
     stock = pipeline.stock_clustering
-    if method.lone_voices:
+    if method.lone_voices and not method.only_one:
         clustering = lone_voice_clustering(stock, method)
-    elif method.merge > 0:
-        clustering = _merging_clustering(method.merge, stock.metric)
+    elif method.merge > 0 or method.only_one:
+        clustering = _merging_clustering(
+            method.merge, stock.metric, method.lone_voices if method.only_one else 0.0
+        )
         clustering.method = stock.method
         clustering.min_cluster_size = stock.min_cluster_size
     else:
@@ -263,7 +211,7 @@ def main() -> None:
     results = Results()
     for step in args.steps:
         # pyannote's clustering alone: each variant adds its own steps
-        params = DiarizeParams(segmentation_step=step, merge_distance=0.0)
+        params = DiarizeParams(segmentation_step=step, merge_distance=0.0, lone_voice_share=0.0)
         diarizer = Diarizer(params, threads=args.threads)
         features = Features(diarizer)
         for name, method in variants():

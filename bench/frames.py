@@ -45,7 +45,9 @@ def main() -> None:
         for shared in (False, True):
             name = f"{step} {'shared' if shared else 'exact'}"
             # frames compared with pyannote's clustering alone, as in the sections before merging
-            params = DiarizeParams(segmentation_step=step, shared_frames=shared, merge_distance=0)
+            params = DiarizeParams(
+                segmentation_step=step, shared_frames=shared, merge_distance=0, lone_voice_share=0
+            )
             embedding_seconds[name] = run_variant(args, dev, tmp, params, name, results)
         exact, shared_rows = (results.rows[f"{step} {k}"] for k in ("exact", "shared"))
         print_table(summary(results, items, args.resamples, reference=f"{step} exact"))
@@ -88,7 +90,10 @@ def compare_blocks(args: Any, dev: DevData, tmp: Path) -> None:
         for variant in args.blocks:
             name = f"{step} blocks {variant}"
             params = DiarizeParams(
-                segmentation_step=step, frame_block_chunks=int(variant), merge_distance=0
+                segmentation_step=step,
+                frame_block_chunks=int(variant),
+                merge_distance=0,
+                lone_voice_share=0,
             )
             seconds[name] = run_variant(args, dev, tmp, params, name, results)
         first = f"{step} blocks {args.blocks[0]}"

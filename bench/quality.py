@@ -41,6 +41,7 @@ BASELINE_DIARIZATION = DiarizeParams(
     chunked_embeddings=False,
     threshold=PYANNOTE_THRESHOLD,
     merge_distance=0.0,
+    lone_voice_share=0.0,
 )
 """pyannote's stock SpeakerDiarization: every window step, one embedding pass per speaker, its
 own clustering threshold and nothing after it."""

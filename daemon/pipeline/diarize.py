@@ -28,7 +28,13 @@ import numpy as np
 from daemon.errors import DiarizationError
 from daemon.modelstore import file_sha256
 from daemon.pipeline.audio import SAMPLE_RATE, Audio
-from daemon.pipeline.clusters import MERGE_DISTANCE, merge_close
+from daemon.pipeline.clusters import (
+    LONE_VOICE_MEMBERS,
+    LONE_VOICE_SHARE,
+    MERGE_DISTANCE,
+    lone_voices,
+    merge_close,
+)
 from daemon.pipeline.merge import Turn, WindowDiarization
 
 if TYPE_CHECKING:
@@ -105,6 +111,14 @@ class DiarizeParams:
     closest first (0: not; :mod:`daemon.pipeline.clusters`).  On three seeds of the 46-file dev
     set (bench/clusters.py, bench/RESULTS.md) it lowered DER by 0.6 / 0.6 / 0.3 points on
     average at steps 0.5 / 0.3 / 0.1 and found the exact count in 8 / 2 / 0 more of 138 files."""
+    lone_voice_share: float = LONE_VOICE_SHARE
+    """Where the clustering (and the merge) found a single voice, embeddings it left out whose
+    speaker speaks alone for this share of a chunk are searched for a second voice
+    (:func:`daemon.pipeline.clusters.lone_voices`; 0: not).  On seed 0 of the dev set it found
+    the second voice of 2 / 1 / 2 two-person conversations at steps 0.5 / 0.3 / 0.1 (DER -0.1 /
+    -0.3 / -0.5 points); seeds 1 and 2 were unchanged; of 17 one-voice files on three seeds it
+    split one, once, at step 0.1 (bench/clusters.py, bench/RESULTS.md).  Run on every file it
+    split voices on seed 1 instead (rejected)."""
     frame_block_chunks: int = FRAME_BLOCK_CHUNKS
     """With shared frames: chunks per TDNN block (blocks overlapping by one chunk: the TDNN
     layers see ``frame_block_chunks / (frame_block_chunks - 1)`` times the audio); at least 2,
@@ -479,13 +493,39 @@ def _chunked_embedding_pipeline() -> type:
     return ChunkedEmbeddingDiarization
 
 
-def _merging_clustering(distance: float, metric: str = "cosine") -> Any:
+def _merging_clustering(distance: float, metric: str = "cosine", lone_share: float = 0.0) -> Any:
     """pyannote's agglomerative clustering (with the ``metric`` of the clustering it replaces),
-    then :func:`merge_close` at ``distance`` on the clusters it ends with (not when the number
-    of speakers is given; never below the least number asked for)."""
+    then :func:`merge_close` at ``distance`` on the clusters it ends with (0: not; not when the
+    number of speakers is given; never below the least number asked for), then, where a single
+    voice was found and the number of speakers is not given, :func:`lone_voices` among the
+    embeddings whose speaker speaks alone for ``lone_share`` of a chunk (0: not).  One call at
+    a time, like the pipeline that holds it."""
     from pyannote.audio.pipelines.clustering import AgglomerativeClustering
 
     class MergingClustering(AgglomerativeClustering):
+        clean: np.ndarray | None = None
+        least_frames = 0.0
+        hints: tuple[int | None, float | None] = (None, None)
+
+        def __call__(
+            self,
+            embeddings: np.ndarray,
+            segmentations: Any = None,
+            num_clusters: int | None = None,
+            min_clusters: int | None = None,
+            max_clusters: int | None = None,
+            **kwargs: Any,
+        ) -> Any:
+            self.clean = None
+            if segmentations is not None and lone_share > 0:
+                data = np.nan_to_num(segmentations.data)
+                self.clean = (data * (data.sum(axis=2, keepdims=True) == 1)).sum(axis=1)
+                self.least_frames = lone_share * data.shape[1]
+            self.hints = (num_clusters, max_clusters)
+            return super().__call__(
+                embeddings, segmentations, num_clusters, min_clusters, max_clusters, **kwargs
+            )
+
         def cluster(
             self,
             embeddings: np.ndarray,
@@ -496,9 +536,36 @@ def _merging_clustering(distance: float, metric: str = "cosine") -> Any:
             labels = np.asarray(
                 super().cluster(embeddings, min_clusters, max_clusters, num_clusters)
             )
-            if num_clusters is not None:
+            if num_clusters is not None or distance <= 0:
                 return labels
             return merge_close(embeddings, labels, distance, least=max(1, min_clusters or 1))
+
+        def assign_embeddings(
+            self,
+            embeddings: np.ndarray,
+            chunks: np.ndarray,
+            speakers: np.ndarray,
+            clusters: np.ndarray,
+            constrained: bool = False,
+        ) -> Any:
+            known, most = self.hints
+            clusters = np.asarray(clusters)
+            if self.clean is not None and known is None and clusters.size and clusters.max() == 0:
+                # pyannote's least cluster size (as its cluster() caps it)
+                size = min(self.min_cluster_size, max(1, round(0.1 * clusters.size)))
+                chunks, speakers, clusters = lone_voices(
+                    embeddings,
+                    self.clean,
+                    self.least_frames,
+                    np.asarray(chunks),
+                    np.asarray(speakers),
+                    clusters,
+                    self.threshold,
+                    max(LONE_VOICE_MEMBERS, size),
+                    # pyannote passes an infinite maximum when none is given
+                    None if most is None or not np.isfinite(most) else max(0, int(most) - 1),
+                )
+            return super().assign_embeddings(embeddings, chunks, speakers, clusters, constrained)
 
     return MergingClustering(metric=metric)
 
@@ -589,9 +656,9 @@ class Diarizer:
             embedding_batch_size=EMBEDDING_BATCH,
             segmentation_batch_size=16,
         )
-        if params.merge_distance > 0:
+        if params.merge_distance > 0 or params.lone_voice_share > 0:
             pipeline.clustering = _merging_clustering(
-                params.merge_distance, pipeline.clustering.metric
+                params.merge_distance, pipeline.clustering.metric, params.lone_voice_share
             )
         pipeline.instantiate(
             {

@@ -247,14 +247,16 @@ def diarize(
 def _older_keys(key: dict[str, Any]) -> list[tuple[dict[str, Any], bool]]:
     """The diarize step's keys as earlier versions wrote them, newest first, each with whether
     its payload holds voice prints: a cache-only run (renaming or relabelling a finished job's
-    speakers) takes what the job was made with, and never recomputes.  Before clusters of one
-    voice were merged there was no ``merge_distance`` (those jobs were made without merging,
-    whatever it is now); before CAM++'s front end was shared there was no
-    ``frame_block_chunks`` (its default 2 was the only behaviour); before voice prints the
-    payload was the turns alone."""
+    speakers) takes what the job was made with, and never recomputes.  Before lone voices were
+    searched for there was no ``lone_voice_share``; before clusters of one voice were merged
+    there was no ``merge_distance`` (those jobs were made without merging, whatever it is now);
+    before CAM++'s front end was shared there was no ``frame_block_chunks`` (its default 2 was
+    the only behaviour); before voice prints the payload was the turns alone."""
     diarization = dict(key["diarization"])
-    diarization.pop("merge_distance", None)
+    diarization.pop("lone_voice_share", None)
     keys = [({**key, "diarization": dict(diarization), "prints": True}, True)]
+    diarization.pop("merge_distance", None)
+    keys.append(({**key, "diarization": dict(diarization), "prints": True}, True))
     if diarization.pop("frame_block_chunks", FRAME_BLOCK_CHUNKS) != FRAME_BLOCK_CHUNKS:
         return keys
     before = {**key, "diarization": diarization}

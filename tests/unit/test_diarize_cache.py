@@ -1,7 +1,8 @@
 """The diarize step's cache across earlier versions: a job finished before voice prints still
 lists and renames its speakers from the cache (turns, no prints), one finished before CAM++'s
-front end was shared (no ``frame_block_chunks`` in its key) or before clusters were merged (no
-``merge_distance``) keeps its prints, and a cache-only run never recomputes."""
+front end was shared (no ``frame_block_chunks`` in its key), before clusters were merged (no
+``merge_distance``) or before lone voices were searched for (no ``lone_voice_share``) keeps its
+prints, and a cache-only run never recomputes."""
 
 from __future__ import annotations
 
@@ -45,6 +46,8 @@ BEFORE_FRONT_SHARED = {
 BEFORE_MERGE = {**BEFORE_FRONT_SHARED, "frame_block_chunks": 2}
 """``asdict(DiarizeParams())`` as the version before clusters of one voice were merged wrote
 it (those jobs were made without merging)."""
+BEFORE_LONE_VOICES = {**BEFORE_MERGE, "merge_distance": 0.8}
+"""``asdict(DiarizeParams())`` as the version before lone voices were searched for wrote it."""
 
 
 def never_load() -> Any:
@@ -97,7 +100,7 @@ def test_prints_cached_before_the_front_end_was_shared_serve_a_cache_only_run(
     tmp_path: Path,
 ) -> None:
     speech, params, hints = SPEECH, DiarizeParams(), SpeakerHints()
-    later = ("frame_block_chunks", "merge_distance")
+    later = ("frame_block_chunks", "merge_distance", "lone_voice_share")
     assert {k: v for k, v in asdict(params).items() if k not in later} == BEFORE_FRONT_SHARED
     old_key = {**step_key(speech, params, hints), "diarization": BEFORE_FRONT_SHARED}
     store = MemoryCacheStore()
@@ -138,9 +141,36 @@ def test_prints_cached_before_clusters_were_merged_serve_a_cache_only_run(tmp_pa
     # with other blocks too (a job made with three-chunk blocks before merging)
     blocks = DiarizeParams(frame_block_chunks=3)
     old3 = {**step_key(speech, blocks, hints), "prints": True}
-    old3["diarization"] = {k: v for k, v in old3["diarization"].items() if k != "merge_distance"}
+    old3["diarization"] = {
+        k: v
+        for k, v in old3["diarization"].items()
+        if k not in ("merge_distance", "lone_voice_share")
+    }
     store.rows[("abc", "diarize", params_hash(old3))] = made
     assert run(StepCache(store, "abc", lambda: None, cache_only=True), blocks).turns
     # a run that may compute does not take the old entry
     with pytest.raises(AssertionError, match="no model may be loaded"):
         run(StepCache(store, "abc", lambda: None))
+
+
+def test_prints_cached_before_lone_voices_serve_a_cache_only_run(tmp_path: Path) -> None:
+    speech, params, hints = SPEECH, DiarizeParams(), SpeakerHints()
+    assert params.lone_voice_share > 0  # what a job is made with now differs from the old entry
+    old_key = {
+        **step_key(speech, params, hints),
+        "diarization": BEFORE_LONE_VOICES,
+        "prints": True,
+    }
+    store = MemoryCacheStore()
+    made = {"turns": [[1.0, 19.0, "SPEAKER_02"]], "centroids": {"SPEAKER_02": [0.6, 0.8]}}
+    store.rows[("abc", "diarize", params_hash(old_key))] = made
+    spool = Spool(tmp_path / "spool", tmp_path / "in.wav")
+
+    def run(cache: StepCache) -> Any:
+        return steps.diarize(cache, spool, speech, params, hints, 600.0, never_load, lambda _: None)
+
+    found = run(StepCache(store, "abc", lambda: None, cache_only=True))
+    assert found.turns[0].speaker == "SPEAKER_02"  # the job as it was made
+    assert found.centroids == {"SPEAKER_02": (0.6, 0.8)}
+    with pytest.raises(AssertionError, match="no model may be loaded"):
+        run(StepCache(store, "abc", lambda: None))  # a computing run never takes it
