@@ -93,17 +93,11 @@ def variants() -> list[tuple[str, Method]]:
 def lone_voice_clustering(stock: Any, method: Method) -> Any:
     """pyannote's agglomerative clustering (``stock``'s settings), then :func:`lone_voices`
     before every embedding is given its nearest centroid (not when the number of speakers is
-    given; after the merge, with ``method.merge``).  Rejected on every file: bench/RESULTS.md;
-    the profiles run it where one voice was found (``Method.only_one``)."""
+    given; no merge before it).  Rejected on every file: bench/RESULTS.md; the profiles run it
+    after the merge where one voice was found (``Method.only_one``: their own class)."""
     from pyannote.audio.pipelines.clustering import AgglomerativeClustering
 
-    base = (
-        type(_merging_clustering(method.merge, stock.metric))
-        if method.merge > 0
-        else AgglomerativeClustering
-    )
-
-    class LoneVoiceClustering(base):  # type: ignore[misc,valid-type]
+    class LoneVoiceClustering(AgglomerativeClustering):
         def __call__(
             self,
             embeddings: np.ndarray,

@@ -498,8 +498,9 @@ def _merging_clustering(distance: float, metric: str = "cosine", lone_share: flo
     then :func:`merge_close` at ``distance`` on the clusters it ends with (0: not; not when the
     number of speakers is given; never below the least number asked for), then, where a single
     voice was found and the number of speakers is not given, :func:`lone_voices` among the
-    embeddings whose speaker speaks alone for ``lone_share`` of a chunk (0: not).  One call at
-    a time, like the pipeline that holds it."""
+    embeddings whose speaker speaks alone for ``lone_share`` of a chunk (0: not; never where
+    pyannote clusters nothing, i.e. at most one speaker asked for or fewer than two embeddings
+    to cluster).  One call at a time, like the pipeline that holds it."""
     from pyannote.audio.pipelines.clustering import AgglomerativeClustering
 
     class MergingClustering(AgglomerativeClustering):

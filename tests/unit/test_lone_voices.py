@@ -96,7 +96,6 @@ def test_the_pipeline_clustering_looks_for_a_lone_voice_only_where_it_found_one(
     assert {row[1] for row in without} <= {0, -2}  # B: A's voice, or no one
     with_lone = hard(0.1, 15)
     assert {row[0] for row in with_lone} == {0} and {row[1] for row in with_lone} == {1}
-    assert {row[1] for row in hard(0.1, 15, num_clusters=1)} <= {0, -2}  # the number given
     # B alone for 3 s of each chunk: pyannote's clustering finds both, nothing is added
     both = hard(0.1, 30)
     assert {row[0] for row in both} != {row[1] for row in both}
@@ -122,3 +121,25 @@ def test_no_lone_voice_is_looked_for_where_the_clustering_found_two() -> None:
     found = np.asarray(clustering(embeddings, seg)[0])
     assert set(found[:, 0].tolist()) == {0} and set(found[:, 2].tolist()) == {1}
     assert set(found[:, 1].tolist()) <= {0, 1, -2}  # B stays unfound: two voices were found
+
+
+def test_no_lone_voice_when_the_number_is_given_and_none_beyond_the_most_asked_for() -> None:
+    """The class's own gate, called as pyannote calls it after clustering: one cluster found
+    (voice A), voice B left out."""
+    from daemon.pipeline.diarize import _import_pyannote, _merging_clustering
+
+    _import_pyannote()
+    embeddings, clean = two_voices(clean_b=15)
+
+    def speakers_of_b(known: int | None, most: float) -> set[int]:
+        clustering = _merging_clustering(0.80, "cosine", 0.1)
+        clustering.instantiate({"method": "centroid", "min_cluster_size": 2, "threshold": 0.7046})
+        clustering.clean, clustering.least_frames = clean, 10.0
+        clustering.hints = (known, most)
+        hard = clustering.assign_embeddings(embeddings, *train_a())[0]
+        return set(np.asarray(hard)[:, 1].tolist())
+
+    assert speakers_of_b(None, np.inf) == {1}  # found
+    assert speakers_of_b(2, np.inf) == {0}  # the number was given: nothing is looked for
+    assert speakers_of_b(None, 1) == {0}  # at most one speaker asked for: no room
+    assert speakers_of_b(None, 2) == {1}
