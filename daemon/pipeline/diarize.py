@@ -115,7 +115,7 @@ class DiarizeParams:
     """Where the clustering (and the merge) found a single voice, embeddings it left out whose
     speaker speaks alone for this share of a chunk are searched for a second voice
     (:func:`daemon.pipeline.clusters.lone_voices`; 0: not).  On seed 0 of the dev set it found
-    the second voice of 2 / 1 / 2 two-person conversations at steps 0.5 / 0.3 / 0.1 (DER -0.1 /
+    the second voice of 1 / 1 / 2 two-person conversations at steps 0.5 / 0.3 / 0.1 (DER -0.1 /
     -0.3 / -0.5 points); seeds 1 and 2 were unchanged; of 17 one-voice files on three seeds it
     split one, once, at step 0.1 (bench/clusters.py, bench/RESULTS.md).  Run on every file it
     split voices on seed 1 instead (rejected)."""
