@@ -196,12 +196,12 @@ class HooksConfig:
 class VoicesConfig:
     enabled: bool = True
     """Name the speakers whose voice is enrolled (``transcribd voices add``)."""
-    max_distance: float = 0.24
+    max_distance: float = 0.22
     """A speaker is an enrolled voice when their voice prints are at most this far apart
     (cosine distance).  Calibrated on the speakers dev set (bench/voices.py): the largest
     threshold at which at most 1 % of diarized speakers whose voice is not enrolled get a name,
-    in every profile (0.26 before clusters were merged after clustering: merged clusters that
-    mix two voices lie nearer other voices)."""
+    in every profile (0.26 before clusters were merged after clustering, 0.24 before lone
+    voices were looked for: clusters that mix two voices lie nearer other voices)."""
 
 
 @dataclass(frozen=True)
