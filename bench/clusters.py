@@ -29,12 +29,12 @@ import numpy as np
 from bench.devset import Item, build, decode, monologues
 from bench.metrics import load_rttm, load_uem
 from bench.speakers import BASELINE, Results, Scored, components, print_table, summary
-from daemon.pipeline.clusters import LONE_VOICE_SHARE, MERGE_DISTANCE, lone_voices
+from daemon.pipeline.clusters import LONE_VOICE_SHARE, MERGE_DISTANCE
 from daemon.pipeline.diarize import (
     PYANNOTE_THRESHOLD,
     DiarizeParams,
     Diarizer,
-    _merging_clustering,
+    _speaker_clustering,
 )
 from daemon.pipeline.merge import WindowDiarization
 
@@ -91,61 +91,19 @@ def variants() -> list[tuple[str, Method]]:
 
 
 def lone_voice_clustering(stock: Any, method: Method) -> Any:
-    """pyannote's agglomerative clustering (``stock``'s settings), then :func:`lone_voices`
-    before every embedding is given its nearest centroid (not when the number of speakers is
-    given; no merge before it).  Rejected on every file: bench/RESULTS.md; the profiles run it
-    after the merge where one voice was found (``Method.only_one``: their own class)."""
-    from pyannote.audio.pipelines.clustering import AgglomerativeClustering
+    """The profiles' clustering class without the merge, looking for lone voices in every file
+    (not only where one voice was found), with ``method``'s ``far`` and ``members``.  Rejected:
+    bench/RESULTS.md."""
+    base = type(_speaker_clustering(0.0, stock.metric, method.lone_voices))
 
-    class LoneVoiceClustering(AgglomerativeClustering):
-        def __call__(
-            self,
-            embeddings: np.ndarray,
-            segmentations: Any = None,
-            num_clusters: int | None = None,
-            min_clusters: int | None = None,
-            max_clusters: int | None = None,
-            **kwargs: Any,
-        ) -> Any:
-            data = np.nan_to_num(segmentations.data)
-            self.clean = (data * (data.sum(axis=2, keepdims=True) == 1)).sum(axis=1)
-            self.least = method.lone_voices * data.shape[1]
-            self.hints = (num_clusters, max_clusters)
-            return super().__call__(
-                embeddings, segmentations, num_clusters, min_clusters, max_clusters, **kwargs
-            )
+    class EveryFile(base):  # type: ignore[misc,valid-type]
+        far = method.far
+        members = method.members
 
-        def assign_embeddings(
-            self,
-            embeddings: np.ndarray,
-            chunks: np.ndarray,
-            speakers: np.ndarray,
-            clusters: np.ndarray,
-            constrained: bool = False,
-        ) -> Any:
-            known, most = self.hints
-            clusters = np.asarray(clusters)
-            found = int(clusters.max()) + 1 if clusters.size else 0
-            if known is None:
-                # pyannote's least cluster size (its cluster()), and never fewer than asked
-                size = min(self.min_cluster_size, max(1, round(0.1 * clusters.size)))
-                least = max(method.members, size)
-                chunks, speakers, clusters = lone_voices(
-                    embeddings,
-                    self.clean,
-                    self.least,
-                    np.asarray(chunks),
-                    np.asarray(speakers),
-                    clusters,
-                    self.threshold,
-                    least,
-                    # pyannote passes an infinite maximum when none is given
-                    None if most is None or not np.isfinite(most) else max(0, int(most) - found),
-                    method.far,
-                )
-            return super().assign_embeddings(embeddings, chunks, speakers, clusters, constrained)
+        def looks_for_lone_voices(self, found: int) -> bool:
+            return found > 0
 
-    clustering = LoneVoiceClustering(metric=stock.metric)
+    clustering = EveryFile(metric=stock.metric)
     clustering.method = stock.method
     clustering.min_cluster_size = stock.min_cluster_size
     return clustering
@@ -160,7 +118,7 @@ def install(pipeline: Any, method: Method) -> None:
     if method.lone_voices and not method.only_one:
         clustering = lone_voice_clustering(stock, method)
     elif method.merge > 0 or method.only_one:
-        clustering = _merging_clustering(
+        clustering = _speaker_clustering(
             method.merge, stock.metric, method.lone_voices if method.only_one else 0.0
         )
         clustering.method = stock.method
@@ -272,13 +230,10 @@ def load_dev(args: argparse.Namespace, prefix: str) -> DevData:
     if not args.eval.is_dir():
         raise SystemExit(f"evaluation data not found at {args.eval}")
     tmp = Path(tempfile.mkdtemp(prefix=prefix))
-    if getattr(args, "monologues", False):
-        items = monologues(args.eval, tmp / "devset", seed=args.seed)
-    else:
-        items = build(args.eval, tmp / "devset", seed=args.seed)
+    make, kind = (monologues, "monologues") if args.monologues else (build, "dev set")
+    items = make(args.eval, tmp / "devset", seed=args.seed)
     if args.limit:
         items = items[: args.limit]
-    kind = "monologues" if getattr(args, "monologues", False) else "dev set"
     print(f"{kind} (seed {args.seed}): {len(items)} files", flush=True)
     return DevData(
         items,

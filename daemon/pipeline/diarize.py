@@ -493,20 +493,27 @@ def _chunked_embedding_pipeline() -> type:
     return ChunkedEmbeddingDiarization
 
 
-def _merging_clustering(distance: float, metric: str = "cosine", lone_share: float = 0.0) -> Any:
+def _speaker_clustering(distance: float, metric: str = "cosine", lone_share: float = 0.0) -> Any:
     """pyannote's agglomerative clustering (with the ``metric`` of the clustering it replaces),
     then :func:`merge_close` at ``distance`` on the clusters it ends with (0: not; not when the
-    number of speakers is given; never below the least number asked for), then, where a single
-    voice was found and the number of speakers is not given, :func:`lone_voices` among the
-    embeddings whose speaker speaks alone for ``lone_share`` of a chunk (0: not; never where
-    pyannote clusters nothing, i.e. at most one speaker asked for or fewer than two embeddings
-    to cluster).  One call at a time, like the pipeline that holds it."""
+    number of speakers is given; never below the least number asked for), then, where
+    :meth:`looks_for_lone_voices` (a single voice found) and the number of speakers is not
+    given, :func:`lone_voices` among the embeddings whose speaker speaks alone for
+    ``lone_share`` of a chunk (0: not; never where pyannote clusters nothing, i.e. at most one
+    speaker asked for or fewer than two embeddings to cluster).  One call at a time, like the
+    pipeline that holds it."""
     from pyannote.audio.pipelines.clustering import AgglomerativeClustering
 
-    class MergingClustering(AgglomerativeClustering):
+    class SpeakerClustering(AgglomerativeClustering):
         clean: np.ndarray | None = None
         least_frames = 0.0
         hints: tuple[int | None, float | None] = (None, None)
+        far: float | None = None
+        """:func:`lone_voices`' distance from every centroid (None: the threshold)."""
+        members = LONE_VOICE_MEMBERS
+
+        def looks_for_lone_voices(self, found: int) -> bool:
+            return found == 1
 
         def __call__(
             self,
@@ -551,7 +558,8 @@ def _merging_clustering(distance: float, metric: str = "cosine", lone_share: flo
         ) -> Any:
             known, most = self.hints
             clusters = np.asarray(clusters)
-            if self.clean is not None and known is None and clusters.size and clusters.max() == 0:
+            found = int(clusters.max()) + 1 if clusters.size else 0
+            if self.clean is not None and known is None and self.looks_for_lone_voices(found):
                 # pyannote's least cluster size (as its cluster() caps it)
                 size = min(self.min_cluster_size, max(1, round(0.1 * clusters.size)))
                 chunks, speakers, clusters = lone_voices(
@@ -562,13 +570,14 @@ def _merging_clustering(distance: float, metric: str = "cosine", lone_share: flo
                     np.asarray(speakers),
                     clusters,
                     self.threshold,
-                    max(LONE_VOICE_MEMBERS, size),
+                    max(self.members, size),
                     # pyannote passes an infinite maximum when none is given
-                    None if most is None or not np.isfinite(most) else max(0, int(most) - 1),
+                    None if most is None or not np.isfinite(most) else max(0, int(most) - found),
+                    self.far,
                 )
             return super().assign_embeddings(embeddings, chunks, speakers, clusters, constrained)
 
-    return MergingClustering(metric=metric)
+    return SpeakerClustering(metric=metric)
 
 
 class _PartClock:
@@ -658,7 +667,7 @@ class Diarizer:
             segmentation_batch_size=16,
         )
         if params.merge_distance > 0 or params.lone_voice_share > 0:
-            pipeline.clustering = _merging_clustering(
+            pipeline.clustering = _speaker_clustering(
                 params.merge_distance, pipeline.clustering.metric, params.lone_voice_share
             )
         pipeline.instantiate(

@@ -253,10 +253,10 @@ def _older_keys(key: dict[str, Any]) -> list[tuple[dict[str, Any], bool]]:
     before CAM++'s front end was shared there was no ``frame_block_chunks`` (its default 2 was
     the only behaviour); before voice prints the payload was the turns alone."""
     diarization = dict(key["diarization"])
-    diarization.pop("lone_voice_share", None)
-    keys = [({**key, "diarization": dict(diarization), "prints": True}, True)]
-    diarization.pop("merge_distance", None)
-    keys.append(({**key, "diarization": dict(diarization), "prints": True}, True))
+    keys = []
+    for later in ("lone_voice_share", "merge_distance"):  # the newest field first
+        diarization.pop(later, None)
+        keys.append(({**key, "diarization": dict(diarization), "prints": True}, True))
     if diarization.pop("frame_block_chunks", FRAME_BLOCK_CHUNKS) != FRAME_BLOCK_CHUNKS:
         return keys
     before = {**key, "diarization": diarization}

@@ -75,7 +75,7 @@ def test_the_pipeline_clustering_looks_for_a_lone_voice_only_where_it_found_one(
     clustering that found two voices is left as it was."""
     from pyannote.core import SlidingWindow, SlidingWindowFeature
 
-    from daemon.pipeline.diarize import _import_pyannote, _merging_clustering
+    from daemon.pipeline.diarize import _import_pyannote, _speaker_clustering
 
     _import_pyannote()
 
@@ -87,7 +87,7 @@ def test_the_pipeline_clustering_looks_for_a_lone_voice_only_where_it_found_one(
 
     def hard(lone_share: float, clean_b: int, **hints: int) -> list[list[int]]:
         embeddings, _ = two_voices(clean_b)
-        clustering = _merging_clustering(0.80, "cosine", lone_share)
+        clustering = _speaker_clustering(0.80, "cosine", lone_share)
         clustering.instantiate({"method": "centroid", "min_cluster_size": 2, "threshold": 0.7046})
         found = clustering(embeddings, segmentations(clean_b), **hints)[0]
         return np.asarray(found).tolist()
@@ -105,7 +105,7 @@ def test_the_pipeline_clustering_looks_for_a_lone_voice_only_where_it_found_one(
 def test_no_lone_voice_is_looked_for_where_the_clustering_found_two() -> None:
     from pyannote.core import SlidingWindow, SlidingWindowFeature
 
-    from daemon.pipeline.diarize import _import_pyannote, _merging_clustering
+    from daemon.pipeline.diarize import _import_pyannote, _speaker_clustering
 
     _import_pyannote()
     rng = np.random.default_rng(2)
@@ -116,7 +116,7 @@ def test_no_lone_voice_is_looked_for_where_the_clustering_found_two() -> None:
     data = np.zeros((12, 100, 3))
     data[:, :40, 0], data[:, 45:60, 1], data[:, 65:95, 2] = 1, 1, 1
     seg = SlidingWindowFeature(data, SlidingWindow(start=0.0, duration=10.0, step=1.0))
-    clustering = _merging_clustering(0.80, "cosine", 0.1)
+    clustering = _speaker_clustering(0.80, "cosine", 0.1)
     clustering.instantiate({"method": "centroid", "min_cluster_size": 2, "threshold": 0.7046})
     found = np.asarray(clustering(embeddings, seg)[0])
     assert set(found[:, 0].tolist()) == {0} and set(found[:, 2].tolist()) == {1}
@@ -126,13 +126,13 @@ def test_no_lone_voice_is_looked_for_where_the_clustering_found_two() -> None:
 def test_no_lone_voice_when_the_number_is_given_and_none_beyond_the_most_asked_for() -> None:
     """The class's own gate, called as pyannote calls it after clustering: one cluster found
     (voice A), voice B left out."""
-    from daemon.pipeline.diarize import _import_pyannote, _merging_clustering
+    from daemon.pipeline.diarize import _import_pyannote, _speaker_clustering
 
     _import_pyannote()
     embeddings, clean = two_voices(clean_b=15)
 
     def speakers_of_b(known: int | None, most: float) -> set[int]:
-        clustering = _merging_clustering(0.80, "cosine", 0.1)
+        clustering = _speaker_clustering(0.80, "cosine", 0.1)
         clustering.instantiate({"method": "centroid", "min_cluster_size": 2, "threshold": 0.7046})
         clustering.clean, clustering.least_frames = clean, 10.0
         clustering.hints = (known, most)
