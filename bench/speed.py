@@ -41,7 +41,13 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def build_long(eval_dir: Path, minutes: float, out: Path) -> list[tuple[float, float, str]]:
-    """Concatenate the 30 s diarization recordings until ``minutes``; returns the shifted RTTM."""
+    """Concatenate the 30 s diarization recordings until ``minutes``; returns the shifted RTTM.
+
+    Each turn keeps its RTTM's speaker name: AMI's names are its participants' own across
+    meetings (MEE068 speaks in trn00, trn01 and trn03), so one person is one speaker here, as a
+    diarization of the whole file should find them.  (Until 2026-12-05 the names were prefixed
+    with their excerpt, which counted 26 speakers for 19 people and charged a diarization that
+    joined one person's excerpts with confusion.)"""
     pieces = sorted((eval_dir / "diarization").glob("*.wav"))
     turns: list[tuple[float, float, str]] = []
     offset = 0.0
@@ -60,9 +66,7 @@ def build_long(eval_dir: Path, minutes: float, out: Path) -> list[tuple[float, f
             rttm = src.with_suffix(".rttm")
             if rttm.exists():
                 turns += [
-                    (a + offset, b + offset, f"{src.stem}:{s}")
-                    for a, b, s in load_rttm(str(rttm))
-                    if b <= length
+                    (a + offset, b + offset, s) for a, b, s in load_rttm(str(rttm)) if b <= length
                 ]
             offset += length
             i += 1
