@@ -1,6 +1,7 @@
 """How many speakers: clustering variants on the profiles' own embeddings, in one run.
 
     python -m bench.clusters [--eval ../shared/eval] [--seed 0] [--steps 0.5 0.3 0.1]
+                             [--monologues | --crowded]
 
 Segmentation and embeddings are computed once per file and segmentation step (each profile's
 step) and kept in memory; every clustering variant then re-runs only pyannote's clustering,
@@ -12,6 +13,9 @@ features, with bootstrap 95 % intervals of the DER differences (as bench.speaker
 words: the clustering does not change how words are given to turns; bench.speakers runs the
 stock pipeline itself).  ``--seed`` builds
 another dev set (other conversations of the same voices): tune on one seed, confirm on another.
+``--monologues`` runs each voice alone instead (a rule that finds more voices must not split
+one), ``--crowded`` files of 8-19 voices in one window (a long meeting's windows; the dev set
+has 2-5).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.devset import Item, build, decode, monologues
+from bench.devset import Item, build, crowded, decode, monologues
 from bench.metrics import load_rttm, load_uem
 from bench.speakers import BASELINE, Results, Scored, components, print_table, summary
 from daemon.pipeline.clusters import LONE_VOICE_SHARE, MERGE_DISTANCE
@@ -193,10 +197,16 @@ def step_parser(doc: str) -> argparse.ArgumentParser:
     parser.add_argument("--limit", type=int, default=0)
     parser.add_argument("--resamples", type=int, default=2000)
     parser.add_argument("--only", default="", help="only the variants whose name holds this")
-    parser.add_argument(
+    files = parser.add_mutually_exclusive_group()
+    files.add_argument(
         "--monologues",
         action="store_true",
         help="each voice alone instead of the dev set (count: files found as one speaker)",
+    )
+    files.add_argument(
+        "--crowded",
+        action="store_true",
+        help="files of 8-19 voices in one window instead of the dev set",
     )
     return parser
 
@@ -230,7 +240,13 @@ def load_dev(args: argparse.Namespace, prefix: str) -> DevData:
     if not args.eval.is_dir():
         raise SystemExit(f"evaluation data not found at {args.eval}")
     tmp = Path(tempfile.mkdtemp(prefix=prefix))
-    make, kind = (monologues, "monologues") if args.monologues else (build, "dev set")
+    make, kind = (
+        (monologues, "monologues")
+        if args.monologues
+        else (crowded, "crowded files")
+        if args.crowded
+        else (build, "dev set")
+    )
     items = make(args.eval, tmp / "devset", seed=args.seed)
     if args.limit:
         items = items[: args.limit]

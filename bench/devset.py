@@ -6,6 +6,9 @@
   its own level over a faint noise floor; the RTTM is exact, from the construction;
 - the AMI meeting excerpts and the phone call as they are, with their own RTTM and UEM.
 
+Apart from it, :func:`monologues` (each voice alone) and :func:`crowded` (8-19 voices in one
+diarization window) check rules that change how many voices are found.
+
     python -m bench.devset [--eval ../shared/eval] [--out DIR] [--seed 0]
 
 The plan of a conversation is a pure function of the voices and a seeded random generator
@@ -290,6 +293,56 @@ def monologues(eval_dir: Path, out_dir: Path, seed: int = 0) -> list[Item]:
         conv = plan(MONOLOGUE, [voice], rng, f"alone-{voice.name}")
         wav, rttm = render(conv, out_dir, rng)
         items.append(Item(conv.name, wav, rttm, None, "monologue", 1, MONOLOGUE.turn))
+    return items
+
+
+CROWDED: tuple[tuple[int, Recipe], ...] = (
+    # (how many, recipe): windows with many voices, as a long meeting's are
+    (3, Recipe(8, 240.0, language="mixed")),
+    (1, Recipe(12, 300.0, language="mixed")),
+)
+MEETING_STRINGS = 2
+"""Files made of every AMI excerpt and the phone call, one after the other in a seeded order."""
+
+
+def crowded(eval_dir: Path, out_dir: Path, seed: int = 0) -> list[Item]:
+    """Files with many voices in one diarization window, where the dev set has 2-5: synthetic
+    conversations of 8-12 of its voices (:data:`CROWDED`), and the 30-s diarization
+    recordings strung together (19 people in 5 minutes: AMI's speaker names are its
+    participants' own across meetings, so one person is one speaker)."""
+    import soundfile
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pool = voices(eval_dir)
+    rng = random.Random(seed)
+    items: list[Item] = []
+    for count, recipe in CROWDED:
+        for _ in range(count):
+            if len(pool) < recipe.speakers:
+                continue
+            conv = plan(recipe, pool, rng, f"crowd{len(items):02d}-{recipe.speakers}spk")
+            wav, rttm = render(conv, out_dir, rng)
+            items.append(Item(conv.name, wav, rttm, None, "crowded", recipe.speakers, recipe.turn))
+    sources = sorted((eval_dir / "diarization").glob("*.rttm"))
+    for n in range(MEETING_STRINGS if sources else 0):
+        order = rng.sample(sources, len(sources))
+        name = f"meetings{n:02d}"
+        parts, lines, offset = [], [], 0.0
+        for rttm in order:
+            samples = decode(rttm.with_suffix(".wav"))
+            length = len(samples) / RATE
+            parts.append(samples)
+            lines += [
+                f"SPEAKER {name} 1 {a + offset:.3f} {b - a:.3f} <NA> <NA> {who} <NA> <NA>"
+                for a, b, who in load_rttm(str(rttm))
+                if b <= length
+            ]
+            offset += length
+        wav, ref = out_dir / f"{name}.wav", out_dir / f"{name}.rttm"
+        soundfile.write(wav, np.concatenate(parts), RATE, subtype="PCM_16")
+        ref.write_text("\n".join(lines) + "\n")
+        people = {line.split()[7] for line in lines}
+        items.append(Item(name, wav, ref, None, "crowded", len(people)))
     return items
 
 
