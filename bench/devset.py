@@ -18,8 +18,10 @@ The plan of a conversation is a pure function of the voices and a seeded random 
 from __future__ import annotations
 
 import argparse
+import math
 import random
-from collections.abc import Sequence
+import wave
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -296,6 +298,38 @@ def monologues(eval_dir: Path, out_dir: Path, seed: int = 0) -> list[Item]:
     return items
 
 
+def string_together(
+    wavs: Iterable[Path], out: Path, seconds: float = math.inf
+) -> list[tuple[float, float, str]]:
+    """Write 16 kHz mono WAVs one after another to ``out`` until ``seconds`` (or the last) and
+    return their RTTMs' turns (where one sits beside its WAV) shifted to where each starts.
+    Speaker names stay as the RTTMs give them: AMI's are its participants' own across meetings
+    (MEE068 speaks in trn00, trn01 and trn03), so one person is one speaker."""
+    turns: list[tuple[float, float, str]] = []
+    offset = 0.0
+    with wave.open(str(out), "wb") as dst:
+        dst.setnchannels(1)
+        dst.setsampwidth(2)
+        dst.setframerate(RATE)
+        for src in wavs:
+            if offset >= seconds:
+                break
+            with wave.open(str(src)) as w:
+                if (w.getframerate(), w.getnchannels(), w.getsampwidth()) != (RATE, 1, 2):
+                    raise ValueError(f"{src}: not 16 kHz mono 16-bit PCM")
+                dst.writeframes(w.readframes(w.getnframes()))
+                length = w.getnframes() / RATE
+            rttm = src.with_suffix(".rttm")
+            if rttm.exists():
+                turns += [
+                    (a + offset, b + offset, who)
+                    for a, b, who in load_rttm(str(rttm))
+                    if b <= length
+                ]
+            offset += length
+    return turns
+
+
 CROWDED: tuple[tuple[int, Recipe], ...] = (
     # (how many, recipe): windows with many voices, as a long meeting's are
     (3, Recipe(8, 240.0, language="mixed")),
@@ -310,8 +344,6 @@ def crowded(eval_dir: Path, out_dir: Path, seed: int = 0) -> list[Item]:
     conversations of 8-12 of its voices (:data:`CROWDED`), and the 30-s diarization
     recordings strung together (19 people in 5 minutes: AMI's speaker names are its
     participants' own across meetings, so one person is one speaker)."""
-    import soundfile
-
     out_dir.mkdir(parents=True, exist_ok=True)
     pool = voices(eval_dir)
     rng = random.Random(seed)
@@ -323,26 +355,18 @@ def crowded(eval_dir: Path, out_dir: Path, seed: int = 0) -> list[Item]:
             conv = plan(recipe, pool, rng, f"crowd{len(items):02d}-{recipe.speakers}spk")
             wav, rttm = render(conv, out_dir, rng)
             items.append(Item(conv.name, wav, rttm, None, "crowded", recipe.speakers, recipe.turn))
-    sources = sorted((eval_dir / "diarization").glob("*.rttm"))
+    sources = sorted((eval_dir / "diarization").glob("*.wav"))
     for n in range(MEETING_STRINGS if sources else 0):
-        order = rng.sample(sources, len(sources))
         name = f"meetings{n:02d}"
-        parts, lines, offset = [], [], 0.0
-        for rttm in order:
-            samples = decode(rttm.with_suffix(".wav"))
-            length = len(samples) / RATE
-            parts.append(samples)
-            lines += [
-                f"SPEAKER {name} 1 {a + offset:.3f} {b - a:.3f} <NA> <NA> {who} <NA> <NA>"
-                for a, b, who in load_rttm(str(rttm))
-                if b <= length
-            ]
-            offset += length
         wav, ref = out_dir / f"{name}.wav", out_dir / f"{name}.rttm"
-        soundfile.write(wav, np.concatenate(parts), RATE, subtype="PCM_16")
-        ref.write_text("\n".join(lines) + "\n")
-        people = {line.split()[7] for line in lines}
-        items.append(Item(name, wav, ref, None, "crowded", len(people)))
+        turns = string_together(rng.sample(sources, len(sources)), wav)
+        ref.write_text(
+            "".join(
+                f"SPEAKER {name} 1 {a:.3f} {b - a:.3f} <NA> <NA> {who} <NA> <NA>\n"
+                for a, b, who in turns
+            )
+        )
+        items.append(Item(name, wav, ref, None, "crowded", len({w for *_, w in turns})))
     return items
 
 

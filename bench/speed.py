@@ -26,51 +26,28 @@ machine's mood.  Results go to bench/results/speed.json.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import subprocess
 import sys
 import tempfile
 import time
-import wave
 from pathlib import Path
 from typing import Any
 
+from bench.devset import string_together
 from bench.metrics import der, load_rttm
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def build_long(eval_dir: Path, minutes: float, out: Path) -> list[tuple[float, float, str]]:
-    """Concatenate the 30 s diarization recordings until ``minutes``; returns the shifted RTTM.
-
-    Each turn keeps its RTTM's speaker name: AMI's names are its participants' own across
-    meetings (MEE068 speaks in trn00, trn01 and trn03), so one person is one speaker here, as a
-    diarization of the whole file should find them.  (Until 2026-12-05 the names were prefixed
-    with their excerpt, which counted 26 speakers for 19 people and charged a diarization that
-    joined one person's excerpts with confusion.)"""
+    """Concatenate the 30 s diarization recordings until ``minutes``; returns the shifted RTTM
+    (one person one speaker: :func:`bench.devset.string_together`; until 2026-12-05 the names
+    were prefixed with their excerpt, which counted 26 speakers for 19 people and charged a
+    diarization that joined one person's excerpts with confusion)."""
     pieces = sorted((eval_dir / "diarization").glob("*.wav"))
-    turns: list[tuple[float, float, str]] = []
-    offset = 0.0
-    with wave.open(str(out), "wb") as dst:
-        dst.setnchannels(1)
-        dst.setsampwidth(2)
-        dst.setframerate(16000)
-        i = 0
-        while offset < minutes * 60:
-            src = pieces[i % len(pieces)]
-            with wave.open(str(src)) as w:
-                assert w.getframerate() == 16000 and w.getnchannels() == 1
-                frames = w.readframes(w.getnframes())
-                length = w.getnframes() / 16000
-            dst.writeframes(frames)
-            rttm = src.with_suffix(".rttm")
-            if rttm.exists():
-                turns += [
-                    (a + offset, b + offset, s) for a, b, s in load_rttm(str(rttm)) if b <= length
-                ]
-            offset += length
-            i += 1
-    return turns
+    return string_together(itertools.cycle(pieces), out, minutes * 60)
 
 
 STEP_ORDER = (

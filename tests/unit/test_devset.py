@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bench import devset
@@ -105,3 +106,27 @@ def test_pooled_der_and_its_bootstrap_interval() -> None:
     worse = {f: scored(3.0) for f in a}
     diff, lo, hi = bootstrap_diff(worse, b, 0.0, resamples=500)
     assert diff == pytest.approx(0.2) and lo > 0.1  # clearly worse: the interval excludes 0
+
+
+def _recording(path: Path, seconds: float, turns: list[tuple[float, float, str]]) -> Path:
+    import soundfile
+
+    soundfile.write(path, np.zeros(int(seconds * devset.RATE), np.float32), devset.RATE)
+    path.with_suffix(".rttm").write_text(
+        "".join(f"SPEAKER x 1 {a} {b - a} <NA> <NA> {w} <NA> <NA>\n" for a, b, w in turns)
+    )
+    return path
+
+
+def test_recordings_strung_together_keep_one_person_one_speaker(tmp_path: Path) -> None:
+    a = _recording(tmp_path / "a.wav", 2.0, [(0.0, 1.0, "MEE068"), (1.0, 1.5, "FEO066")])
+    b = _recording(tmp_path / "b.wav", 3.0, [(0.5, 2.5, "MEE068"), (2.0, 3.5, "late")])
+    out = tmp_path / "out.wav"
+    turns = devset.string_together([a, b, a], out, seconds=4.0)
+    # the third is not written (4 s were passed); a turn past its recording's end is dropped
+    assert turns == [
+        (0.0, 1.0, "MEE068"),
+        (1.0, 1.5, "FEO066"),
+        (2.5, 4.5, "MEE068"),
+    ]
+    assert len(devset.decode(out)) == 5 * devset.RATE
