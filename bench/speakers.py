@@ -296,8 +296,10 @@ def main() -> None:
 
 def pool(paths: Sequence[Path]) -> tuple[Results, list[Item]]:
     """The files of several runs (each written with its truth) as one set, each file's name
-    prefixed with its run's seed."""
+    prefixed with its run's seed.  The recordings every seed shares (the AMI excerpts and the
+    phone call) count once, from the first run that has them."""
     results, items = Results(), []
+    shared: set[str] = set()
     for path in paths:
         data = json.loads(path.read_text())
         if "items" not in data:
@@ -305,11 +307,18 @@ def pool(paths: Sequence[Path]) -> tuple[Results, list[Item]]:
         prefix = f"s{data['seed']}/"
         if any(i.name.startswith(prefix) for i in items):
             raise SystemExit(f"{path}: seed {data['seed']} is already in the pool")
+        again = {n for n, t in data["items"].items() if t["kind"] != "synthetic" and n in shared}
+        shared |= {n for n, t in data["items"].items() if t["kind"] != "synthetic"}
         for name, t in data["items"].items():
             turn = tuple(t["turn"]) if t["turn"] else None
-            items.append(Item(prefix + name, Path(), Path(), None, t["kind"], t["speakers"], turn))
+            if name not in again:
+                items.append(
+                    Item(prefix + name, Path(), Path(), None, t["kind"], t["speakers"], turn)
+                )
         for system, rows in data["files"].items():
             for name, row in rows.items():
+                if name in again:
+                    continue
                 results.rows.setdefault(system, {})[prefix + name] = Scored(
                     components={float(c): v for c, v in row["components"].items()},
                     speakers=row["speakers"],

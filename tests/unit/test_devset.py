@@ -3,13 +3,14 @@ bench/speakers.py, on hand-made tables."""
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from bench import devset
+from bench import devset, speakers
 from bench.speakers import Scored, bootstrap_diff, pooled, word_accuracy
 
 
@@ -130,3 +131,31 @@ def test_recordings_strung_together_keep_one_person_one_speaker(tmp_path: Path) 
         (2.5, 4.5, "MEE068"),
     ]
     assert len(devset.decode(out)) == 5 * devset.RATE
+
+
+def _run(path: Path, seed: int, speakers: int) -> Path:
+    row = {
+        "components": {"0.0": {"total": 10.0, "missed detection": 1.0}},
+        "speakers": speakers,
+        "words": [1, 1, 1, 1],
+        "seconds": 1.0,
+        "duration": 30.0,
+    }
+    items = {
+        "conv00-2spk": {"kind": "synthetic", "speakers": 2, "turn": [2.0, 6.0]},
+        "trn00": {"kind": "ami", "speakers": 3, "turn": None},
+    }
+    files = {"fast": {name: row for name in items}}
+    path.write_text(json.dumps({"seed": seed, "items": items, "files": files}))
+    return path
+
+
+def test_pooled_seeds_count_the_shared_recordings_once(tmp_path: Path) -> None:
+    a = _run(tmp_path / "a.json", 0, 2)
+    b = _run(tmp_path / "b.json", 1, 3)
+    results, items = speakers.pool([a, b])
+    assert [i.name for i in items] == ["s0/conv00-2spk", "s0/trn00", "s1/conv00-2spk"]
+    assert sorted(results.rows["fast"]) == ["s0/conv00-2spk", "s0/trn00", "s1/conv00-2spk"]
+    assert results.rows["fast"]["s1/conv00-2spk"].speakers == 3
+    with pytest.raises(SystemExit, match="already in the pool"):
+        speakers.pool([a, a])
