@@ -234,19 +234,17 @@ class DevData:
 
 
 def load_dev(args: argparse.Namespace, prefix: str) -> DevData:
-    """Build the dev set of ``args.seed`` in a temporary folder (the first ``args.limit``
-    files if set) and decode it."""
+    """Build the dev set of ``args.seed`` (or its monologues, or its crowded files) in a
+    temporary folder (the first ``args.limit`` files if set) and decode it."""
     logging.basicConfig(level=logging.WARNING)
     if not args.eval.is_dir():
         raise SystemExit(f"evaluation data not found at {args.eval}")
     tmp = Path(tempfile.mkdtemp(prefix=prefix))
-    make, kind = (
-        (monologues, "monologues")
-        if args.monologues
-        else (crowded, "crowded files")
-        if args.crowded
-        else (build, "dev set")
-    )
+    make, kind = build, "dev set"
+    if args.monologues:
+        make, kind = monologues, "monologues"
+    elif args.crowded:
+        make, kind = crowded, "crowded files"
     items = make(args.eval, tmp / "devset", seed=args.seed)
     if args.limit:
         items = items[: args.limit]

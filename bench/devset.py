@@ -304,7 +304,7 @@ def string_together(
     """Write 16 kHz mono WAVs one after another to ``out`` until ``seconds`` (or the last) and
     return their RTTMs' turns (where one sits beside its WAV) shifted to where each starts.
     Speaker names stay as the RTTMs give them: AMI's are its participants' own across meetings
-    (MEE068 speaks in trn00, trn01 and trn03), so one person is one speaker."""
+    (MÉO069 speaks in trn00, trn01 and trn03), so one person is one speaker."""
     turns: list[tuple[float, float, str]] = []
     offset = 0.0
     with wave.open(str(out), "wb") as dst:
@@ -331,9 +331,10 @@ def string_together(
 
 
 CROWDED: tuple[tuple[int, Recipe], ...] = (
-    # (how many, recipe): windows with many voices, as a long meeting's are
-    (3, Recipe(8, 240.0, language="mixed")),
-    (1, Recipe(12, 300.0, language="mixed")),
+    # (how many, recipe): windows with many voices, as a long meeting's are; the voices are
+    # drawn from every voice of the evaluation data, English and Russian
+    (3, Recipe(8, 240.0)),
+    (1, Recipe(12, 300.0)),
 )
 MEETING_STRINGS = 2
 """Files made of every AMI excerpt and the phone call, one after the other in a seeded order."""

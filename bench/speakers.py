@@ -294,12 +294,17 @@ def main() -> None:
     print(f"\nwritten {out}")
 
 
+SHARED_KINDS = ("ami", "phone")
+"""The kinds of dev-set file every seed holds alike: the recordings of the evaluation data."""
+
+
 def pool(paths: Sequence[Path]) -> tuple[Results, list[Item]]:
     """The files of several runs (each written with its truth) as one set, each file's name
-    prefixed with its run's seed.  The recordings every seed shares (the AMI excerpts and the
-    phone call) count once, from the first run that has them."""
+    prefixed with its run's seed.  The recordings every seed shares (:data:`SHARED_KINDS`)
+    count once, under the first run's name, each system's row from the first run that has
+    one."""
     results, items = Results(), []
-    shared: set[str] = set()
+    pooled_as: dict[str, str] = {}  # a shared recording's name -> its name in the pool
     for path in paths:
         data = json.loads(path.read_text())
         if "items" not in data:
@@ -307,19 +312,22 @@ def pool(paths: Sequence[Path]) -> tuple[Results, list[Item]]:
         prefix = f"s{data['seed']}/"
         if any(i.name.startswith(prefix) for i in items):
             raise SystemExit(f"{path}: seed {data['seed']} is already in the pool")
-        again = {n for n, t in data["items"].items() if t["kind"] != "synthetic" and n in shared}
-        shared |= {n for n, t in data["items"].items() if t["kind"] != "synthetic"}
+        names: dict[str, str] = {}
         for name, t in data["items"].items():
             turn = tuple(t["turn"]) if t["turn"] else None
-            if name not in again:
-                items.append(
-                    Item(prefix + name, Path(), Path(), None, t["kind"], t["speakers"], turn)
-                )
+            if t["kind"] in SHARED_KINDS and name in pooled_as:
+                names[name] = pooled_as[name]
+                continue
+            names[name] = prefix + name
+            if t["kind"] in SHARED_KINDS:
+                pooled_as[name] = names[name]
+            items.append(Item(names[name], Path(), Path(), None, t["kind"], t["speakers"], turn))
         for system, rows in data["files"].items():
+            kept = results.rows.setdefault(system, {})
             for name, row in rows.items():
-                if name in again:
-                    continue
-                results.rows.setdefault(system, {})[prefix + name] = Scored(
+                if names[name] in kept:
+                    continue  # a shared recording this system was scored on in an earlier run
+                kept[names[name]] = Scored(
                     components={float(c): v for c, v in row["components"].items()},
                     speakers=row["speakers"],
                     words=tuple(row["words"]),

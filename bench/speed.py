@@ -47,6 +47,8 @@ def build_long(eval_dir: Path, minutes: float, out: Path) -> list[tuple[float, f
     were prefixed with their excerpt, which counted 26 speakers for 19 people and charged a
     diarization that joined one person's excerpts with confusion)."""
     pieces = sorted((eval_dir / "diarization").glob("*.wav"))
+    if not pieces:
+        raise SystemExit(f"no diarization recordings in {eval_dir / 'diarization'}")
     return string_together(itertools.cycle(pieces), out, minutes * 60)
 
 

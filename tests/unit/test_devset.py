@@ -1,5 +1,5 @@
-"""The diarization dev set's construction (pure plans) and the speaker metrics of
-bench/speakers.py, on hand-made tables."""
+"""The diarization dev set's construction (pure plans, recordings strung together) and the
+speaker metrics and pooling of bench/speakers.py, on hand-made tables."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from bench import devset, speakers
 from bench.speakers import Scored, bootstrap_diff, pooled, word_accuracy
 
 
-def pool(n: int) -> list[devset.Voice]:
+def voices(n: int) -> list[devset.Voice]:
     return [
         devset.Voice(
             f"v{i}",
@@ -25,12 +25,12 @@ def pool(n: int) -> list[devset.Voice]:
     ]
 
 
-@pytest.mark.parametrize("speakers", [2, 3, 4, 5])
+@pytest.mark.parametrize("people", [2, 3, 4, 5])
 @pytest.mark.parametrize("seed", range(5))
-def test_a_planned_conversation_is_what_its_rttm_says(speakers: int, seed: int) -> None:
-    recipe = devset.Recipe(speakers, 50.0, turn=(2.0, 6.0))
-    conv = devset.plan(recipe, pool(8), random.Random(seed), "c")
-    assert len(conv.speakers) == speakers  # everyone speaks
+def test_a_planned_conversation_is_what_its_rttm_says(people: int, seed: int) -> None:
+    recipe = devset.Recipe(people, 50.0, turn=(2.0, 6.0))
+    conv = devset.plan(recipe, voices(8), random.Random(seed), "c")
+    assert len(conv.speakers) == people  # everyone speaks
     assert conv.turns[-1].end >= 50.0 - 6.0 and conv.duration >= conv.turns[-1].end
     for a, b in zip(conv.turns, conv.turns[1:], strict=False):
         assert a.speaker != b.speaker  # turns change hands
@@ -41,13 +41,13 @@ def test_a_planned_conversation_is_what_its_rttm_says(speakers: int, seed: int) 
         assert t.piece.start <= t.offset and t.offset + t.length <= t.piece.end + 1e-9
     overlaps = sum(b.start < a.end for a, b in zip(conv.turns, conv.turns[1:], strict=False))
     assert overlaps < len(conv.turns) / 2
-    again = devset.plan(recipe, pool(8), random.Random(seed), "c")
+    again = devset.plan(recipe, voices(8), random.Random(seed), "c")
     assert again == conv  # the same seed, the same conversation
 
 
 @pytest.mark.parametrize("seed", range(5))
 def test_a_monologue_is_one_voice_with_pauses(seed: int) -> None:
-    voice = pool(3)[1]
+    voice = voices(3)[1]
     conv = devset.plan(devset.MONOLOGUE, [voice], random.Random(seed), "alone")
     assert conv.speakers == [voice.name]
     assert conv.turns[-1].end >= devset.MONOLOGUE.seconds - 10.0
@@ -123,20 +123,30 @@ def test_recordings_strung_together_keep_one_person_one_speaker(tmp_path: Path) 
     a = _recording(tmp_path / "a.wav", 2.0, [(0.0, 1.0, "MEE068"), (1.0, 1.5, "FEO066")])
     b = _recording(tmp_path / "b.wav", 3.0, [(0.5, 2.5, "MEE068"), (2.0, 3.5, "late")])
     out = tmp_path / "out.wav"
-    turns = devset.string_together([a, b, a], out, seconds=4.0)
-    # the third is not written (4 s were passed); a turn past its recording's end is dropped
-    assert turns == [
-        (0.0, 1.0, "MEE068"),
-        (1.0, 1.5, "FEO066"),
-        (2.5, 4.5, "MEE068"),
+    # a turn past its recording's end is dropped; the names stay as the RTTMs give them
+    expected = [(0.0, 1.0, "MEE068"), (1.0, 1.5, "FEO066"), (2.5, 4.5, "MEE068")]
+    for seconds in (4.0, 5.0):  # whole recordings until that much is written: a and b
+        assert devset.string_together([a, b, a], out, seconds=seconds) == expected
+        assert len(devset.decode(out)) == 5 * devset.RATE
+    assert devset.string_together([a, b, a], out, seconds=5.5)[-2:] == [
+        (5.0, 6.0, "MEE068"),
+        (6.0, 6.5, "FEO066"),
     ]
-    assert len(devset.decode(out)) == 5 * devset.RATE
+    assert devset.string_together([a, b, a], out) == devset.string_together([a, b, a], out, 99)
 
 
-def _run(path: Path, seed: int, speakers: int) -> Path:
+def test_strung_recordings_must_be_16_khz_mono(tmp_path: Path) -> None:
+    import soundfile
+
+    soundfile.write(tmp_path / "a.wav", np.zeros(8000, np.float32), 8000)
+    with pytest.raises(ValueError, match="not 16 kHz mono"):
+        devset.string_together([tmp_path / "a.wav"], tmp_path / "out.wav")
+
+
+def _run(path: Path, seed: int, found: int, systems: tuple[str, ...] = ("fast",)) -> Path:
     row = {
         "components": {"0.0": {"total": 10.0, "missed detection": 1.0}},
-        "speakers": speakers,
+        "speakers": found,
         "words": [1, 1, 1, 1],
         "seconds": 1.0,
         "duration": 30.0,
@@ -145,17 +155,21 @@ def _run(path: Path, seed: int, speakers: int) -> Path:
         "conv00-2spk": {"kind": "synthetic", "speakers": 2, "turn": [2.0, 6.0]},
         "trn00": {"kind": "ami", "speakers": 3, "turn": None},
     }
-    files = {"fast": {name: row for name in items}}
+    files = {system: {name: row for name in items} for system in systems}
     path.write_text(json.dumps({"seed": seed, "items": items, "files": files}))
     return path
 
 
 def test_pooled_seeds_count_the_shared_recordings_once(tmp_path: Path) -> None:
     a = _run(tmp_path / "a.json", 0, 2)
-    b = _run(tmp_path / "b.json", 1, 3)
+    b = _run(tmp_path / "b.json", 1, 3, ("fast", "balanced"))
     results, items = speakers.pool([a, b])
     assert [i.name for i in items] == ["s0/conv00-2spk", "s0/trn00", "s1/conv00-2spk"]
     assert sorted(results.rows["fast"]) == ["s0/conv00-2spk", "s0/trn00", "s1/conv00-2spk"]
     assert results.rows["fast"]["s1/conv00-2spk"].speakers == 3
+    assert results.rows["fast"]["s0/trn00"].speakers == 2  # the first run's
+    # a system the first run did not have takes the shared recording from the run that has it
+    assert sorted(results.rows["balanced"]) == ["s0/trn00", "s1/conv00-2spk"]
+    assert results.rows["balanced"]["s0/trn00"].speakers == 3
     with pytest.raises(SystemExit, match="already in the pool"):
         speakers.pool([a, a])
