@@ -228,6 +228,9 @@ class ProfileOverride:
     diarization_threshold: float | None = None
     diarization_merge_distance: float | None = None
     """Clusters whose centroids lie closer than this are merged after clustering (0: not)."""
+    diarization_lone_voice_share: float | None = None
+    """Where one voice was found, a second is looked for among embeddings whose speaker speaks
+    alone for this share of a chunk (0: not)."""
     segmentation_step: float | None = None
 
 
@@ -537,6 +540,12 @@ def _check(config: Config) -> None:
         if merge is not None and not 0.0 <= merge <= 2.0:
             raise ConfigError(
                 f"profiles.{name}.diarization_merge_distance: must be in [0, 2] (0: no merging)"
+            )
+        share = override.diarization_lone_voice_share
+        if share is not None and not 0.0 <= share <= 1.0:
+            raise ConfigError(
+                f"profiles.{name}.diarization_lone_voice_share: must be in [0, 1] "
+                "(0: no search for a second voice)"
             )
 
 

@@ -99,6 +99,7 @@ def resolve(name: str, overrides: Mapping[str, ProfileOverride]) -> Profile:
     diarization_changes: dict[str, Any] = {
         "threshold": override.diarization_threshold,
         "merge_distance": override.diarization_merge_distance,
+        "lone_voice_share": override.diarization_lone_voice_share,
         "segmentation_step": override.segmentation_step,
     }
     vad = dataclasses.replace(base.vad, **{k: v for k, v in vad_changes.items() if v is not None})

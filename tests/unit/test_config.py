@@ -59,6 +59,10 @@ def test_env_var_names_the_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
             {"profiles": {"fast": {"diarization_merge_distance": -0.1}}},
             "profiles.fast.diarization_merge_distance: must be in [0, 2]",
         ),
+        (
+            {"profiles": {"quality": {"diarization_lone_voice_share": 1.5}}},
+            "profiles.quality.diarization_lone_voice_share: must be in [0, 1]",
+        ),
         ({"output": {"layout": "tree"}}, "output.layout: unknown layout 'tree'"),
         ({"output": {"name": "{lang}"}}, "output.name: '{lang}' lacks {stem}"),
         ({"output": {"name": "{stem}.{language}"}}, "output.name: {language} is not"),
