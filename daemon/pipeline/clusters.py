@@ -16,6 +16,8 @@ turns go to the other voice.  Where the clustering (and the merge) found a singl
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 
 MERGE_DISTANCE = 0.80
@@ -31,6 +33,12 @@ def unit(x: np.ndarray) -> np.ndarray:
     return np.asarray(x / np.where(norm > 0, norm, 1.0), dtype=np.float64)
 
 
+def unit_centroids(x: np.ndarray, labels: np.ndarray, ids: Iterable[int]) -> np.ndarray:
+    """Each cluster's unit centroid (the mean of its members' unit vectors ``x``, rescaled),
+    one row per id in ``ids``."""
+    return unit(np.vstack([x[labels == k].mean(axis=0) for k in ids]))
+
+
 def merge_close(
     embeddings: np.ndarray, labels: np.ndarray, distance: float, least: int = 1
 ) -> np.ndarray:
@@ -44,7 +52,7 @@ def merge_close(
         ids = np.unique(labels)
         if len(ids) <= max(1, least):
             break
-        cents = unit(np.vstack([x[labels == k].mean(axis=0) for k in ids]))
+        cents = unit_centroids(x, labels, ids)
         d = np.linalg.norm(cents[:, None, :] - cents[None, :, :], axis=-1)
         np.fill_diagonal(d, np.inf)
         a, b = np.unravel_index(int(np.argmin(d)), d.shape)
@@ -63,8 +71,8 @@ LONE_VOICE_MEMBERS = 3
 
 def lone_voices(
     embeddings: np.ndarray,
-    clean_frames: np.ndarray,
-    least_frames: float,
+    candidate_chunks: np.ndarray,
+    candidate_speakers: np.ndarray,
     train_chunks: np.ndarray,
     train_speakers: np.ndarray,
     train_clusters: np.ndarray,
@@ -76,9 +84,9 @@ def lone_voices(
     """The clustering's training set (chunk and speaker indices, cluster labels 0..k-1) with
     the voices it missed added as clusters k, k+1, ...
 
-    ``embeddings``: (chunks, speakers, dim), NaN where none was computed; ``clean_frames``:
-    (chunks, speakers) frames where that speaker alone speaks; candidates are the embeddings
-    outside the training set with at least ``least_frames`` of them.  A candidate is unexplained
+    ``embeddings``: (chunks, speakers, dim); the candidates are the (chunk, speaker) pairs given
+    (pyannote's ``filter_embeddings`` at a lower share of speech alone) outside the training
+    set.  A candidate is unexplained
     when its unit vector lies farther than ``threshold`` (or ``far``) from every cluster's unit
     centroid (the euclidean distance centroid linkage stops at); the unexplained are clustered
     by centroid linkage at ``threshold`` and each group of at least ``least_members`` becomes a
@@ -87,14 +95,15 @@ def lone_voices(
 
     if train_clusters.size == 0 or room == 0:
         return train_chunks, train_speakers, train_clusters
-    valid = np.isfinite(embeddings).all(axis=-1) & (clean_frames >= least_frames)
-    valid[train_chunks, train_speakers] = False
-    chunks, speakers = np.nonzero(valid)
+    trained = np.zeros(embeddings.shape[:2], dtype=bool)
+    trained[train_chunks, train_speakers] = True
+    left_out = ~trained[candidate_chunks, candidate_speakers]
+    chunks, speakers = candidate_chunks[left_out], candidate_speakers[left_out]
     if chunks.size < max(1, least_members):
         return train_chunks, train_speakers, train_clusters
     known = unit(embeddings[train_chunks, train_speakers])
     count = int(train_clusters.max()) + 1
-    centroids = unit(np.vstack([known[train_clusters == k].mean(axis=0) for k in range(count)]))
+    centroids = unit_centroids(known, train_clusters, range(count))
     candidates = unit(embeddings[chunks, speakers])
     distance = np.linalg.norm(candidates[:, None, :] - centroids[None, :, :], axis=-1)
     unexplained = distance.min(axis=1) > (threshold if far is None else far)

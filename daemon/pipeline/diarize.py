@@ -505,8 +505,8 @@ def _speaker_clustering(distance: float, metric: str = "cosine", lone_share: flo
     from pyannote.audio.pipelines.clustering import AgglomerativeClustering
 
     class SpeakerClustering(AgglomerativeClustering):
-        clean: np.ndarray | None = None
-        least_frames = 0.0
+        segmentations: Any = None
+        """This call's segmentations, kept where lone voices may be looked for."""
         hints: tuple[int | None, float | None] = (None, None)
         far: float | None = None
         """:func:`lone_voices`' distance from every centroid (None: the threshold)."""
@@ -524,11 +524,7 @@ def _speaker_clustering(distance: float, metric: str = "cosine", lone_share: flo
             max_clusters: int | None = None,
             **kwargs: Any,
         ) -> Any:
-            self.clean = None
-            if segmentations is not None and lone_share > 0:
-                data = np.nan_to_num(segmentations.data)
-                self.clean = (data * (data.sum(axis=2, keepdims=True) == 1)).sum(axis=1)
-                self.least_frames = lone_share * data.shape[1]
+            self.segmentations = segmentations if lone_share > 0 else None
             self.hints = (num_clusters, max_clusters)
             return super().__call__(
                 embeddings, segmentations, num_clusters, min_clusters, max_clusters, **kwargs
@@ -559,13 +555,21 @@ def _speaker_clustering(distance: float, metric: str = "cosine", lone_share: flo
             known, most = self.hints
             clusters = np.asarray(clusters)
             found = int(clusters.max()) + 1 if clusters.size else 0
-            if self.clean is not None and known is None and self.looks_for_lone_voices(found):
+            if (
+                self.segmentations is not None
+                and known is None
+                and self.looks_for_lone_voices(found)
+            ):
+                # the candidates: pyannote's own filter, at the lone voices' share of speech alone
+                _, candidate_chunks, candidate_speakers = self.filter_embeddings(
+                    embeddings, self.segmentations, min_active_ratio=lone_share
+                )
                 # pyannote's least cluster size (as its cluster() caps it)
                 size = min(self.min_cluster_size, max(1, round(0.1 * clusters.size)))
                 chunks, speakers, clusters = lone_voices(
                     embeddings,
-                    self.clean,
-                    self.least_frames,
+                    candidate_chunks,
+                    candidate_speakers,
                     np.asarray(chunks),
                     np.asarray(speakers),
                     clusters,

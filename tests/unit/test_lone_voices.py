@@ -4,6 +4,8 @@ that runs it only there."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from daemon.pipeline.clusters import lone_voices
@@ -16,17 +18,30 @@ def voice(rng: np.random.Generator, centre: np.ndarray, n: int) -> np.ndarray:
     return centre + 0.02 * rng.normal(size=(n, DIM))
 
 
-def two_voices(clean_b: float) -> tuple[np.ndarray, np.ndarray]:
-    """12 chunks of 100 frames, 2 speakers: speaker 0 is voice A alone for 60 frames of each,
-    speaker 1 voice B alone for ``clean_b`` frames (NaN embedding where B is silent)."""
+def two_voices() -> np.ndarray:
+    """12 chunks, 2 speakers: speaker 0 is voice A, speaker 1 voice B."""
     rng = np.random.default_rng(0)
     embeddings = np.full((12, 2, DIM), np.nan)
     embeddings[:, 0] = voice(rng, E[0], 12)
     embeddings[:, 1] = voice(rng, E[3], 12)
-    clean = np.zeros((12, 2))
-    clean[:, 0] = 60
-    clean[:, 1] = clean_b
-    return embeddings, clean
+    return embeddings
+
+
+def every(embeddings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every (chunk, speaker) with an embedding, as candidates."""
+    chunks, speakers = np.nonzero(np.isfinite(embeddings).all(axis=-1))
+    return chunks, speakers
+
+
+def segmentations(clean_b: int) -> Any:
+    """12 chunks of 100 frames: speaker 0 alone for 60 frames of each, speaker 1 alone for
+    ``clean_b`` frames."""
+    from pyannote.core import SlidingWindow, SlidingWindowFeature
+
+    data = np.zeros((12, 100, 2))
+    data[:, :60, 0] = 1
+    data[:, 70 : 70 + clean_b, 1] = 1
+    return SlidingWindowFeature(data, SlidingWindow(start=0.0, duration=10.0, step=1.0))
 
 
 def train_a() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -35,23 +50,24 @@ def train_a() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def test_a_left_out_voice_far_from_every_centroid_becomes_a_cluster() -> None:
-    embeddings, clean = two_voices(clean_b=15)
-    chunks, speakers, clusters = lone_voices(embeddings, clean, 10, *train_a(), 0.7046, 3)
+    embeddings = two_voices()
+    chunks, speakers, clusters = lone_voices(embeddings, *every(embeddings), *train_a(), 0.7046, 3)
     added = speakers == 1
     assert added.sum() == 12 and set(clusters[added].tolist()) == {1}
     assert clusters[~added].tolist() == [0] * 12  # the training set is kept as it was
     assert sorted(chunks[added].tolist()) == list(range(12))
 
 
-def test_nothing_is_added_without_enough_speech_alone_members_room_or_distance() -> None:
-    embeddings, clean = two_voices(clean_b=5)  # B alone for 0.5 s of a 10-s chunk: not a voice
-    assert lone_voices(embeddings, clean, 10, *train_a(), 0.7046, 3)[2].max() == 0
-    embeddings, clean = two_voices(clean_b=15)
-    assert lone_voices(embeddings, clean, 10, *train_a(), 0.7046, 13)[2].max() == 0  # members
-    assert lone_voices(embeddings, clean, 10, *train_a(), 0.7046, 3, room=0)[2].max() == 0
+def test_nothing_is_added_without_candidates_members_room_or_distance() -> None:
+    embeddings = two_voices()
+    only_a = every(embeddings[:, :1])  # B never speaks alone long enough to be a candidate
+    assert lone_voices(embeddings, *only_a, *train_a(), 0.7046, 3)[2].max() == 0
+    candidates = every(embeddings)
+    assert lone_voices(embeddings, *candidates, *train_a(), 0.7046, 13)[2].max() == 0  # members
+    assert lone_voices(embeddings, *candidates, *train_a(), 0.7046, 3, room=0)[2].max() == 0
     near = embeddings.copy()
     near[:, 1] = embeddings[:, 0] + 0.1 * E[1]  # A again, as speaker 1: explained by A
-    assert lone_voices(near, clean, 10, *train_a(), 0.7046, 3)[2].max() == 0
+    assert lone_voices(near, *every(near), *train_a(), 0.7046, 3)[2].max() == 0
 
 
 def test_the_largest_groups_come_first_within_the_room() -> None:
@@ -60,33 +76,24 @@ def test_the_largest_groups_come_first_within_the_room() -> None:
     embeddings[:, 0] = voice(rng, E[0], 12)
     embeddings[:8, 1] = voice(rng, E[3], 8)  # voice B in 8 chunks
     embeddings[:5, 2] = voice(rng, E[5], 5)  # voice C in 5
-    clean = np.where(np.isnan(embeddings[..., 0]), 0.0, 15.0)
-    clean[:, 0] = 60
-    _, speakers, clusters = lone_voices(embeddings, clean, 10, *train_a(), 0.7046, 3, room=1)
+    candidates = every(embeddings)
+    _, speakers, clusters = lone_voices(embeddings, *candidates, *train_a(), 0.7046, 3, room=1)
     assert set(clusters.tolist()) == {0, 1} and set(speakers[clusters == 1].tolist()) == {1}
-    _, speakers, clusters = lone_voices(embeddings, clean, 10, *train_a(), 0.7046, 3)
+    _, speakers, clusters = lone_voices(embeddings, *candidates, *train_a(), 0.7046, 3)
     assert set(speakers[clusters == 2].tolist()) == {2}
 
 
 def test_the_pipeline_clustering_looks_for_a_lone_voice_only_where_it_found_one() -> None:
     """The class the profiles run (no model): voice B never speaks alone for 2 s of a chunk,
     so pyannote's clustering leaves it out and gives all of B's turns to A (or none); with
-    lone voices B gets its own speaker, not when the number of speakers is given, and a
+    lone voices B gets its own speaker (if it speaks alone for 1 s of a chunk), and a
     clustering that found two voices is left as it was."""
-    from pyannote.core import SlidingWindow, SlidingWindowFeature
-
     from daemon.pipeline.diarize import _import_pyannote, _speaker_clustering
 
     _import_pyannote()
 
-    def segmentations(clean_b: int) -> SlidingWindowFeature:
-        data = np.zeros((12, 100, 2))
-        data[:, :60, 0] = 1
-        data[:, 70 : 70 + clean_b, 1] = 1
-        return SlidingWindowFeature(data, SlidingWindow(start=0.0, duration=10.0, step=1.0))
-
     def hard(lone_share: float, clean_b: int, **hints: int) -> list[list[int]]:
-        embeddings, _ = two_voices(clean_b)
+        embeddings = two_voices()
         clustering = _speaker_clustering(0.80, "cosine", lone_share)
         clustering.instantiate({"method": "centroid", "min_cluster_size": 2, "threshold": 0.7046})
         found = clustering(embeddings, segmentations(clean_b), **hints)[0]
@@ -96,6 +103,8 @@ def test_the_pipeline_clustering_looks_for_a_lone_voice_only_where_it_found_one(
     assert {row[1] for row in without} <= {0, -2}  # B: A's voice, or no one
     with_lone = hard(0.1, 15)
     assert {row[0] for row in with_lone} == {0} and {row[1] for row in with_lone} == {1}
+    # B alone for 0.5 s of a 10-s chunk: not a voice
+    assert {row[1] for row in hard(0.1, 5)} <= {0, -2}
     # B alone for 3 s of each chunk: pyannote's clustering finds both, nothing is added
     both = hard(0.1, 30)
     assert {row[0] for row in both} != {row[1] for row in both}
@@ -129,12 +138,12 @@ def test_no_lone_voice_when_the_number_is_given_and_none_beyond_the_most_asked_f
     from daemon.pipeline.diarize import _import_pyannote, _speaker_clustering
 
     _import_pyannote()
-    embeddings, clean = two_voices(clean_b=15)
+    embeddings = two_voices()
 
     def speakers_of_b(known: int | None, most: float) -> set[int]:
         clustering = _speaker_clustering(0.80, "cosine", 0.1)
         clustering.instantiate({"method": "centroid", "min_cluster_size": 2, "threshold": 0.7046})
-        clustering.clean, clustering.least_frames = clean, 10.0
+        clustering.segmentations = segmentations(15)
         clustering.hints = (known, most)
         hard = clustering.assign_embeddings(embeddings, *train_a())[0]
         return set(np.asarray(hard)[:, 1].tolist())
