@@ -94,11 +94,11 @@ def variants() -> list[tuple[str, Method]]:
     ]
 
 
-def lone_voice_clustering(stock: Any, method: Method) -> Any:
+def lone_voice_clustering(metric: str, method: Method) -> Any:
     """The profiles' clustering class without the merge, looking for lone voices in every file
     (not only where one voice was found), with ``method``'s ``far`` and ``members``.  Rejected:
     bench/RESULTS.md."""
-    base = type(_speaker_clustering(0.0, stock.metric, method.lone_voices))
+    base = type(_speaker_clustering(0.0, metric, method.lone_voices))
 
     class EveryFile(base):  # type: ignore[misc,valid-type]
         far = method.far
@@ -107,10 +107,7 @@ def lone_voice_clustering(stock: Any, method: Method) -> Any:
         def looks_for_lone_voices(self, found: int) -> bool:
             return found > 0
 
-    clustering = EveryFile(metric=stock.metric)
-    clustering.method = stock.method
-    clustering.min_cluster_size = stock.min_cluster_size
-    return clustering
+    return EveryFile(metric=metric)
 
 
 def install(pipeline: Any, method: Method) -> None:
@@ -120,15 +117,14 @@ def install(pipeline: Any, method: Method) -> None:
         object.__setattr__(pipeline, "stock_clustering", pipeline.clustering)
     stock = pipeline.stock_clustering
     if method.lone_voices and not method.only_one:
-        clustering = lone_voice_clustering(stock, method)
+        clustering = lone_voice_clustering(stock.metric, method)
     elif method.merge > 0 or method.only_one:
-        clustering = _speaker_clustering(
-            method.merge, stock.metric, method.lone_voices if method.only_one else 0.0
-        )
-        clustering.method = stock.method
-        clustering.min_cluster_size = stock.min_cluster_size
+        clustering = _speaker_clustering(method.merge, stock.metric, method.lone_voices)
     else:
         clustering = stock
+    if clustering is not stock:
+        clustering.method = stock.method
+        clustering.min_cluster_size = stock.min_cluster_size
     clustering.threshold = method.threshold
     object.__setattr__(pipeline, "clustering", clustering)
 

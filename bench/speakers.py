@@ -314,14 +314,14 @@ def pool(paths: Sequence[Path]) -> tuple[Results, list[Item]]:
             raise SystemExit(f"{path}: seed {data['seed']} is already in the pool")
         names: dict[str, str] = {}
         for name, t in data["items"].items():
-            turn = tuple(t["turn"]) if t["turn"] else None
-            if t["kind"] in SHARED_KINDS and name in pooled_as:
-                names[name] = pooled_as[name]
-                continue
             names[name] = prefix + name
             if t["kind"] in SHARED_KINDS:
-                pooled_as[name] = names[name]
-            items.append(Item(names[name], Path(), Path(), None, t["kind"], t["speakers"], turn))
+                names[name] = pooled_as.setdefault(name, names[name])
+            if names[name].startswith(prefix):  # not pooled from an earlier run
+                turn = tuple(t["turn"]) if t["turn"] else None
+                items.append(
+                    Item(names[name], Path(), Path(), None, t["kind"], t["speakers"], turn)
+                )
         for system, rows in data["files"].items():
             kept = results.rows.setdefault(system, {})
             for name, row in rows.items():
