@@ -83,10 +83,8 @@ def eer(same: np.ndarray, different: np.ndarray) -> float:
 def campplus() -> Callable[[np.ndarray], np.ndarray]:
     import torch
 
-    from daemon.pipeline.diarize import EMBEDDING, _import_pyannote, weights_file
-
-    _import_pyannote()
     from daemon.pipeline.campplus_model import CamPlusPlusEmbedding
+    from daemon.pipeline.diarize import EMBEDDING, weights_file
 
     model = CamPlusPlusEmbedding.from_reference(weights_file(*EMBEDDING))
 

@@ -37,10 +37,10 @@ t = time.perf_counter()
 from daemon import workers, sysload
 sysload.bound_malloc_arenas()
 mark("import daemon.workers", t)
-from daemon.pipeline import diarize
+from daemon.pipeline import pyannote_env
 for module in ("numpy", "ctranslate2", "faster_whisper", "onnxruntime", "torch"):
     t = time.perf_counter(); __import__(module); mark(f"import {module}", t)
-t = time.perf_counter(); diarize._import_torchaudio(); mark("import torchaudio", t)
+t = time.perf_counter(); pyannote_env.torchaudio(); mark("import torchaudio", t)
 for module in ("lightning", "pyannote.audio"):
     t = time.perf_counter(); __import__(module); mark(f"import {module}", t)
 from daemon.config import from_mapping

@@ -1,6 +1,7 @@
 """CAM++ as a pyannote.audio ``Model``: the interface SpeakerDiarization expects of an embedding.
 
-Imported only after :func:`daemon.pipeline.diarize._import_pyannote` has made pyannote importable.
+pyannote (and with it torchaudio) is imported through :mod:`daemon.pipeline.pyannote_env`, first
+of all, so this module may be the first of the diarization code a process imports.
 Input: (batch, 1, samples) waveforms and optional (batch, frames) weights; output: (batch, 192).
 Features: 80-bin Kaldi fbank (25 ms / 10 ms, povey window, no dither), mean-normalised over
 time, as 3D-Speaker computes them; weighted (masked) statistics pooling for the batched path.
@@ -12,12 +13,15 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-import torch
-import torchaudio.compliance.kaldi as kaldi
-from pyannote.audio.core.model import Model
-from pyannote.audio.models.blocks.pooling import StatsPool
+from daemon.pipeline import pyannote_env
 
-from daemon.pipeline.campplus import CAMPPlus
+pyannote_env.load()  # pyannote.audio imports torchaudio: that import is made safe first
+
+import torch  # noqa: E402
+from pyannote.audio.core.model import Model  # noqa: E402
+from pyannote.audio.models.blocks.pooling import StatsPool  # noqa: E402
+
+from daemon.pipeline.campplus import CAMPPlus  # noqa: E402
 
 FBANK_WINDOW, FBANK_HOP = 400, 160
 """The fbank's window and hop in samples at 16 kHz (25 ms and 10 ms)."""
@@ -34,7 +38,7 @@ class CamPlusPlusEmbedding(Model):
         """(batch, 320, frames) -> (batch, 512, frames / 2): the rest, likewise."""
         self.pool = StatsPool()
         self._fbank = partial(
-            kaldi.fbank,
+            pyannote_env.torchaudio().compliance.kaldi.fbank,
             num_mel_bins=80,
             frame_length=25.0,
             frame_shift=10.0,

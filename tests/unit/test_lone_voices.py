@@ -88,9 +88,7 @@ def test_the_pipeline_clustering_looks_for_a_lone_voice_only_where_it_found_one(
     so pyannote's clustering leaves it out and gives all of B's turns to A (or none); with
     lone voices B gets its own speaker (if it speaks alone for 1 s of a chunk), and a
     clustering that found two voices is left as it was."""
-    from daemon.pipeline.diarize import _import_pyannote, _speaker_clustering
-
-    _import_pyannote()
+    from daemon.pipeline.diarize import _speaker_clustering
 
     def hard(lone_share: float, clean_b: int, **hints: int) -> list[list[int]]:
         embeddings = two_voices()
@@ -114,9 +112,8 @@ def test_the_pipeline_clustering_looks_for_a_lone_voice_only_where_it_found_one(
 def test_no_lone_voice_is_looked_for_where_the_clustering_found_two() -> None:
     from pyannote.core import SlidingWindow, SlidingWindowFeature
 
-    from daemon.pipeline.diarize import _import_pyannote, _speaker_clustering
+    from daemon.pipeline.diarize import _speaker_clustering
 
-    _import_pyannote()
     rng = np.random.default_rng(2)
     embeddings = np.full((12, 3, DIM), np.nan)
     embeddings[:, 0] = voice(rng, E[0], 12)  # A, alone 4 s of each chunk
@@ -135,9 +132,8 @@ def test_no_lone_voice_is_looked_for_where_the_clustering_found_two() -> None:
 def test_no_lone_voice_when_the_number_is_given_and_none_beyond_the_most_asked_for() -> None:
     """The class's own gate, called as pyannote calls it after clustering: one cluster found
     (voice A), voice B left out."""
-    from daemon.pipeline.diarize import _import_pyannote, _speaker_clustering
+    from daemon.pipeline.diarize import _speaker_clustering
 
-    _import_pyannote()
     embeddings = two_voices()
 
     def speakers_of_b(known: int | None, most: float) -> set[int]:

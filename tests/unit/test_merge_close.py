@@ -66,9 +66,8 @@ def test_pyannote_clustering_then_merge_respects_the_speaker_hints() -> None:
     """The pipeline's clustering class itself (no model): two clusters of one voice split by
     pyannote's threshold are merged; not when the number of speakers is given, and never
     below the least number asked for."""
-    from daemon.pipeline.diarize import _import_pyannote, _speaker_clustering
+    from daemon.pipeline.diarize import _speaker_clustering
 
-    _import_pyannote()
     rng = np.random.default_rng(5)
     e = np.eye(8)
     one = (e[0] + 0.5 * e[1]) / np.linalg.norm(e[0] + 0.5 * e[1])  # ~0.46 from e[0]

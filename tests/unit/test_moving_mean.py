@@ -5,12 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from daemon.pipeline.diarize import _import_pyannote
-
 
 @pytest.mark.parametrize(("frames", "width"), [(5000, 1000), (9000, 999), (4096, 7), (300, 1000)])
 def test_moving_mean_is_the_mean_of_the_frames_centred_on_each(frames: int, width: int) -> None:
-    _import_pyannote()
     import torch
 
     from daemon.pipeline.campplus_model import MEAN_PIECE_FRAMES, moving_mean
