@@ -34,7 +34,8 @@ def select_then_update(store: Any, owner: str, limit: int, now: Any, lease: floa
     row's lock, then moves on)."""
     from sqlalchemy import select, update
 
-    from daemon.models import Job, JobStatus
+    from daemon.jobs import JobStatus
+    from daemon.models import Job
     from daemon.store import JOBS, _from_row
 
     claimed: list[Any] = []

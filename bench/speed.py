@@ -149,7 +149,7 @@ def run_daemon(cfg: Path, clips: list[Path], timeout: float = 1800.0) -> dict[st
 
     from daemon import app
     from daemon import config as config_mod
-    from daemon.models import JobStatus
+    from daemon.jobs import JobStatus
     from daemon.sysload import tree_rss
 
     inbox = cfg.parent / "inbox"

@@ -20,10 +20,9 @@ from daemon.config import load as load_config
 from daemon.config import reload as config_reload
 from daemon.doctor import Finding
 from daemon.errors import CacheMiss, DiarizationError, ModelError, NodeInUse, SetupError, UserError
+from daemon.hooks import DeliveryRecord
 from daemon.intake import Intake, hash_file
-from daemon.jobs import Enqueued, JobOptions, JobRecord, Requeued, iso
-from daemon.models import JobStatus
-from daemon.outbox import DeliveryRecord
+from daemon.jobs import Enqueued, JobOptions, JobRecord, JobStatus, Requeued, iso
 from daemon.pipeline import facts, spool
 from daemon.pipeline.diarize import WEIGHTS_ID
 from daemon.pipeline.outputs import remove_stale_temps, rename_speakers, write_outputs

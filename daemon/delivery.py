@@ -23,7 +23,8 @@ from typing import Any
 
 from daemon import __version__, hooks
 from daemon.config import HooksConfig
-from daemon.outbox import DeliveryRecord, Outbox
+from daemon.hooks import DeliveryRecord
+from daemon.outbox import Outbox
 
 log = logging.getLogger(__name__)
 

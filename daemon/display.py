@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from daemon import fsnames
-from daemon.jobs import AudioFacts
-from daemon.models import DeliveryStatus, JobStatus
+from daemon.hooks import DeliveryStatus
+from daemon.jobs import AudioFacts, JobStatus
 
 if TYPE_CHECKING:
     from daemon.app import NodeView, StatusReport
-    from daemon.outbox import DeliveryRecord
+    from daemon.hooks import DeliveryRecord
 
 
 def duration(seconds: float | None) -> str:

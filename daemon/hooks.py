@@ -10,6 +10,7 @@ idempotency key (job id and run) lets a receiver drop a repeat.
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import hmac
 import string
@@ -18,12 +19,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from daemon import fsnames
-
-if TYPE_CHECKING:
-    from daemon.jobs import JobRecord
+from daemon.jobs import JobRecord, iso
 
 EVENTS = ("done", "failed")
 KINDS = ("on_done", "on_failed", "webhook")
@@ -33,6 +32,47 @@ input's path, the job's id and how it ended."""
 SIGNATURE_HEADER = "X-Transcribd-Signature-256"
 """``sha256=<hex HMAC-SHA256 of the body, keyed with webhook_secret>`` (as GitHub signs)."""
 MAX_BACKOFF_SECONDS = 3600.0
+
+
+class DeliveryStatus(enum.StrEnum):
+    PENDING = "pending"
+    """To be delivered (again) from ``next_at``."""
+    DELIVERED = "delivered"
+    """The hook ran and exited 0, or the webhook answered 2xx."""
+    FAILED = "failed"
+    """Given up: every try failed, or the receiver refused it for good (a 4xx)."""
+
+
+@dataclass(frozen=True)
+class DeliveryRecord:
+    """A detached copy of a delivery row."""
+
+    id: int
+    job_id: int
+    run: int
+    kind: str
+    event: str
+    payload: dict[str, Any]
+    status: DeliveryStatus
+    tries: int
+    next_at: datetime
+    result: str | None
+    lease_owner: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    def as_dict(self) -> dict[str, Any]:
+        """As ``status --json`` shows it with its job."""
+        return {
+            "kind": self.kind,
+            "event": self.event,
+            "run": self.run,
+            "status": self.status.value,
+            "tries": self.tries,
+            "result": self.result,
+            "next_at": iso(self.next_at) if self.status is DeliveryStatus.PENDING else None,
+            "updated_at": iso(self.updated_at),
+        }
 
 
 @dataclass(frozen=True)

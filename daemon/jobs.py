@@ -8,6 +8,7 @@ are ignored, so a newer daemon reads an older database.
 
 from __future__ import annotations
 
+import enum
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -15,9 +16,25 @@ from datetime import datetime
 from typing import Any
 
 from daemon import fsnames
-from daemon.models import JobStatus
 
 log = logging.getLogger(__name__)
+
+
+class JobStatus(enum.StrEnum):
+    QUEUED = "queued"
+    """Waiting to be claimed (new, requeued, retrying after backoff, or recovered from a lease)."""
+    RUNNING = "running"
+    """Claimed by a worker that holds a lease and renews it with heartbeats."""
+    DONE = "done"
+    """Outputs written; terminal until requeued."""
+    FAILED = "failed"
+    """Permanent error or attempts exhausted; terminal until requeued."""
+    SUPERSEDED = "superseded"
+    """A newer job of the same path (new content there) took over; its outputs replace this
+    one's.  Terminal; ``requeue --failed`` skips it."""
+    CANCELLED = "cancelled"
+    """Its input was gone when it started, or went while it was decoded; cached steps are kept.
+    Terminal until requeued."""
 
 
 @dataclass(frozen=True)

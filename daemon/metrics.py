@@ -19,8 +19,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from daemon.config import parse_listen
-from daemon.jobs import JobRecord
-from daemon.models import JobStatus
+from daemon.jobs import JobRecord, JobStatus
 from daemon.store import Store
 
 log = logging.getLogger(__name__)

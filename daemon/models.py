@@ -1,8 +1,11 @@
-"""SQLAlchemy tables. Only :mod:`daemon.store` reads or writes rows of :class:`Job`."""
+"""SQLAlchemy tables. Only :mod:`daemon.store` reads or writes rows of :class:`Job`.
+
+The vocabulary the rows hold (:class:`~daemon.jobs.JobStatus`,
+:class:`~daemon.hooks.DeliveryStatus`) lives beside the read-only records, in pure modules.
+"""
 
 from __future__ import annotations
 
-import enum
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,6 +28,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from daemon import fsnames
+from daemon.hooks import DeliveryStatus
+from daemon.jobs import JobStatus
 
 
 class Base(DeclarativeBase):
@@ -63,23 +68,6 @@ class UtcDateTime(TypeDecorator[datetime]):
         if value is None or value.tzinfo is None:
             return value
         return value.astimezone(UTC).replace(tzinfo=None)
-
-
-class JobStatus(enum.StrEnum):
-    QUEUED = "queued"
-    """Waiting to be claimed (new, requeued, retrying after backoff, or recovered from a lease)."""
-    RUNNING = "running"
-    """Claimed by a worker that holds a lease and renews it with heartbeats."""
-    DONE = "done"
-    """Outputs written; terminal until requeued."""
-    FAILED = "failed"
-    """Permanent error or attempts exhausted; terminal until requeued."""
-    SUPERSEDED = "superseded"
-    """A newer job of the same path (new content there) took over; its outputs replace this
-    one's.  Terminal; ``requeue --failed`` skips it."""
-    CANCELLED = "cancelled"
-    """Its input was gone when it started, or went while it was decoded; cached steps are kept.
-    Terminal until requeued."""
 
 
 ACTIVE_JOB_WHERE = "status != 'superseded' AND sha256 != ''"
@@ -176,15 +164,6 @@ class DaemonState(Base):
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[Any] = mapped_column(JSON, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
-
-
-class DeliveryStatus(enum.StrEnum):
-    PENDING = "pending"
-    """To be delivered (again) from ``next_at``."""
-    DELIVERED = "delivered"
-    """The hook ran and exited 0, or the webhook answered 2xx."""
-    FAILED = "failed"
-    """Given up: every try failed, or the receiver refused it for good (a 4xx)."""
 
 
 class Delivery(Base):

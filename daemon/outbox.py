@@ -6,49 +6,16 @@ a restart loses none and repeats none that was recorded delivered."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, and_, func, or_, select, update
 
 from daemon import db
-from daemon.jobs import iso
-from daemon.models import Delivery, DeliveryStatus
+from daemon.hooks import DeliveryRecord, DeliveryStatus
+from daemon.models import Delivery
 
 DELIVERIES = Delivery.__table__
-
-
-@dataclass(frozen=True)
-class DeliveryRecord:
-    """A detached copy of a delivery row."""
-
-    id: int
-    job_id: int
-    run: int
-    kind: str
-    event: str
-    payload: dict[str, Any]
-    status: DeliveryStatus
-    tries: int
-    next_at: datetime
-    result: str | None
-    lease_owner: str | None
-    created_at: datetime
-    updated_at: datetime
-
-    def as_dict(self) -> dict[str, Any]:
-        """As ``status --json`` shows it with its job."""
-        return {
-            "kind": self.kind,
-            "event": self.event,
-            "run": self.run,
-            "status": self.status.value,
-            "tries": self.tries,
-            "result": self.result,
-            "next_at": iso(self.next_at) if self.status is DeliveryStatus.PENDING else None,
-            "updated_at": iso(self.updated_at),
-        }
 
 
 def _from_row(row: Any) -> DeliveryRecord:

@@ -24,8 +24,7 @@ from daemon import db, devices, retry
 from daemon.config import Config
 from daemon.errors import WorkerDied
 from daemon.intake import Intake
-from daemon.jobs import JobRecord, Lease
-from daemon.models import JobStatus
+from daemon.jobs import JobRecord, JobStatus, Lease
 from daemon.planner import (
     FileFacts,
     Plan,

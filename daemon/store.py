@@ -22,8 +22,8 @@ from sqlalchemy.orm import aliased
 from daemon import db, hooks
 from daemon.config import Config
 from daemon.hooks import NOTHING, Announce
-from daemon.jobs import AudioFacts, Enqueued, JobOptions, JobRecord, Lease, Requeued
-from daemon.models import Job, JobStatus
+from daemon.jobs import AudioFacts, Enqueued, JobOptions, JobRecord, JobStatus, Lease, Requeued
+from daemon.models import Job
 from daemon.outbox import Outbox
 from daemon.results import Results
 from daemon.voicebook import VoiceBook

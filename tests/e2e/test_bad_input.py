@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from daemon import config as config_mod
-from daemon.models import JobStatus
+from daemon.jobs import JobStatus
 from daemon.store import open_store, utcnow
 from tests.conftest import make_video, need_eval, write_config
 

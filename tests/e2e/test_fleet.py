@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 from daemon import config as config_mod
-from daemon.models import JobStatus
+from daemon.jobs import JobStatus
 from daemon.store import Store, open_store
 from tests.conftest import lj_clips, speech_file
 from tests.e2e.test_resilience import wait_for

@@ -11,7 +11,7 @@ import pytest
 
 from daemon.config import Config
 from daemon.intake import Intake
-from daemon.models import JobStatus
+from daemon.jobs import JobStatus
 from daemon.pool import Report, WorkerPool
 from daemon.store import open_store, utcnow
 from tests.conftest import need_eval

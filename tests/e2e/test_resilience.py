@@ -18,7 +18,7 @@ import psutil
 import pytest
 
 from daemon import config as config_mod
-from daemon.models import JobStatus
+from daemon.jobs import JobStatus
 from daemon.store import JobRecord, Store, open_store
 from tests.conftest import lj_clips, speech_file, write_config
 

@@ -14,7 +14,7 @@ import srt
 import webvtt
 
 from daemon import config as config_mod
-from daemon.models import JobStatus
+from daemon.jobs import JobStatus
 from daemon.store import open_store
 from tests.conftest import EVAL, need_eval, write_config
 

@@ -20,7 +20,7 @@ from daemon.app import node_views
 from daemon.cli import cli
 from daemon.config import Config
 from daemon.db import make_engine, upgrade
-from daemon.models import JobStatus
+from daemon.jobs import JobStatus
 from daemon.store import Store, open_store, utcnow
 from tests.conftest import start_postgres, write_wav
 from tests.pgserver import PostgresServer

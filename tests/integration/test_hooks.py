@@ -18,8 +18,8 @@ from daemon import hooks
 from daemon.config import HooksConfig
 from daemon.db import make_engine, upgrade
 from daemon.delivery import Deliverer
-from daemon.jobs import Lease
-from daemon.models import DeliveryStatus, JobStatus
+from daemon.hooks import DeliveryStatus
+from daemon.jobs import JobStatus, Lease
 from daemon.store import Store
 from tests.webhook_server import Receiver, serve
 

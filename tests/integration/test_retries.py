@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from daemon.config import Config
-from daemon.models import JobStatus
+from daemon.jobs import JobStatus
 from daemon.store import open_store, utcnow
 from daemon.warm import WarmModels
 from daemon.workers import Executor

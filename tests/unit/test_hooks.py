@@ -9,8 +9,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from daemon import hooks
-from daemon.jobs import JobOptions, JobRecord
-from daemon.models import JobStatus
+from daemon.jobs import JobOptions, JobRecord, JobStatus
 
 NOW = datetime(2026, 12, 1, 12, 0, 0)
 

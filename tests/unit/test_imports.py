@@ -15,8 +15,8 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "daemon"
 
 
-def module_name(path: Path) -> str:
-    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+def module_name(path: Path, package: Path = PACKAGE) -> str:
+    parts = path.relative_to(package.parent).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
@@ -118,3 +118,124 @@ def test_arrows_run_one_way(module: str, never: tuple[str, ...]) -> None:
     if not module.endswith(("cli", "intake")):  # these two: direct imports only
         deep = set(reachable(graph, module))
         assert not [m for m in deep if m.startswith(never)], sorted(deep)
+
+
+SAFE_DOOR = "daemon.pipeline.pyannote_env"
+"""The one module that imports torchaudio, making it load beside a CPU-only torch."""
+
+
+def _imported(node: ast.stmt) -> list[str]:
+    if isinstance(node, ast.Import):
+        return [a.name for a in node.names]
+    if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+        return [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+    return []
+
+
+def _opens_the_door(node: ast.stmt, loaders: set[str]) -> bool:
+    """``pyannote_env.load()``, or an import of a module that calls it at its top."""
+    if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
+        return ast.unparse(node.value.func) == "pyannote_env.load"
+    return any(name in loaders for name in _imported(node))
+
+
+def _bodies(tree: ast.Module) -> Iterator[list[ast.stmt]]:
+    yield tree.body
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            yield node.body
+
+
+def pyannote_before_the_door(package: Path = PACKAGE) -> list[str]:
+    """Places (module:line) that import pyannote.audio or torchaudio where nothing earlier in
+    the same body went through :data:`SAFE_DOOR`."""
+    files = {module_name(p, package): p for p in package.rglob("*.py")}
+    trees = {name: ast.parse(path.read_text(), str(path)) for name, path in files.items()}
+    loaders = {
+        name
+        for name, tree in trees.items()
+        if any(_opens_the_door(node, set()) for node in tree.body)
+    }
+    bad = []
+    for name, tree in trees.items():
+        if name == SAFE_DOOR:
+            continue
+        for body in _bodies(tree):
+            opened = False
+            for node in body:
+                opened = opened or _opens_the_door(node, loaders)
+                heavy = [
+                    m for m in _imported(node) if m.startswith(("pyannote.audio", "torchaudio"))
+                ]
+                if heavy and not opened:
+                    bad.append(f"{name}:{node.lineno}")
+    return bad
+
+
+def test_torchaudio_is_imported_through_one_door() -> None:
+    """Only pyannote_env imports torchaudio; pyannote.audio (which imports torchaudio itself)
+    is imported only after ``pyannote_env.load()``, in the same module or function, so no
+    order of imports can reach torchaudio's failing extension."""
+    for name, path in ((module_name(p), p) for p in PACKAGE.rglob("*.py")):
+        tree = ast.parse(path.read_text(), str(path))
+        direct = [m for n in ast.walk(tree) if isinstance(n, ast.stmt) for m in _imported(n)]
+        if name != SAFE_DOOR:
+            assert not [m for m in direct if m.startswith("torchaudio")], name
+    assert pyannote_before_the_door() == []
+
+
+def test_the_door_check_finds_an_import_before_it(tmp_path: Path) -> None:
+    package = tmp_path / "daemon"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "good.py").write_text(
+        "from daemon import pyannote_env\npyannote_env.load()\nimport pyannote.audio\n"
+    )
+    (package / "late.py").write_text("def f():\n    import pyannote.audio\n")
+    assert pyannote_before_the_door(package) == ["daemon.late:2"]
+
+
+PURE = (
+    "daemon.jobs",
+    "daemon.errors",
+    "daemon.hooks",
+    "daemon.retry",
+    "daemon.planner",
+    "daemon.threads",
+    "daemon.profiles",
+    "daemon.devices",
+    "daemon.placement",
+    "daemon.voices",
+    "daemon.fsnames",
+    "daemon.config",
+    "daemon.pipeline",
+)
+"""Modules (and packages) of decisions and vocabulary: they never reach the ORM."""
+ORM = ("daemon.models", "daemon.store", "daemon.db", "daemon.results", "daemon.outbox")
+
+
+def third_party(package: Path = PACKAGE) -> dict[str, set[str]]:
+    """Module -> the top-level names of what it imports outside the daemon."""
+    out: dict[str, set[str]] = {}
+    for path in package.rglob("*.py"):
+        tree = ast.parse(path.read_text(), str(path))
+        names = {
+            m.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.stmt) for m in _imported(n)
+        }
+        out[module_name(path, package)] = {n for n in names if n != "daemon"}
+    return out
+
+
+def within(module: str, places: tuple[str, ...]) -> bool:
+    """Whether ``module`` is one of ``places`` or inside one of those packages."""
+    return any(module == p or module.startswith(p + ".") for p in places)
+
+
+def test_pure_modules_never_reach_the_orm() -> None:
+    graph, outside = import_graph(), third_party()
+    pure = [m for m in graph if within(m, PURE)]
+    assert "daemon.jobs" in pure and "daemon.pipeline.steps" in pure
+    for module in pure:
+        deep = {module, *reachable(graph, module)}
+        assert not [m for m in deep if within(m, ORM)], (module, sorted(deep))
+        assert not [m for m in deep if "sqlalchemy" in outside[m]], module

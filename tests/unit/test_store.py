@@ -7,8 +7,7 @@ import pytest
 from sqlalchemy import text
 
 from daemon.db import make_engine, upgrade
-from daemon.jobs import Lease
-from daemon.models import JobStatus
+from daemon.jobs import JobStatus, Lease
 from daemon.store import Store
 
 T0 = datetime(2026, 1, 1, 12, 0, 0)
