@@ -159,6 +159,52 @@ def choose(
     """
     stale = (now - snapshot.taken_at).total_seconds() > 60
     other = float(snapshot.cores) / 2 if stale else snapshot.other_cores
+    grant = _grant(snapshot, queue, settings, other, usable_gpus, held_gpus, cpu_needed)
+    idle = not stale and other < settings.idle_other_cores
+    profile, reason = _profile(snapshot, queue, file, settings, requested, idle)
+    if other >= 0.5:
+        reason += f"; other programs use {other:.1f} cores"
+    reason += f"; {grant.workers}x{grant.threads} threads on {grant.cores} free cores"
+    if grant.gpus:
+        reason += f", GPU worker(s) on {', '.join(f'cuda:{i}' for i in grant.gpus)}"
+    if grant.gpu_notes:
+        reason += "; no GPU worker: " + "; ".join(grant.gpu_notes)
+    return Plan(
+        profile=profile,
+        workers=grant.workers,
+        threads=grant.threads,
+        reason=reason,
+        gpus=grant.gpus,
+    )
+
+
+@dataclass(frozen=True)
+class _Grant:
+    """What the machine gives the next plan (see :func:`choose`)."""
+
+    cores: int
+    """Cores other programs leave free."""
+    gpus: tuple[int, ...]
+    """The GPUs that get a worker."""
+    gpu_notes: tuple[str, ...]
+    """Why a usable GPU gets none."""
+    workers: int
+    """CPU workers."""
+    threads: int
+    """Threads per CPU worker."""
+
+
+def _grant(
+    snapshot: LoadSnapshot,
+    queue: QueueFacts,
+    settings: PlannerSettings,
+    other: float,
+    usable_gpus: Sequence[int],
+    held_gpus: Sequence[int],
+    cpu_needed: bool,
+) -> _Grant:
+    """Cores, GPU workers and CPU workers of threads while other programs use ``other`` cores
+    (pure; the rules are :func:`choose`'s)."""
     granted = max(1, min(snapshot.cores, int(snapshot.cores - other + 0.25)))
     by_ram = max(1, snapshot.available_ram // max(1, settings.ram_per_worker))
     gpus, gpu_notes = gpu_slots(snapshot, usable_gpus, held_gpus, settings.gpu_memory_per_worker)
@@ -174,36 +220,38 @@ def choose(
     workers = min(cpu_cores, by_ram - len(gpus), most - len(gpus), parallel_files)
     workers = max(least, workers) if cpu_cores else 0
     threads = max(1, cpu_cores // workers) if workers else 1
+    return _Grant(granted, gpus, tuple(gpu_notes), workers, threads)
 
+
+def _profile(
+    snapshot: LoadSnapshot,
+    queue: QueueFacts,
+    file: FileFacts | None,
+    settings: PlannerSettings,
+    requested: str | None,
+    idle: bool,
+) -> tuple[str, str]:
+    """The profile and why (pure; the rules are :func:`choose`'s).  ``idle``: a fresh snapshot
+    in which other programs use less than ``settings.idle_other_cores``."""
     speech = queue.queued_audio_seconds
     if requested and requested != "auto":
-        profile, reason = requested, "requested"
-    elif settings.profile != "auto":
-        profile, reason = settings.profile, "configured"
-    elif snapshot.available_ram < settings.ram_per_worker:
-        profile, reason = "fast", "low memory"
-    elif speech > settings.backlog_fast_seconds:
-        profile, reason = "fast", f"backlog of {speech / 60:.0f} min"
-    elif file is not None and file.speech_share == 0.0:
-        profile, reason = "fast", "no speech heard in the file"
-    elif (
+        return requested, "requested"
+    if settings.profile != "auto":
+        return settings.profile, "configured"
+    if snapshot.available_ram < settings.ram_per_worker:
+        return "fast", "low memory"
+    if speech > settings.backlog_fast_seconds:
+        return "fast", f"backlog of {speech / 60:.0f} min"
+    if file is not None and file.speech_share == 0.0:
+        return "fast", "no speech heard in the file"
+    if (
         settings.quality_pays
-        and not stale
-        and other < settings.idle_other_cores
+        and idle
         and queue.queued <= 1
         and (file is None or file.speech_seconds <= settings.quality_max_seconds)
     ):
-        profile, reason = "quality", "idle machine, short queue"
-    else:
-        profile, reason = "balanced", "default"
-    if other >= 0.5:
-        reason += f"; other programs use {other:.1f} cores"
-    reason += f"; {workers}x{threads} threads on {granted} free cores"
-    if gpus:
-        reason += f", GPU worker(s) on {', '.join(f'cuda:{i}' for i in gpus)}"
-    if gpu_notes:
-        reason += "; no GPU worker: " + "; ".join(gpu_notes)
-    return Plan(profile=profile, workers=workers, threads=threads, reason=reason, gpus=gpus)
+        return "quality", "idle machine, short queue"
+    return "balanced", "default"
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from daemon import config as cfg
-from daemon.config import ConfigError, from_mapping, load
+from daemon.config import ConfigError, from_mapping, load, reading
 
 
 def test_defaults_without_any_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -186,7 +186,7 @@ def test_config_is_found_on_the_search_path_in_order(
         f.parent.mkdir(parents=True, exist_ok=True)
         f.write_text(f'[daemon]\nnode = "{node}"\n')
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
-    monkeypatch.setattr(cfg, "SYSTEM_CONFIG", system)
+    monkeypatch.setattr(reading, "SYSTEM_CONFIG", system)
     monkeypatch.delenv("TRANSCRIBD_CONFIG", raising=False)
     assert load().daemon.node == "user"
     user.unlink()
