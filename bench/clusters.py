@@ -34,12 +34,7 @@ from bench.devset import Item, build, crowded, decode, monologues
 from bench.metrics import load_rttm, load_uem
 from bench.speakers import BASELINE, Results, Scored, components, print_table, summary
 from daemon.pipeline.clusters import LONE_VOICE_SHARE, MERGE_DISTANCE
-from daemon.pipeline.diarize import (
-    PYANNOTE_THRESHOLD,
-    DiarizeParams,
-    Diarizer,
-    _speaker_clustering,
-)
+from daemon.pipeline.diarize import PYANNOTE_THRESHOLD, DiarizeParams, Diarizer
 from daemon.pipeline.merge import WindowDiarization
 
 REPO = Path(__file__).resolve().parents[1]
@@ -98,16 +93,16 @@ def lone_voice_clustering(metric: str, method: Method) -> Any:
     """The profiles' clustering class without the merge, looking for lone voices in every file
     (not only where one voice was found), with ``method``'s ``far`` and ``members``.  Rejected:
     bench/RESULTS.md."""
-    base = type(_speaker_clustering(0.0, metric, method.lone_voices))
+    from daemon.pipeline.speaker_clustering import SpeakerClustering
 
-    class EveryFile(base):  # type: ignore[misc,valid-type]
+    class EveryFile(SpeakerClustering):
         far = method.far
         members = method.members
 
         def looks_for_lone_voices(self, found: int) -> bool:
             return found > 0
 
-    return EveryFile(metric=metric)
+    return EveryFile(metric, lone_share=method.lone_voices)
 
 
 def install(pipeline: Any, method: Method) -> None:
@@ -119,7 +114,9 @@ def install(pipeline: Any, method: Method) -> None:
     if method.lone_voices and not method.only_one:
         clustering = lone_voice_clustering(stock.metric, method)
     elif method.merge > 0 or method.only_one:
-        clustering = _speaker_clustering(method.merge, stock.metric, method.lone_voices)
+        from daemon.pipeline.speaker_clustering import speaker_clustering
+
+        clustering = speaker_clustering(method.merge, stock.metric, method.lone_voices)
     else:
         clustering = stock
     if clustering is not stock:

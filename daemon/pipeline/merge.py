@@ -141,8 +141,6 @@ def link_windows(
     Labels are finally renamed in order of first appearance.  A speaker too short to embed
     has no centroid.
     """
-    from scipy.optimize import linear_sum_assignment
-
     centroids: list[list[float] | None] = []
     weights: list[float] = []
     parent: list[int] = []
@@ -152,13 +150,7 @@ def link_windows(
         for t in window.turns:
             speech[t.speaker] = speech.get(t.speaker, 0.0) + (t.end - t.start)
         local = [s for s in window.centroids if s in speech]
-        mapping: dict[str, int] = {}
-        if centroids and local:
-            cost = [[_distance(window.centroids[s], c) for c in centroids] for s in local]
-            rows, cols = linear_sum_assignment(cost)
-            for r, c in zip(rows, cols, strict=True):
-                if cost[r][c] <= threshold:
-                    mapping[local[r]] = int(c)
+        mapping = _matches(window, local, centroids, threshold)
         for s in local:
             vec = list(window.centroids[s])
             if s in mapping:
@@ -189,6 +181,27 @@ def link_windows(
         if vec is not None and f"g{g}" in names
     }
     return WindowDiarization(turns=tuple(relabel(global_turns)), centroids=prints)
+
+
+def _matches(
+    window: WindowDiarization,
+    local: list[str],
+    centroids: list[list[float] | None],
+    threshold: float,
+) -> dict[str, int]:
+    """The window's speakers (``local``, those with a centroid) matched one-to-one to the
+    global speakers so far (Hungarian assignment on cosine distance), where no farther than
+    ``threshold``: local speaker -> global index."""
+    from scipy.optimize import linear_sum_assignment
+
+    mapping: dict[str, int] = {}
+    if centroids and local:
+        cost = [[_distance(window.centroids[s], c) for c in centroids] for s in local]
+        rows, cols = linear_sum_assignment(cost)
+        for r, c in zip(rows, cols, strict=True):
+            if cost[r][c] <= threshold:
+                mapping[local[r]] = int(c)
+    return mapping
 
 
 def _root(parent: list[int], i: int) -> int:

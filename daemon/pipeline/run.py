@@ -56,8 +56,8 @@ class JobInput:
     """Where Whisper runs ("cpu" or "cuda"): part of the ASR step's key off the CPU (GPU
     kernels decode differently)."""
     diarize_device: str = "cpu"
-    """Where the diarization networks run: part of the diarize steps' keys off the CPU (that
-    CUDA gives the CPU's results within rounding was never measured)."""
+    """Where the diarization networks run: part of the diarize steps' keys (that CUDA gives the
+    CPU's results within rounding was never measured)."""
 
 
 def no_diarizer() -> steps.Diarize:
@@ -186,6 +186,16 @@ def _asr_choices(job: JobInput, models: Loaders) -> tuple[AsrChoice, AsrChoice |
     return main, english
 
 
+def _asr_options(job: JobInput) -> AsrOptions:
+    """The ASR's options: the profile's beam and precision, the job's prompt and hotwords."""
+    return AsrOptions(
+        beam_size=job.profile.beam_size,
+        compute_type=job.profile.compute_type,
+        initial_prompt=job.vocabulary.initial_prompt,
+        hotwords=job.vocabulary.hotwords,
+    )
+
+
 def _transcribe_and_diarize(
     job: JobInput,
     cache: StepCache,
@@ -216,12 +226,7 @@ def _transcribe_and_diarize(
 
     beside = job.diarize and split.overlap
     gate = LaneGate(split.open_lanes if beside else split.lanes)
-    options = AsrOptions(
-        beam_size=job.profile.beam_size,
-        compute_type=job.profile.compute_type,
-        initial_prompt=job.vocabulary.initial_prompt,
-        hotwords=job.vocabulary.hotwords,
-    )
+    options = _asr_options(job)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="diarize") as pool:
         pending = pool.submit(diarize, beside_cache) if beside else None
         if pending is not None:

@@ -24,7 +24,8 @@ from daemon.errors import DecodeError, InputRemoved
 from daemon.pipeline import asr, audio
 from daemon.pipeline.asr import AsrModel, AsrOptions, Segment, Word
 from daemon.pipeline.cache import StepCache
-from daemon.pipeline.diarize import FRAME_BLOCK_CHUNKS, WEIGHTS_ID, DiarizeParams
+from daemon.pipeline.diarize import WEIGHTS_ID, DiarizeParams
+from daemon.pipeline.frames import FRAME_BLOCK_CHUNKS
 from daemon.pipeline.merge import Turn, WindowDiarization, attribute, link_windows, speakers_of
 from daemon.pipeline.outputs import Transcript
 from daemon.pipeline.segments import RULES_VERSION as CUT_RULES
@@ -212,8 +213,7 @@ def diarize(
         "hints": asdict(hints),
         "windows": windows,
         "weights": WEIGHTS_ID,
-        # off the CPU only: the CPU's keys stay those of every job cached before devices
-        **({"device": device} if device != "cpu" else {}),
+        "device": device,
     }
 
     def compute() -> dict[str, Any]:
@@ -247,13 +247,18 @@ def diarize(
 def _older_keys(key: dict[str, Any]) -> list[tuple[dict[str, Any], bool]]:
     """The diarize step's keys as earlier versions wrote them, newest first, each with whether
     its payload holds voice prints: a cache-only run (renaming or relabelling a finished job's
-    speakers) takes what the job was made with, and never recomputes.  Before lone voices were
-    searched for there was no ``lone_voice_share``; before clusters of one voice were merged
-    there was no ``merge_distance`` (those jobs were made without merging, whatever it is now);
-    before CAM++'s front end was shared there was no ``frame_block_chunks`` (its default 2 was
-    the only behaviour); before voice prints the payload was the turns alone."""
-    diarization = dict(key["diarization"])
+    speakers) takes what the job was made with, and never recomputes.  Before the key always
+    held the device, a CPU run's held none (every earlier key of a CPU run is without it);
+    before lone voices were searched for there was no ``lone_voice_share``; before clusters of
+    one voice were merged there was no ``merge_distance`` (those jobs were made without
+    merging, whatever it is now); before CAM++'s front end was shared there was no
+    ``frame_block_chunks`` (its default 2 was the only behaviour); before voice prints the
+    payload was the turns alone."""
     keys = []
+    if key["device"] == "cpu":
+        key = {k: v for k, v in key.items() if k != "device"}
+        keys.append(({**key, "prints": True}, True))
+    diarization = dict(key["diarization"])
     for later in ("lone_voice_share", "merge_distance"):  # the newest field first
         diarization.pop(later, None)
         keys.append(({**key, "diarization": dict(diarization), "prints": True}, True))

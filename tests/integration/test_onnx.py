@@ -156,7 +156,7 @@ def test_the_front_end_in_pieces_gives_the_whole_stretch(tmp_path: Path) -> None
     import torch
 
     from daemon.pipeline.campplus_model import fbank_frames, normalise
-    from daemon.pipeline.diarize import (
+    from daemon.pipeline.frames import (
         Lanes,
         frame_blocks,
         front_pieces,

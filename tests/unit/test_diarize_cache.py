@@ -1,8 +1,9 @@
 """The diarize step's cache across earlier versions: a job finished before voice prints still
-lists and renames its speakers from the cache (turns, no prints), one finished before CAM++'s
-front end was shared (no ``frame_block_chunks`` in its key), before clusters were merged (no
-``merge_distance``) or before lone voices were searched for (no ``lone_voice_share``) keeps its
-prints, and a cache-only run never recomputes."""
+lists and renames its speakers from the cache (turns, no prints), one run on the CPU before the
+key held the device keeps its speakers, one finished before CAM++'s front end was shared (no
+``frame_block_chunks`` in its key), before clusters were merged (no ``merge_distance``) or
+before lone voices were searched for (no ``lone_voice_share``) keeps its prints, and a
+cache-only run never recomputes."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ SPEECH = steps.Speech(samples=16000 * 20, regions=[Region(1.0, 19.0)])
 
 
 def step_key(speech: steps.Speech, params: DiarizeParams, hints: SpeakerHints) -> dict[str, Any]:
-    """The diarize step's cache key as a CPU run of one window writes it."""
+    """The diarize step's cache key as a CPU run of one window wrote it before the key held the
+    device (a run now adds ``"device"``)."""
     return {
         "diarization": asdict(params),
         "hints": asdict(hints),
@@ -77,23 +79,33 @@ def test_turns_cached_before_voice_prints_serve_a_cache_only_run(tmp_path: Path)
     assert run().centroids == {"SPEAKER_00": (1.0, 0.0)}  # the newer entry wins
 
 
-def test_diarization_on_a_gpu_is_cached_apart_from_the_cpus(tmp_path: Path) -> None:
+def test_a_cpu_job_cached_before_the_key_held_the_device_serves_a_cache_only_run(
+    tmp_path: Path,
+) -> None:
+    """The key holds the device, the CPU's too; a CPU job cached under the old device-less key
+    still lists and renames its speakers, and a GPU's result is its own."""
     speech, params, hints = SPEECH, DiarizeParams(), SpeakerHints()
     key = {**step_key(speech, params, hints), "prints": True}
     store = MemoryCacheStore()
     on_cpu = {"turns": [[1.0, 19.0, "SPEAKER_00"]], "centroids": {}}
-    store.rows[("abc", "diarize", params_hash(key))] = on_cpu
-    cache = StepCache(store, "abc", lambda: None, cache_only=True)
+    store.rows[("abc", "diarize", params_hash(key))] = on_cpu  # before the key held the device
     spool = Spool(tmp_path / "spool", tmp_path / "in.wav")
 
-    def run(device: str) -> Any:
+    def run(device: str, cache_only: bool = True) -> Any:
+        cache = StepCache(store, "abc", lambda: None, cache_only=cache_only)
         return steps.diarize(
             cache, spool, speech, params, hints, 600.0, never_load, lambda _: None, device
         )
 
-    assert run("cpu").turns[0].speaker == "SPEAKER_00"  # the CPU's key is the one it always was
+    assert run("cpu").turns[0].speaker == "SPEAKER_00"  # found under the old device-less key
     with pytest.raises(CacheMiss):  # the GPU's result is its own
         run("cuda")
+    with pytest.raises(AssertionError, match="no model may be loaded"):
+        run("cpu", cache_only=False)  # a run that may compute does not take the old entry
+    now = {"turns": [[1.0, 19.0, "SPEAKER_01"]], "centroids": {}}
+    store.rows[("abc", "diarize", params_hash({**key, "device": "cpu"}))] = now
+    assert run("cpu", cache_only=False).turns[0].speaker == "SPEAKER_01"  # the key holds it
+    assert run("cpu").turns[0].speaker == "SPEAKER_01"  # and wins over the old entry
 
 
 def test_prints_cached_before_the_front_end_was_shared_serve_a_cache_only_run(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from daemon.pipeline.diarize import _cut, block_holding, frame_blocks, front_pieces
+from daemon.pipeline.frames import block_holding, cut, frame_blocks, front_pieces
 
 
 @pytest.mark.parametrize(
@@ -48,13 +48,13 @@ def test_a_chunks_frames_are_cut_at_its_offset_in_its_block() -> None:
     blocks = frame_blocks(130.0, 10.0)
     frames = [np.tile(np.arange(round((b - a) * 50)) / 50 + a, (3, 1)) for a, b in blocks]
     for start in (0.0, 5.0, 45.0, 50.0, 55.0, 97.0, 120.0):
-        out = _cut(frames, blocks, start, 10.0, 500)
+        out = cut(frames, blocks, start, 10.0, 500)
         assert out.shape == (3, 500)
         assert out[0, 0] == pytest.approx(start, abs=0.02)
         assert out[0, -1] == pytest.approx(start + 9.98, abs=0.02)
     # a block shorter than a chunk (a short file): its frames, the last one repeated
     short = [np.tile(np.arange(200, dtype=float), (2, 1))]
-    out = _cut(short, [(0.0, 10.0)], 0.0, 10.0, 499)
+    out = cut(short, [(0.0, 10.0)], 0.0, 10.0, 499)
     assert out.shape == (2, 499) and out[0, 199] == out[0, -1] == 199
 
 
@@ -83,5 +83,5 @@ def test_cuts_land_on_the_chunks_time_in_blocks_of_real_width(chunks: int) -> No
 
     frames = [np.tile(a + np.arange(width(a, b)) / 50, (2, 1)) for a, b in blocks]
     for start in np.arange(0.0, end - chunk + 1e-9, 0.1):
-        out = _cut(frames, blocks, float(start), chunk, 499)
+        out = cut(frames, blocks, float(start), chunk, 499)
         assert out[0, 0] == pytest.approx(start, abs=1e-6)

@@ -88,11 +88,11 @@ def test_the_pipeline_clustering_looks_for_a_lone_voice_only_where_it_found_one(
     so pyannote's clustering leaves it out and gives all of B's turns to A (or none); with
     lone voices B gets its own speaker (if it speaks alone for 1 s of a chunk), and a
     clustering that found two voices is left as it was."""
-    from daemon.pipeline.diarize import _speaker_clustering
+    from daemon.pipeline.speaker_clustering import speaker_clustering
 
     def hard(lone_share: float, clean_b: int, **hints: int) -> list[list[int]]:
         embeddings = two_voices()
-        clustering = _speaker_clustering(0.80, "cosine", lone_share)
+        clustering = speaker_clustering(0.80, "cosine", lone_share)
         clustering.instantiate({"method": "centroid", "min_cluster_size": 2, "threshold": 0.7046})
         found = clustering(embeddings, segmentations(clean_b), **hints)[0]
         return np.asarray(found).tolist()
@@ -112,7 +112,7 @@ def test_the_pipeline_clustering_looks_for_a_lone_voice_only_where_it_found_one(
 def test_no_lone_voice_is_looked_for_where_the_clustering_found_two() -> None:
     from pyannote.core import SlidingWindow, SlidingWindowFeature
 
-    from daemon.pipeline.diarize import _speaker_clustering
+    from daemon.pipeline.speaker_clustering import speaker_clustering
 
     rng = np.random.default_rng(2)
     embeddings = np.full((12, 3, DIM), np.nan)
@@ -122,7 +122,7 @@ def test_no_lone_voice_is_looked_for_where_the_clustering_found_two() -> None:
     data = np.zeros((12, 100, 3))
     data[:, :40, 0], data[:, 45:60, 1], data[:, 65:95, 2] = 1, 1, 1
     seg = SlidingWindowFeature(data, SlidingWindow(start=0.0, duration=10.0, step=1.0))
-    clustering = _speaker_clustering(0.80, "cosine", 0.1)
+    clustering = speaker_clustering(0.80, "cosine", 0.1)
     clustering.instantiate({"method": "centroid", "min_cluster_size": 2, "threshold": 0.7046})
     found = np.asarray(clustering(embeddings, seg)[0])
     assert set(found[:, 0].tolist()) == {0} and set(found[:, 2].tolist()) == {1}
@@ -132,12 +132,12 @@ def test_no_lone_voice_is_looked_for_where_the_clustering_found_two() -> None:
 def test_no_lone_voice_when_the_number_is_given_and_none_beyond_the_most_asked_for() -> None:
     """The class's own gate, called as pyannote calls it after clustering: one cluster found
     (voice A), voice B left out."""
-    from daemon.pipeline.diarize import _speaker_clustering
+    from daemon.pipeline.speaker_clustering import speaker_clustering
 
     embeddings = two_voices()
 
     def speakers_of_b(known: int | None, most: float) -> set[int]:
-        clustering = _speaker_clustering(0.80, "cosine", 0.1)
+        clustering = speaker_clustering(0.80, "cosine", 0.1)
         clustering.instantiate({"method": "centroid", "min_cluster_size": 2, "threshold": 0.7046})
         clustering.segmentations = segmentations(15)
         clustering.hints = (known, most)

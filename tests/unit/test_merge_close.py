@@ -66,13 +66,13 @@ def test_pyannote_clustering_then_merge_respects_the_speaker_hints() -> None:
     """The pipeline's clustering class itself (no model): two clusters of one voice split by
     pyannote's threshold are merged; not when the number of speakers is given, and never
     below the least number asked for."""
-    from daemon.pipeline.diarize import _speaker_clustering
+    from daemon.pipeline.speaker_clustering import speaker_clustering
 
     rng = np.random.default_rng(5)
     e = np.eye(8)
     one = (e[0] + 0.5 * e[1]) / np.linalg.norm(e[0] + 0.5 * e[1])  # ~0.46 from e[0]
     x = np.vstack([around(rng, e[0], 6), around(rng, one, 6), around(rng, e[5], 6)])
-    clustering = _speaker_clustering(0.80)
+    clustering = speaker_clustering(0.80)
     clustering.instantiate({"method": "centroid", "min_cluster_size": 2, "threshold": 0.3})
 
     def labels(**hints: int | None) -> list[int]:
