@@ -29,11 +29,11 @@ from bench.devset import Item, build, decode
 from bench.metrics import load_rttm, load_uem
 from bench.speakers import REPO, Results, Scored, bench_config, bootstrap_diff, components, pooled
 from daemon.intake import hash_file
+from daemon.jobrun import speakers_of_file
 from daemon.pipeline.audio import SAMPLE_RATE
 from daemon.pipeline.facts import AudioFacts, facts_of
 from daemon.store import open_store
 from daemon.warm import WarmModels
-from daemon.workers import speakers_of_file
 
 PROFILES = ("balanced", "quality")
 

@@ -36,7 +36,7 @@ def select_then_update(store: Any, owner: str, limit: int, now: Any, lease: floa
 
     from daemon.jobs import JobStatus
     from daemon.models import Job
-    from daemon.store import JOBS, _from_row
+    from daemon.rows import JOBS, from_row
 
     claimed: list[Any] = []
     values = store._claimed(owner, now, lease, None)  # what the daemon's claim sets
@@ -46,7 +46,7 @@ def select_then_update(store: Any, owner: str, limit: int, now: Any, lease: floa
                 break
             guarded = update(Job).where(Job.id == job_id, Job.status == JobStatus.QUEUED)
             if conn.execute(guarded.values(**values)).rowcount == 1:
-                claimed.append(_from_row(conn.execute(select(JOBS).where(Job.id == job_id)).one()))
+                claimed.append(from_row(conn.execute(select(JOBS).where(Job.id == job_id)).one()))
     return claimed
 
 

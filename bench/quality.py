@@ -26,6 +26,7 @@ import numpy as np
 
 from bench.metrics import der, load_rttm, load_uem, normalize
 from daemon import config as config_mod
+from daemon.jobrun import run_pipeline
 from daemon.jobs import JobOptions
 from daemon.pipeline import audio
 from daemon.pipeline.asr import AsrOptions
@@ -33,7 +34,6 @@ from daemon.pipeline.diarize import PYANNOTE_THRESHOLD, DiarizeParams
 from daemon.profiles import resolve as resolve_profile
 from daemon.store import open_store
 from daemon.warm import WarmModels
-from daemon.workers import run_pipeline
 
 REPO = Path(__file__).resolve().parents[1]
 BASELINE_DIARIZATION = DiarizeParams(

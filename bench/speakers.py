@@ -38,6 +38,7 @@ from bench.metrics import load_rttm, load_uem
 from bench.quality import BASELINE_DIARIZATION
 from daemon import config as config_mod
 from daemon.intake import hash_file
+from daemon.jobrun import run_pipeline
 from daemon.jobs import JobOptions
 from daemon.pipeline.asr import Segment
 from daemon.pipeline.merge import Turn, attribute
@@ -45,7 +46,6 @@ from daemon.profiles import Profile
 from daemon.profiles import resolve as resolve_profile
 from daemon.store import open_store
 from daemon.warm import WarmModels
-from daemon.workers import run_pipeline
 
 REPO = Path(__file__).resolve().parents[1]
 BASELINE = "whole-file"

@@ -46,9 +46,9 @@ from daemon import config as config_mod
 from daemon import voices as voices_mod
 from daemon.errors import UserError
 from daemon.intake import hash_file
+from daemon.jobrun import speakers_of_file
 from daemon.store import open_store
 from daemon.warm import WarmModels
-from daemon.workers import speakers_of_file
 
 REPO = Path(__file__).resolve().parents[1]
 ENROLL_SECONDS = 60.0

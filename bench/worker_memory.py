@@ -34,9 +34,9 @@ from daemon.threads import worker_env
 os.environ.update(worker_env(threads))
 t = time.perf_counter(); mark("python", t)
 t = time.perf_counter()
-from daemon import workers, sysload
+from daemon import jobrun, sysload
 sysload.bound_malloc_arenas()
-mark("import daemon.workers", t)
+mark("import daemon.jobrun", t)
 from daemon.pipeline import pyannote_env
 for module in ("numpy", "ctranslate2", "faster_whisper", "onnxruntime", "torch"):
     t = time.perf_counter(); __import__(module); mark(f"import {module}", t)
@@ -73,7 +73,7 @@ mark("load diarization", t)
 for i, f in enumerate(files):
     t = time.perf_counter()
     sha, _ = hash_file(Path(f))
-    workers.run_pipeline(config, models, store, Path(f), sha, JobOptions(profile=profile_name),
+    jobrun.run_pipeline(config, models, store, Path(f), sha, JobOptions(profile=profile_name),
                          threads=threads)
     mark(f"job {i + 1}: {Path(f).name}", t)
 t = time.perf_counter(); sysload.release_free_memory(); mark("idle (malloc_trim)", t)

@@ -20,43 +20,35 @@ from daemon.config import load as load_config
 from daemon.config import reload as config_reload
 from daemon.doctor import Finding
 from daemon.errors import CacheMiss, DiarizationError, ModelError, NodeInUse, SetupError, UserError
+from daemon.executor import run_metrics
 from daemon.hooks import DeliveryRecord
 from daemon.intake import Intake, hash_file
+from daemon.jobrun import run_pipeline, speakers_of_file, spool_path
 from daemon.jobs import Enqueued, JobOptions, JobRecord, JobStatus, Requeued, iso
+from daemon.nodes import DAEMON_KEY, HOST, PLAN_KEY, heartbeat_limit, node_clash
 from daemon.pipeline import facts, spool
 from daemon.pipeline.diarize import WEIGHTS_ID
 from daemon.pipeline.outputs import remove_stale_temps, rename_speakers, write_outputs
 from daemon.pool import WorkerPool
 from daemon.profiles import models_in_use
-from daemon.scheduler import (
-    DAEMON_KEY,
-    HOST,
-    PLAN_KEY,
-    Scheduler,
-    Summary,
-    heartbeat_limit,
-    node_clash,
+from daemon.publish import (
+    cue_rules,
+    matches_of,
+    matches_record,
+    output_place,
+    voice_matches,
+    write_job_outputs,
 )
+from daemon.rows import TERMINAL
+from daemon.scheduler import Scheduler, Summary
 from daemon.signals import Notifier, StopSignals
-from daemon.store import TERMINAL, Store, open_store, utcnow
+from daemon.store import Store, open_store, utcnow
 from daemon.voices import MainSpeaker, Voice
 from daemon.warm import WarmModels
 
 if TYPE_CHECKING:
     from daemon.metrics import Metrics
-from daemon.workers import (
-    cue_rules,
-    matches_of,
-    matches_record,
-    output_place,
-    owner_id,
-    run_metrics,
-    run_pipeline,
-    speakers_of_file,
-    spool_path,
-    voice_matches,
-    write_job_outputs,
-)
+from daemon.workers import owner_id
 
 log = logging.getLogger(__name__)
 

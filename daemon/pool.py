@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
@@ -62,6 +62,20 @@ class _Slot:
     """When (monotonic) the plan stopped wanting this worker as it is (None: it fits)."""
 
 
+def worker_device(parent: devices.Device, slot: str) -> devices.Device:
+    """The device of a worker on ``slot`` ("cpu", "cuda:N") of a daemon whose models run on
+    ``parent`` (pure): the CPU for a CPU worker; for a GPU worker, the parent's GPU facts (the
+    diarization networks there too, or not) with that GPU's index.  The runtimes were asked
+    once, by the daemon: a worker never probes them again."""
+    kind, index = devices.parse(slot)
+    if kind == "cpu":
+        return devices.Device("cpu", reason="a CPU worker")
+    gpu = index or 0
+    if parent.kind != "cuda" or gpu not in parent.usable:
+        raise ValueError(f"no worker on {slot}: the daemon's models run on {parent.name}")
+    return replace(parent, index=gpu, usable=(gpu,))
+
+
 RETIRE_AFTER_SECONDS = 60.0
 """How long an idle worker the plan no longer wants stays warm before it is stopped: a short
 burst of load elsewhere must not cost a model reload (about 5 s) when it passes."""
@@ -82,6 +96,9 @@ def keep_or_retire(
 class WorkerPool:
     config: Config
     owner_prefix: str
+    parent_device: devices.Device = devices.CPU
+    """The daemon's resolved device (:func:`daemon.devices.select`; the scheduler gives it):
+    each worker's own is derived from it (:func:`worker_device`)."""
     _ctx: Any = field(default_factory=lambda: mp.get_context("spawn"))
     _slots: list[_Slot] = field(default_factory=list)
     _reports: Any = None
@@ -169,9 +186,19 @@ class WorkerPool:
     def _new_slot(self, index: int, threads: int, device: str = "cpu") -> _Slot:
         tasks = self._ctx.Queue()
         config = with_device(self.config, device)
+        models_device = worker_device(self.parent_device, device)
         proc = self._ctx.Process(
             target=worker_main,
-            args=(index, config, threads, tasks, self._reports, self._cancel, os.getpid()),
+            args=(
+                index,
+                config,
+                models_device,
+                threads,
+                tasks,
+                self._reports,
+                self._cancel,
+                os.getpid(),
+            ),
             name=f"transcribd-worker-{index}",
             daemon=True,
         )

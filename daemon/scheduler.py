@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -23,8 +22,10 @@ from typing import TYPE_CHECKING, Any
 from daemon import db, devices, retry
 from daemon.config import Config
 from daemon.errors import WorkerDied
+from daemon.executor import settle
 from daemon.intake import Intake
 from daemon.jobs import JobRecord, JobStatus, Lease
+from daemon.nodes import DAEMON_KEY, HEARTBEAT_SECONDS, HOST, PLAN_KEY, node_clash
 from daemon.planner import (
     FileFacts,
     Plan,
@@ -37,9 +38,10 @@ from daemon.planner import (
 )
 from daemon.pool import WorkerPool, owner_gone
 from daemon.profiles import resolve as resolve_profile
+from daemon.publish import output_place
 from daemon.store import Store, estimated_duration, utcnow
 from daemon.sysload import LoadSampler, pid_alive
-from daemon.workers import Report, output_place, settle
+from daemon.workers import Report
 
 if TYPE_CHECKING:
     from daemon.delivery import Deliverer
@@ -47,33 +49,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PLAN_KEY = "plan"
-DAEMON_KEY = "daemon"
-"""Each node's heartbeat (host, pid, missing folders)."""
-HOST = socket.gethostname()
 READY_LOOKED_AT = 64
 """Ready jobs the dispatcher chooses among per tick (the first in line, and for a GPU the
 longest as well; jobs this node can never run are not counted)."""
-HEARTBEAT_SECONDS = 5.0
-"""How often the heartbeat is written (not every tick: a write contends with the workers')."""
-
-
-def heartbeat_limit(config: Config) -> float:
-    """Seconds after its last heartbeat that a daemon still counts as running."""
-    return max(30.0, 5 * config.daemon.tick_seconds)
-
-
-def node_clash(
-    node: str, stored: tuple[Any, datetime] | None, since: datetime, host: str
-) -> str | None:
-    """Why a daemon on ``host`` must not run as ``node`` (pure): the heartbeat stored for
-    ``node`` was written after ``since`` by another machine; None when it was not."""
-    if stored is None or stored[1] <= since or stored[0].get("host") == host:
-        return None
-    return (
-        f"node '{node}' is in use by a running daemon on {stored[0].get('host')} "
-        f"(pid {stored[0].get('pid')}): give each machine its own [daemon] node"
-    )
 
 
 @dataclass
@@ -115,6 +93,7 @@ class Scheduler:
         self.pool = pool
         self.device = device
         """Where models may run (:func:`daemon.devices.select`): its GPUs get a worker each."""
+        pool.parent_device = device  # the workers' devices derive from it: none probes again
         self.clock: Callable[[], datetime] = clock or store.now
         """Leases and backoffs are reckoned in the store's time (the database server's, when
         several nodes share it); the intake's settling in this machine's own."""

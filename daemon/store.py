@@ -1,11 +1,16 @@
-"""The only code that reads or writes job rows (the step cache and published facts are in
-:mod:`daemon.results`, reached as ``Store.results``).
+"""The only code that reads or writes job rows, with its base :mod:`daemon.transitions` and
+:mod:`daemon.rows` (the step cache and published facts are in :mod:`daemon.results`, reached as
+``Store.results``).
 
 Every state change is a single guarded UPDATE (``... WHERE id = ? AND status = ?`` and, for a
 running job's own transitions, ``AND lease_owner = ?``); a call that loses the race returns False
 and changes nothing.  Two changes are not a worker's own: recovering expired leases, and a new job
 superseding its path's older ones (which takes the lease from a running one: it is fenced and
 publishes nothing).  Times are passed in (``now``) so that callers and tests control the clock.
+
+A running job's own transitions (claim, heartbeat, its end) are in
+:class:`daemon.transitions.JobTransitions`, the base of :class:`Store`; here are the store's
+construction and clock, the reads, the intake and the users' changes.
 """
 
 from __future__ import annotations
@@ -13,27 +18,26 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, or_, select, update
-from sqlalchemy.orm import aliased
+from sqlalchemy import Engine, and_, func, select, update
 
-from daemon import db, hooks
+from daemon import db
 from daemon.config import Config
 from daemon.hooks import NOTHING, Announce
-from daemon.jobs import AudioFacts, Enqueued, JobOptions, JobRecord, JobStatus, Lease, Requeued
+from daemon.jobs import AudioFacts, Enqueued, JobOptions, JobRecord, JobStatus, Requeued
 from daemon.models import Job
 from daemon.outbox import Outbox
 from daemon.results import Results
+from daemon.rows import JOBS, TERMINAL, from_row, off_lease
+from daemon.transitions import JobTransitions
 from daemon.voicebook import VoiceBook
 
 log = logging.getLogger(__name__)
 
-TERMINAL = (JobStatus.DONE, JobStatus.FAILED, JobStatus.SUPERSEDED, JobStatus.CANCELLED)
 UNREAD = ""
 """The sha256 of a job refused at intake before its content could be read."""
-JOBS = Job.__table__
 BYTES_PER_SECOND = 16000.0
 """A queued file of unknown length is estimated at this rate (a 128 kbit/s stream)."""
 
@@ -41,17 +45,6 @@ BYTES_PER_SECOND = 16000.0
 def utcnow() -> datetime:
     """This machine's clock: naive UTC, as the store takes and gives times."""
     return datetime.now(UTC).replace(tzinfo=None)
-
-
-def _from_row(row: Any) -> JobRecord:
-    m = row._mapping
-    values = {f: m[f] for f in JobRecord.__dataclass_fields__}
-    values["status"] = JobStatus(values["status"])
-    values["options"] = JobOptions.from_dict(values["options"])
-    values["outputs"] = list(values["outputs"] or [])
-    values["metrics"] = dict(values["metrics"] or {})
-    values["facts"] = AudioFacts.from_dict(values["facts"])
-    return JobRecord(**values)
 
 
 def why_not_requeued(job: JobRecord | None) -> str | None:
@@ -77,9 +70,23 @@ def _insert(conn: Any, now: datetime, unique: bool, **values: Any) -> Any:
     return conn.execute(stmt.returning(Job.id)).scalar_one_or_none()
 
 
-def _off_lease(now: datetime, **values: Any) -> dict[str, Any]:
-    """The values of a job leaving its worker's lease, then ``values``."""
-    return {"lease_owner": None, "lease_expires_at": None, "updated_at": now, **values}
+def _supersede(conn: Any, path: str, job_id: int, now: datetime) -> list[int]:
+    """The ids of ``path``'s older jobs, superseded now by job ``job_id`` (a running one loses
+    its lease: it is fenced and publishes nothing)."""
+    older = conn.execute(
+        update(Job)
+        .where(Job.path == path, Job.id != job_id, Job.status != JobStatus.SUPERSEDED)
+        .values(
+            **off_lease(
+                now,
+                status=JobStatus.SUPERSEDED,
+                error=f"superseded by #{job_id} (new content at this path)",
+                finished_at=now,
+            )
+        )
+        .returning(Job.id)
+    )
+    return list(older.scalars())
 
 
 def open_store(config: Config, migrate: bool | None = None) -> Store:
@@ -106,7 +113,7 @@ def estimated_duration(job: JobRecord) -> float:
     return job.duration or job.size / BYTES_PER_SECOND
 
 
-class Store:
+class Store(JobTransitions):
     def __init__(
         self,
         engine: Engine,
@@ -146,14 +153,14 @@ class Store:
     def get(self, job_id: int) -> JobRecord | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(JOBS).where(Job.id == job_id)).first()
-        return _from_row(row) if row else None
+        return from_row(row) if row else None
 
     def jobs(self, statuses: Iterable[JobStatus] | None = None) -> list[JobRecord]:
         stmt = select(JOBS).order_by(Job.id)
         if statuses is not None:
             stmt = stmt.where(Job.status.in_(list(statuses)))
         with self.engine.connect() as conn:
-            return [_from_row(r) for r in conn.execute(stmt)]
+            return [from_row(r) for r in conn.execute(stmt)]
 
     def counts(self) -> dict[JobStatus, int]:
         with self.engine.connect() as conn:
@@ -192,7 +199,7 @@ class Store:
         ids = picked.limit(limit).subquery()
         stmt = select(JOBS).join(ids, Job.id == ids.c.id).order_by(*order)
         with self.engine.connect() as conn:
-            return [_from_row(r) for r in conn.execute(stmt)]
+            return [from_row(r) for r in conn.execute(stmt)]
 
     def superseded_outputs(self, path: str, job_id: int) -> set[str]:
         """Outputs of the jobs that job ``job_id`` superseded at ``path`` (it replaces them)."""
@@ -252,20 +259,7 @@ class Store:
                     )
                 ).scalar_one()
                 return Enqueued(job_id=same, created=False)
-            older = conn.execute(
-                update(Job)
-                .where(Job.path == path, Job.id != job_id, Job.status != JobStatus.SUPERSEDED)
-                .values(
-                    **_off_lease(
-                        now,
-                        status=JobStatus.SUPERSEDED,
-                        error=f"superseded by #{job_id} (new content at this path)",
-                        finished_at=now,
-                    )
-                )
-                .returning(Job.id)
-            )
-            superseded = list(older.scalars())
+            superseded = _supersede(conn, path, job_id, now)
         log.info(
             "enqueued job %s",
             job_id,
@@ -300,224 +294,11 @@ class Store:
                 finished_at=now,
             )
             row = conn.execute(select(JOBS).where(Job.id == job_id)).one()
-            self._announce(conn, _from_row(row), "failed", now)  # failed for good, too
+            self._announce(conn, from_row(row), "failed", now)  # failed for good, too
         log.warning(
             "refused %s: %s", path, reason, extra={"job": job_id, "path": path, "error": reason}
         )
         return Enqueued(job_id=job_id, created=True)
-
-    # ------------------------------------------------------------------ workers
-    def claim(
-        self,
-        owner: str,
-        limit: int,
-        now: datetime,
-        lease_seconds: float,
-        profile: str | None = None,
-        job_id: int | None = None,
-        device: str | None = None,
-    ) -> list[JobRecord]:
-        """Move up to ``limit`` ready jobs (or job ``job_id``, if it is still ready) from
-        queued to running under ``owner``'s lease, on a worker of ``device``, in one
-        statement.  On PostgreSQL the rows are picked ``FOR UPDATE SKIP LOCKED``: claimers
-        on other nodes skip each other's rows instead of waiting, and no row is claimed twice;
-        SQLite runs one writer at a time.
-
-        A duplicate waits until its original is done or failed, so that it is served from the
-        cache instead of computing the same content twice.
-        """
-        values = self._claimed(owner, now, lease_seconds, profile)
-        if device is not None:
-            values["device"] = device
-        ready = self._ready(now)
-        if job_id is not None:
-            ready = ready.where(Job.id == job_id)
-        # a CTE, materialized: the picked rows are read (and locked) once; as a plain
-        # subquery PostgreSQL may run it again per row and take more than ``limit``
-        picked = (
-            ready.limit(limit)
-            .with_for_update(skip_locked=True, of=Job)
-            .cte("picked")
-            .prefix_with("MATERIALIZED", dialect="postgresql")
-        )
-        stmt = (
-            update(Job)
-            .where(Job.id.in_(select(picked.c.id)), Job.status == JobStatus.QUEUED)
-            .values(**values)
-            .returning(*JOBS.c)
-        )
-        with self.engine.begin() as conn:
-            rows = conn.execute(stmt).all()
-        return sorted((_from_row(r) for r in rows), key=lambda j: j.id)
-
-    def _claimed(
-        self, owner: str, now: datetime, lease_seconds: float, profile: str | None
-    ) -> dict[str, Any]:
-        """The values of a job as ``owner`` claims it for this node."""
-        values: dict[str, Any] = {
-            "status": JobStatus.RUNNING,
-            "lease_owner": owner,
-            "lease_expires_at": now + timedelta(seconds=lease_seconds),
-            "attempts": Job.attempts + 1,
-            "runs": Job.runs + 1,
-            "started_at": now,
-            "updated_at": now,
-            "error": None,
-            "node": self.node,
-        }
-        if profile is not None:
-            values["profile"] = profile
-        return values
-
-    @staticmethod
-    def _ready(now: datetime) -> Any:
-        """Queued, past any backoff, and (for a duplicate) its original finished."""
-        original = aliased(Job)
-        return (
-            select(Job.id)
-            .outerjoin(original, Job.duplicate_of == original.id)
-            .where(
-                Job.status == JobStatus.QUEUED,
-                or_(Job.run_after.is_(None), Job.run_after <= now),
-                or_(Job.duplicate_of.is_(None), original.status.in_(TERMINAL)),
-            )
-            .order_by(Job.id)
-        )
-
-    @staticmethod
-    def _running(lease: Lease) -> Any:
-        """The job, while still running under ``lease`` (owner and attempt)."""
-        return and_(
-            Job.id == lease.job_id,
-            Job.status == JobStatus.RUNNING,
-            Job.lease_owner == lease.owner,
-            Job.attempts == lease.attempt,
-        )
-
-    def heartbeat(
-        self,
-        lease: Lease,
-        now: datetime,
-        lease_seconds: float,
-        progress: float | None = None,
-    ) -> bool:
-        """Renew the lease (and record progress); False if the job is no longer ours."""
-        values: dict[str, Any] = {
-            "lease_expires_at": now + timedelta(seconds=lease_seconds),
-            "updated_at": now,
-        }
-        if progress is not None:
-            values["progress"] = max(0.0, min(1.0, progress))
-        return self._update(self._running(lease), values)
-
-    def finish(
-        self,
-        lease: Lease,
-        now: datetime,
-        outputs: Sequence[str],
-        metrics: dict[str, Any] | None = None,
-    ) -> bool:
-        values = _off_lease(
-            now,
-            status=JobStatus.DONE,
-            progress=1.0,
-            outputs=list(outputs),
-            finished_at=now,
-            error=None,
-            run_after=None,
-        )
-        if metrics is not None:
-            values["metrics"] = metrics
-        return self._end(self._running(lease), values, "done", now)
-
-    def cancel(self, lease: Lease, now: datetime, reason: str) -> bool:
-        """Running -> cancelled (its input was removed); cached steps stay."""
-        return self._update(
-            self._running(lease),
-            _off_lease(now, status=JobStatus.CANCELLED, error=reason, finished_at=now),
-        )
-
-    def owns(self, lease: Lease) -> bool:
-        """Whether the lease is still held (else its worker must publish nothing)."""
-        with self.engine.connect() as conn:
-            row = conn.execute(select(Job.id).where(self._running(lease))).first()
-        return row is not None
-
-    def fail(self, lease: Lease, now: datetime, error: str) -> bool:
-        """Running -> failed, with the error kept for ``status``."""
-        return self._end(
-            self._running(lease),
-            _off_lease(now, status=JobStatus.FAILED, error=error, finished_at=now),
-            "failed",
-            now,
-        )
-
-    def retry(
-        self,
-        lease: Lease,
-        now: datetime,
-        error: str,
-        run_after: datetime,
-        options: JobOptions | None = None,
-    ) -> bool:
-        """Running -> queued, not before ``run_after``, keeping the error for ``status``
-        (and new ``options``, e.g. a lighter profile after running out of memory)."""
-        values = _off_lease(now, status=JobStatus.QUEUED, error=error, run_after=run_after)
-        if options is not None:
-            values["options"] = options.to_dict()
-        return self._update(self._running(lease), values)
-
-    def leases(self) -> list[Lease]:
-        """The leases of every running job."""
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(Job.id, Job.lease_owner, Job.attempts).where(Job.status == JobStatus.RUNNING)
-            ).all()
-        return [Lease(int(i), str(o), int(a)) for i, o, a in rows if o]
-
-    def release(self, lease: Lease, now: datetime) -> bool:
-        """Running -> queued without counting the attempt (graceful stop)."""
-        return self._update(
-            self._running(lease),
-            _off_lease(now, status=JobStatus.QUEUED, attempts=Job.attempts - 1),
-        )
-
-    def recover_expired(self, now: datetime, max_attempts: int = 0) -> list[int]:
-        """Running jobs whose lease expired (their worker or its node died, or stalled) go back
-        to queued; with ``max_attempts``, one that has had that many attempts fails instead
-        (a file that kills whatever runs it must not go round for ever)."""
-        expired = and_(Job.status == JobStatus.RUNNING, Job.lease_expires_at < now)
-        with self.engine.connect() as conn:  # a read first: no write lock on every tick
-            if conn.execute(select(Job.id).where(expired).limit(1)).first() is None:
-                return []
-        spent = Job.attempts >= max_attempts if max_attempts else None
-        with self.engine.begin() as conn:
-            if spent is not None:
-                error = f"its worker stopped answering in {max_attempts} attempts (lease expired)"
-                failed = conn.execute(
-                    update(Job)
-                    .where(expired, spent)
-                    .values(**_off_lease(now, status=JobStatus.FAILED, error=error))
-                    .values(finished_at=now)
-                    .returning(*JOBS.c)
-                ).all()
-                for row in failed:
-                    self._announce(conn, _from_row(row), "failed", now)
-                if gave_up := [row.id for row in failed]:
-                    log.error("failed %d job(s): %s", len(gave_up), error, extra={"jobs": gave_up})
-            recovered = list(
-                conn.execute(
-                    update(Job)
-                    .where(expired)
-                    .values(**_off_lease(now, status=JobStatus.QUEUED))
-                    .returning(Job.id)
-                ).scalars()
-            )
-        if recovered:
-            log.warning(
-                "recovered %d job(s) with expired leases", len(recovered), extra={"jobs": recovered}
-            )
-        return recovered
 
     # ------------------------------------------------------------------ users
     def requeue(
@@ -563,22 +344,3 @@ class Store:
         if metrics is not None:
             values["metrics"] = metrics
         return self._update(and_(Job.id == job_id, Job.status == JobStatus.DONE), values)
-
-    def _end(self, where: Any, values: dict[str, Any], event: str, now: datetime) -> bool:
-        """A running job's last change (done or failed), and in the same transaction the
-        announcements of its end: both happen or neither."""
-        with self.engine.begin() as conn:
-            row = conn.execute(update(Job).where(where).values(**values).returning(*JOBS.c)).first()
-            if row is not None:
-                self._announce(conn, _from_row(row), event, now)
-        return row is not None
-
-    def _announce(self, conn: Any, job: JobRecord, event: str, now: datetime) -> None:
-        kinds = self.announce.kinds(event)
-        if kinds:
-            self.outbox.add(conn, job.id, job.runs, kinds, event, hooks.payload(job, event), now)
-
-    def _update(self, where: Any, values: dict[str, Any]) -> bool:
-        with self.engine.begin() as conn:
-            res = conn.execute(update(Job).where(where).values(**values))
-        return res.rowcount == 1

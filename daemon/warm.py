@@ -43,12 +43,18 @@ class WarmModels:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
-    def of(cls, config: Config) -> WarmModels:
+    def of(cls, config: Config, device: Device | None = None) -> WarmModels:
+        """The models of ``config``, run on ``device`` (a worker's, given by its pool); none
+        given (a command such as ``transcribe``): ``[compute] device`` resolved here, which
+        asks the runtimes what they see."""
+        runtime = config.models.diarization_runtime
+        if device is None:
+            device = devices.resolve(config.compute.device, runtime)
         return cls(
             cache_dir=config.models.cache_dir,
             allow_download=config.models.allow_download,
-            diarization_runtime=config.models.diarization_runtime,
-            device=devices.resolve(config.compute.device, config.models.diarization_runtime),
+            diarization_runtime=runtime,
+            device=device,
         )
 
     def gpu_memory(self) -> int | None:

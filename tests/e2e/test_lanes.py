@@ -11,11 +11,11 @@ import pytest
 
 from bench.metrics import wer
 from daemon.config import Config
+from daemon.jobrun import run_pipeline
 from daemon.jobs import JobOptions
 from daemon.pipeline.asr import AsrModel
 from daemon.store import open_store
 from daemon.warm import WarmModels
-from daemon.workers import run_pipeline
 from tests.conftest import lj_clips, speech_file
 
 pytestmark = [pytest.mark.model, pytest.mark.eval]

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from daemon.config import Config
+from daemon.executor import Executor
 from daemon.jobs import JobStatus
 from daemon.store import open_store, utcnow
 from daemon.warm import WarmModels
-from daemon.workers import Executor
 from tests.conftest import write_wav
 
 
@@ -71,8 +71,8 @@ def test_a_file_deleted_while_it_is_decoded_cancels_the_job(
     """The decode step checks its input at every block (a checkpoint): a file removed half way
     ends the job as cancelled, not failed, whatever the decoder could still read."""
     from daemon.errors import InputRemoved
+    from daemon.jobrun import run_pipeline
     from daemon.jobs import JobOptions
-    from daemon.workers import run_pipeline
 
     config = make_config(diarization={"enabled": False})
     wav = write_wav(tmp_path / "long.wav", 70.0)  # three decode blocks

@@ -95,20 +95,34 @@ def test_the_cycle_finder_finds_cycles() -> None:
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 
+JOB_BODY = ("daemon.executor", "daemon.jobrun", "daemon.publish")
+"""What a worker runs a job with: below the worker, above the pipeline."""
+UP = ("daemon.pool", "daemon.scheduler", "daemon.app", "daemon.cli")
+"""What starts the workers, and everything above it."""
+
+
 @pytest.mark.parametrize(
     ("module", "never"),
     [
         # the CLI and the intake name errors and options, never the pipeline or model store
-        ("daemon.cli", ("daemon.pipeline", "daemon.modelstore", "daemon.workers")),
-        ("daemon.intake", ("daemon.pipeline", "daemon.modelstore", "daemon.workers")),
+        ("daemon.cli", ("daemon.pipeline", "daemon.modelstore", "daemon.workers", *JOB_BODY)),
+        ("daemon.intake", ("daemon.pipeline", "daemon.modelstore", "daemon.workers", *JOB_BODY)),
         ("daemon.retry", ("daemon.pipeline", "daemon.modelstore", "daemon.store")),
-        ("daemon.planner", ("daemon.pipeline", "daemon.store", "daemon.workers")),
-        # downstream never reaches back up: cli -> app -> scheduler -> pool -> workers
+        ("daemon.planner", ("daemon.pipeline", "daemon.store", "daemon.workers", *JOB_BODY)),
+        # downstream never reaches back up:
+        # cli -> app -> scheduler -> pool -> workers -> executor -> jobrun, publish -> pipeline
         ("daemon.workers", ("daemon.pool", "daemon.scheduler", "daemon.app", "daemon.cli")),
+        ("daemon.executor", ("daemon.workers", *UP)),
+        ("daemon.jobrun", ("daemon.executor", "daemon.publish", "daemon.workers", *UP)),
+        ("daemon.publish", ("daemon.executor", "daemon.jobrun", "daemon.workers", *UP)),
         ("daemon.pool", ("daemon.scheduler", "daemon.app", "daemon.cli")),
         ("daemon.scheduler", ("daemon.app", "daemon.cli")),
-        ("daemon.store", ("daemon.workers", "daemon.pipeline", "daemon.scheduler")),
-        ("daemon.pipeline.run", ("daemon.workers", "daemon.store", "daemon.warm")),
+        ("daemon.nodes", ("daemon.store", "daemon.scheduler", "daemon.app", "daemon.cli")),
+        # the store (and its base and rows) never reaches the workers or the pipeline
+        ("daemon.store", ("daemon.workers", *JOB_BODY, "daemon.pipeline", "daemon.scheduler")),
+        ("daemon.transitions", ("daemon.store", "daemon.workers", *JOB_BODY, "daemon.pipeline")),
+        ("daemon.rows", ("daemon.store", "daemon.transitions", "daemon.pipeline")),
+        ("daemon.pipeline.run", ("daemon.workers", *JOB_BODY, "daemon.store", "daemon.warm")),
     ],
 )
 def test_arrows_run_one_way(module: str, never: tuple[str, ...]) -> None:
@@ -211,7 +225,15 @@ PURE = (
     "daemon.pipeline",
 )
 """Modules (and packages) of decisions and vocabulary: they never reach the ORM."""
-ORM = ("daemon.models", "daemon.store", "daemon.db", "daemon.results", "daemon.outbox")
+ORM = (
+    "daemon.models",
+    "daemon.store",
+    "daemon.transitions",
+    "daemon.rows",
+    "daemon.db",
+    "daemon.results",
+    "daemon.outbox",
+)
 
 
 def third_party(package: Path = PACKAGE) -> dict[str, set[str]]:
