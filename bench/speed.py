@@ -147,8 +147,8 @@ def run_daemon(cfg: Path, clips: list[Path], timeout: float = 1800.0) -> dict[st
     import numpy as np
     import soundfile
 
-    from daemon import app
     from daemon import config as config_mod
+    from daemon.app import status as status_app
     from daemon.jobs import JobStatus
     from daemon.sysload import tree_rss
 
@@ -167,7 +167,7 @@ def run_daemon(cfg: Path, clips: list[Path], timeout: float = 1800.0) -> dict[st
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             peak = max(peak, tree_rss(proc.pid))
-            jobs = app.status(config).jobs
+            jobs = status_app.status(config).jobs
             if len(jobs) >= count and all(
                 j.job.status in (JobStatus.DONE, JobStatus.FAILED) for j in jobs
             ):

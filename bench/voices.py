@@ -41,9 +41,9 @@ import numpy as np
 
 from bench.devset import RATE, Item, build, decode, voices
 from bench.metrics import load_rttm
-from daemon import app
 from daemon import config as config_mod
 from daemon import voices as voices_mod
+from daemon.app import voices as voices_app
 from daemon.errors import UserError
 from daemon.intake import hash_file
 from daemon.jobrun import speakers_of_file
@@ -173,7 +173,7 @@ def main() -> None:
     for v in voices(args.eval):
         wav = enrollment_wav(v.pieces, enroll_dir / f"{v.name}.wav")
         try:
-            enrolled.append(app.enroll(config, v.name, [wav]).voice)
+            enrolled.append(voices_app.enroll(config, v.name, [wav]).voice)
         except UserError as exc:  # its speakers stay in the trials, as strangers
             print(f"not enrolled {v.name}: {exc}", flush=True)
             continue

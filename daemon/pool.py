@@ -97,7 +97,7 @@ class WorkerPool:
     config: Config
     owner_prefix: str
     parent_device: devices.Device = devices.CPU
-    """The daemon's resolved device (:func:`daemon.devices.select`; the scheduler gives it):
+    """The daemon's resolved device (:func:`daemon.devices.select`, as the daemon resolved it):
     each worker's own is derived from it (:func:`worker_device`)."""
     _ctx: Any = field(default_factory=lambda: mp.get_context("spawn"))
     _slots: list[_Slot] = field(default_factory=list)

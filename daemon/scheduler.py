@@ -93,7 +93,6 @@ class Scheduler:
         self.pool = pool
         self.device = device
         """Where models may run (:func:`daemon.devices.select`): its GPUs get a worker each."""
-        pool.parent_device = device  # the workers' devices derive from it: none probes again
         self.clock: Callable[[], datetime] = clock or store.now
         """Leases and backoffs are reckoned in the store's time (the database server's, when
         several nodes share it); the intake's settling in this machine's own."""

@@ -129,7 +129,7 @@ def test_python_dash_m_is_the_same_cli(config: Config) -> None:
 def test_status_says_whether_a_daemon_uses_the_database(config: Config) -> None:
     from datetime import timedelta
 
-    from daemon.app import daemon_line, node_views
+    from daemon.nodes import daemon_line, node_views
 
     now = datetime(2026, 1, 1, 12)
     node = config.daemon.node

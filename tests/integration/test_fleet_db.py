@@ -16,11 +16,11 @@ from click.testing import CliRunner
 from sqlalchemy import inspect
 
 from daemon import config as config_mod
-from daemon.app import node_views
 from daemon.cli import cli
 from daemon.config import Config
 from daemon.db import make_engine, upgrade
 from daemon.jobs import JobStatus
+from daemon.nodes import node_views
 from daemon.store import Store, open_store, utcnow
 from tests.conftest import start_postgres, write_wav
 from tests.pgserver import PostgresServer
@@ -201,7 +201,7 @@ def test_a_daemon_outlives_its_database_going_away(
 def test_a_node_name_in_use_on_another_machine_is_refused(
     make_config: Callable[..., Config],
 ) -> None:
-    from daemon.app import _check_node_free
+    from daemon.app.running import _check_node_free
     from daemon.errors import UserError
 
     config = make_config(daemon={"node": "box"})

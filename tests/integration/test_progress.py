@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon import display
+from daemon.cli import display
 from tests.conftest import need_eval, write_config, write_wav
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")

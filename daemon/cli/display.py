@@ -15,8 +15,9 @@ from daemon.hooks import DeliveryStatus
 from daemon.jobs import AudioFacts, JobStatus
 
 if TYPE_CHECKING:
-    from daemon.app import NodeView, StatusReport
+    from daemon.app.status import StatusReport
     from daemon.hooks import DeliveryRecord
+    from daemon.nodes import NodeView
 
 
 def duration(seconds: float | None) -> str:

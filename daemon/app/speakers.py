@@ -1,0 +1,80 @@
+"""A done job's speakers: listed, renamed, or named again from the enrolled voices (its
+outputs rewritten from the cache, no model runs)."""
+
+from __future__ import annotations
+
+import dataclasses
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+
+from daemon import voices
+from daemon.config import Config
+from daemon.errors import CacheMiss, UserError
+from daemon.jobrun import run_pipeline
+from daemon.jobs import JobStatus
+from daemon.publish import matches_of, matches_record, voice_matches, write_job_outputs
+from daemon.store import open_store
+from daemon.warm import WarmModels
+
+
+@dataclass(frozen=True)
+class SpeakersReport:
+    """A done job's speakers after ``transcribd speakers``."""
+
+    speakers: list[tuple[str, str, float | None]]
+    """(diarized label, name in the outputs, distance to the enrolled voice that named it)."""
+    written: list[str]
+    """The outputs rewritten (none when nothing changed)."""
+
+
+def speakers(
+    config: Config, job_id: int, renames: dict[str, str], relabel: bool = False
+) -> SpeakersReport:
+    """A done job's speakers; with ``renames`` (users may name a speaker by its diarized
+    label or its current name) or ``relabel`` (match its voices against the enrolled ones
+    again), its outputs are rewritten from the cache (no model runs)."""
+    with closing(open_store(config)) as store:
+        job = store.get(job_id)
+        if job is None:
+            raise UserError(f"no job #{job_id}")
+        if job.status is not JobStatus.DONE:
+            raise UserError(f"job #{job_id} is {job.status.value}; only a done job has speakers")
+        try:
+            result = run_pipeline(
+                config,
+                WarmModels.of(config),
+                store,
+                Path(job.path),
+                job.sha256,
+                job.options,
+                previous_profile=job.profile,
+                cache_only=True,
+            )
+        except CacheMiss as exc:
+            raise UserError(f"job #{job_id}: {exc}; requeue it instead") from None
+        manual = job.options.names
+        matches = matches_of(job.metrics)
+        if relabel:
+            matches = voice_matches(config, store, Path(job.path), result.voiceprints)
+        names = voices.names(matches, manual)
+        current = {names.get(label, label): label for label in result.transcript.speakers}
+        for old, new in renames.items():
+            label = current.get(old) or (old if old in result.transcript.speakers else None)
+            if label is None:
+                known = ", ".join(sorted(current)) or "none"
+                raise UserError(f"job #{job_id} has no speaker '{old}' (speakers: {known})")
+            manual[label] = new
+        names = voices.names(matches, manual)
+        distances = {m.speaker: m.distance for m in matches if names.get(m.speaker) == m.name}
+        listed = [
+            (label, names.get(label, label), distances.get(label))
+            for label in result.transcript.speakers
+        ]
+        if not renames and not relabel:
+            return SpeakersReport(listed, [])
+        written = write_job_outputs(config, store, job, result.transcript, names)
+        options = dataclasses.replace(job.options, speaker_names=tuple(manual.items()))
+        metrics = {**job.metrics, "voices": matches_record(matches)}
+        store.rewrite_done(job_id, store.now(), options, written, metrics)
+        return SpeakersReport(listed, written)
