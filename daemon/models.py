@@ -121,6 +121,8 @@ class Job(Base):
     """What the file sounded like at intake (:class:`daemon.jobs.AudioFacts`), if measured."""
     device: Mapped[str | None] = mapped_column(String(16), nullable=True)
     """Where the worker that claimed it last runs its models ("cpu", "cuda:0")."""
+    origin: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    """Where the job came from: "folder", "cli", "http:KEYNAME" (None: before it was kept)."""
 
     __table_args__ = (
         Index("ix_jobs_status", "status"),
@@ -227,3 +229,36 @@ class VoiceRow(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
 
     __table_args__ = (UniqueConstraint("name", name="uq_voices_name"),)
+
+
+class TranscriptRow(Base):
+    """A done job's transcript as the HTTP face and the pages serve it (the JSON contract with
+    the diarized turns, :func:`daemon.pipeline.outputs.to_record`) and the names its speakers
+    go by; read and written by :mod:`daemon.transcripts` only."""
+
+    __tablename__ = "transcripts"
+
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    record: Mapped[Any] = mapped_column(JSON, nullable=False)
+    names: Mapped[Any] = mapped_column(JSON, nullable=False)
+    """Diarized label -> the name it goes by (enrolled voice, known speaker, rename)."""
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+
+
+class ApiKey(Base):
+    """A key of the HTTP face (``transcribd keys``): only its sha256 is kept; read and written
+    by :mod:`daemon.keybook` only."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), nullable=False)
+    key_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+    used_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    """When a request last gave it (written at most once a minute)."""
+
+    __table_args__ = (
+        UniqueConstraint("name", name="uq_api_keys_name"),
+        UniqueConstraint("key_hash", name="uq_api_keys_hash"),
+    )

@@ -8,11 +8,13 @@ outputs can take.
 
 from __future__ import annotations
 
+import ipaddress
 import urllib.parse
 
 from daemon import devices, hooks, placement
 from daemon.config.schema import (
     DIARIZATION_RUNTIMES,
+    HTTP_AUTH,
     LOG_LEVELS,
     NODE_MAX,
     OBSERVERS,
@@ -22,6 +24,7 @@ from daemon.config.schema import (
     Config,
     ConfigError,
     HooksConfig,
+    HttpConfig,
     SpeakerHints,
 )
 
@@ -34,6 +37,7 @@ def check(config: Config) -> None:
     _check_vocabulary(config)
     _check_hooks(config.hooks)
     _check_voices_and_metrics(config)
+    _check_http(config.http)
     _check_devices(config)
     _check_watch_and_daemon(config)
     _check_node(config.daemon.node)
@@ -108,6 +112,41 @@ def _check_hooks(h: HooksConfig) -> None:
         raise ConfigError(
             "hooks: attempts must be at least 1, timeout_seconds and backoff_seconds above 0"
         )
+
+
+def _check_http(h: HttpConfig) -> None:
+    """The HTTP face: an address, a known auth, sane limits, and no open door off loopback."""
+    if h.auth not in HTTP_AUTH:
+        raise ConfigError(f"http.auth: unknown '{h.auth}' (known: {', '.join(HTTP_AUTH)})")
+    if h.listen:
+        try:
+            host, _port = parse_listen(h.listen)
+        except ValueError as exc:
+            raise ConfigError(f"http.listen: {exc}") from None
+        if h.auth == "none" and not loopback(host):
+            raise ConfigError(
+                f'http.auth = "none" is allowed only on a loopback address (127.0.0.1, ::1), '
+                f"not {host}: make keys (transcribd keys add NAME) or listen on 127.0.0.1"
+            )
+    limits = {
+        "http.max_upload_mb": h.max_upload_mb,
+        "http.max_waiting": h.max_waiting,
+        "http.read_timeout_seconds": h.read_timeout_seconds,
+        "http.keep_uploads_days": h.keep_uploads_days,
+    }
+    for key, number in limits.items():
+        if number <= 0:
+            raise ConfigError(f"{key}: must be greater than 0, got {number}")
+
+
+def loopback(host: str) -> bool:
+    """Whether ``host`` is this machine only (a loopback address or "localhost")."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _check_voices_and_metrics(config: Config) -> None:

@@ -27,6 +27,7 @@ from daemon.config.schema import (
     DiarizationConfig,
     FolderOptions,
     HooksConfig,
+    HttpConfig,
     MetricsConfig,
     ModelsConfig,
     OutputConfig,
@@ -68,6 +69,7 @@ def defaults_for(home: Path, cache: Path) -> dict[str, dict[str, Any]]:
         "output": {"dir": str(home / "transcripts")},
         "models": {"cache_dir": str(cache / "models")},
         "daemon": {"work_dir": str(home / "work")},
+        "http": {"upload_dir": str(home / "uploads")},
     }
 
 
@@ -125,6 +127,7 @@ def from_mapping(raw: Mapping[str, Any], source: Path | None = None) -> Config:
         "daemon": DaemonConfig,
         "diarization": DiarizationConfig,
         "metrics": MetricsConfig,
+        "http": HttpConfig,
         "hooks": HooksConfig,
         "voices": VoicesConfig,
         "compute": ComputeConfig,

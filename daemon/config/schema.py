@@ -178,6 +178,32 @@ class MetricsConfig:
     """Serve Prometheus metrics on this "host:port" ("": off)."""
 
 
+HTTP_AUTH = ("keys", "none")
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    listen: str = ""
+    """Serve the HTTP face (OpenAI audio API, /asr, jobs API, pages) on this "host:port"
+    ("": off).  ``transcribd serve`` serves it without workers."""
+    auth: str = "keys"
+    """"keys": every request gives a key of ``transcribd keys``; "none": no key (allowed only
+    on a loopback address)."""
+    upload_dir: Path = Path()
+    """Where uploads and the outputs of API jobs go (on a fleet: storage every node shares)."""
+    max_upload_mb: int = 2048
+    """Largest upload; a larger body is refused (413) as it passes the limit."""
+    max_waiting: int = 64
+    """Requests waiting for their job at once (each node); past it 429 with Retry-After."""
+    read_timeout_seconds: float = 60.0
+    """A client that sends nothing for this long mid-request is cut off (408)."""
+    keep_uploads_days: float = 7.0
+    """An upload (and its outputs in upload_dir) is removed this many days after its job
+    ended; asking again with the same audio stores it again (its steps are cached)."""
+    cors_origins: tuple[str, ...] = ()
+    """Origins a browser page may call the API from ("*" for any); none by default."""
+
+
 @dataclass(frozen=True)
 class ProfileOverride:
     """Per-profile overrides; unset (None) keys keep the built-in bundle's value."""
@@ -259,6 +285,7 @@ class Config:
     daemon: DaemonConfig
     diarization: DiarizationConfig = field(default_factory=DiarizationConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
     hooks: HooksConfig = field(default_factory=HooksConfig)
     voices: VoicesConfig = field(default_factory=VoicesConfig)
     compute: ComputeConfig = field(default_factory=ComputeConfig)

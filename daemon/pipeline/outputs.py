@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from daemon.pipeline.asr import Segment
+from daemon.pipeline.asr import Segment, Word
 from daemon.pipeline.cues import DEFAULT_CUES, CueRules, label, layout
 from daemon.pipeline.merge import Turn
 from daemon.placement import file_name, safe_stem
@@ -66,6 +66,40 @@ def to_json(t: Transcript) -> dict[str, Any]:
             for s in t.segments
         ],
     }
+
+
+def to_record(t: Transcript) -> dict[str, Any]:
+    """The transcript as the database keeps it: the JSON contract and the diarized turns (the
+    speakers' diarized labels, not their names: names are kept beside it)."""
+    return {**to_json(t), "turns": [[turn.start, turn.end, turn.speaker] for turn in t.turns]}
+
+
+def from_record(d: dict[str, Any]) -> Transcript:
+    """A transcript from :func:`to_record`'s form (or the JSON contract, without turns)."""
+    segments = tuple(
+        Segment(
+            start=float(s["start"]),
+            end=float(s["end"]),
+            text=str(s["text"]),
+            words=tuple(
+                Word(float(w["start"]), float(w["end"]), str(w["word"]), float(w["probability"]))
+                for w in s.get("words", [])
+            ),
+            speaker=s.get("speaker"),
+        )
+        for s in d.get("segments", [])
+    )
+    return Transcript(
+        source=str(d.get("source", "")),
+        sha256=str(d.get("sha256", "")),
+        duration=float(d.get("duration", 0.0)),
+        language=str(d.get("language", "")),
+        profile=str(d.get("profile", "")),
+        model=str(d.get("model", "")),
+        segments=segments,
+        speakers=tuple(str(x) for x in d.get("speakers", [])),
+        turns=tuple(Turn(float(a), float(b), str(w)) for a, b, w in d.get("turns", [])),
+    )
 
 
 def clock(seconds: float, sep: str = ".") -> str:
