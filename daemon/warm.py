@@ -1,5 +1,13 @@
 """The models of one worker process: loaded on first use, kept warm for later jobs, unloaded
-after a long idle time.  Nothing here decides threads: every call says how many it gets."""
+after a long idle time.  Nothing here decides threads: every call says how many it gets.
+
+Before a Whisper model is loaded its weights are verified (:func:`daemon.modelstore.ensure_intact`:
+re-hashed, repaired from the packages where they no longer verify), once per process and model,
+and again only when its model.bin changed since (its inode, size, mtime or ctime: rewriting a
+file's bytes changes its ctime even where its mtime is put back).  So a result cached under a
+model's identity was computed with the weights that identity names.  A load that fails all the
+same is a :class:`~daemon.errors.ModelError` naming the model (permanent), not whatever the
+runtime raised."""
 
 from __future__ import annotations
 
@@ -11,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from daemon import devices, modelstore
+from daemon import devices, libdirs, modelstore, retry
 from daemon.config import Config
 from daemon.devices import CPU, Device
 from daemon.modelstore import ResolvedModel
@@ -36,6 +44,9 @@ class WarmModels:
     """Where the models run (:mod:`daemon.devices`)."""
     loads: int = 0
     _resolved: dict[str, ResolvedModel] = field(default_factory=dict)
+    _verified: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    """Model identity -> its model.bin's :func:`~daemon.modelstore.fingerprint` when it was
+    last verified in this process."""
     _asr: dict[tuple[str, str, int], AsrModel] = field(default_factory=dict)
     _diarizers: dict[DiarizeParams, Diarizer] = field(default_factory=dict)
     _gpu_memory: int | None = None
@@ -47,6 +58,7 @@ class WarmModels:
         """The models of ``config``, run on ``device`` (a worker's, given by its pool); none
         given (a command such as ``transcribe``): ``[compute] device`` resolved here, which
         asks the runtimes what they see."""
+        libdirs.confine(config.models.cache_dir)  # before the runtimes load (no-op under the CLI)
         runtime = config.models.diarization_runtime
         if device is None:
             device = devices.resolve(config.compute.device, runtime)
@@ -80,10 +92,16 @@ class WarmModels:
         key = (resolved.identity, compute_type, threads)
         with self._lock:
             if key not in self._asr:
+                self._verify(resolved)
                 started = time.perf_counter()
-                self._asr[key] = AsrModel(
-                    resolved, compute_type, per_lane, lanes, self.device.kind, self.device.index
-                )
+                try:
+                    self._asr[key] = AsrModel(
+                        resolved, compute_type, per_lane, lanes, self.device.kind, self.device.index
+                    )
+                except Exception as exc:
+                    if retry.out_of_memory(exc) or retry.gpu_out_of_memory(exc, self.device.name):
+                        raise  # not the model's fault: retried (lighter, or on the CPU)
+                    raise modelstore.load_error(resolved, exc, self.device.name) from exc
                 self.loads += 1
                 log.info(
                     "loaded model %s",
@@ -97,6 +115,16 @@ class WarmModels:
                     },
                 )
             return self._asr[key]
+
+    def _verify(self, resolved: ResolvedModel) -> None:
+        """:func:`daemon.modelstore.ensure_intact` the first time this process loads the
+        model, and whenever its model.bin changed since (under the lock)."""
+        seen = modelstore.fingerprint(resolved.path)
+        if seen and self._verified.get(resolved.identity) == seen:
+            return
+        if modelstore.ensure_intact(resolved):  # repaired: a new file
+            seen = modelstore.fingerprint(resolved.path)
+        self._verified[resolved.identity] = seen
 
     def diarizer(self, params: DiarizeParams, threads: int) -> Diarizer:
         """The warm diarization pipeline, set to use ``threads`` torch threads."""
@@ -133,8 +161,11 @@ class WarmModels:
         return bool(self._asr or self._diarizers)
 
     def unload(self) -> None:
-        """Drop every loaded model (after a long idle time); the next job loads them again."""
+        """Drop every loaded model (after a long idle time); the next job finds, verifies and
+        loads them again (a local folder replaced meanwhile gets its new identity)."""
         with self._lock:
             self._asr.clear()
             self._diarizers.clear()
+            self._resolved.clear()
+            self._verified.clear()
         gc.collect()

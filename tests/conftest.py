@@ -32,6 +32,9 @@ class MemoryCacheStore:
     def cache_put(self, sha256: str, step: str, params_hash: str, payload: Any, now: Any) -> None:
         self.rows[(sha256, step, params_hash)] = payload
 
+    def cache_drop(self, sha256: str, step: str, params_hash: str) -> None:
+        self.rows.pop((sha256, step, params_hash), None)
+
 
 def need_eval(*parts: str) -> Path:
     """A file under ../shared/eval, or skip the test saying why."""

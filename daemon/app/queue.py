@@ -6,12 +6,13 @@ from contextlib import closing
 from pathlib import Path
 
 from daemon import fsnames
+from daemon.app.cache import drop_steps
 from daemon.config import Config
 from daemon.errors import UserError
 from daemon.intake import Intake, hash_file
-from daemon.jobs import Enqueued, JobOptions, Requeued
+from daemon.jobs import Enqueued, JobOptions, JobStatus, Requeued
 from daemon.pipeline import facts
-from daemon.store import open_store
+from daemon.store import open_store, why_not_requeued
 
 
 def add(config: Config, paths: list[Path], options: JobOptions) -> list[tuple[Path, Enqueued]]:
@@ -46,12 +47,18 @@ def add(config: Config, paths: list[Path], options: JobOptions) -> list[tuple[Pa
                         options=options,
                         duration=measured.duration,
                         facts=measured,
+                        origin="cli",
                     ),
                 )
             )
         return out
 
 
-def requeue(config: Config, job_ids: list[int], failed: bool) -> Requeued:
+def requeue(config: Config, job_ids: list[int], failed: bool, recompute: bool = False) -> Requeued:
+    """Done or failed jobs back in the queue; ``recompute``: their contents' cached steps are
+    dropped first (:func:`daemon.app.cache.drop_steps`), so that every step runs again."""
     with closing(open_store(config)) as store:
+        if recompute:
+            ids = job_ids + ([j.id for j in store.jobs([JobStatus.FAILED])] if failed else [])
+            drop_steps(store, [i for i in ids if why_not_requeued(store.get(i)) is None])
         return store.requeue(job_ids, failed=failed, now=store.now())

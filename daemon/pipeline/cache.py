@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import threading
 import time
 from collections import Counter
@@ -19,8 +20,12 @@ from typing import Any, Protocol
 from daemon.errors import CacheMiss, Cancelled
 from daemon.sysload import release_free_memory
 
+log = logging.getLogger(__name__)
+
 PIPELINE_VERSION = 3
 """Bumped when a step's output format or semantics change; part of every cache key."""
+STEPS = ("probe", "vad", "language", "asr", "diarize", "diarize_window")
+"""The steps whose results are cached (``diarize_window``: one window of a long file)."""
 
 
 class CacheStore(Protocol):
@@ -28,6 +33,7 @@ class CacheStore(Protocol):
     def cache_put(
         self, sha256: str, step: str, params_hash: str, payload: Any, now: Any
     ) -> None: ...
+    def cache_drop(self, sha256: str, step: str, params_hash: str) -> None: ...
 
 
 def params_hash(params: dict[str, Any]) -> str:
@@ -115,10 +121,30 @@ class StepCache:
         """A step's cached output, or None (nothing computed, nothing counted)."""
         return self.store.cache_get(self.sha256, step, params_hash(params))
 
-    def run(self, step: str, params: dict[str, Any], compute: Callable[[], Any]) -> Any:
+    def run(
+        self,
+        step: str,
+        params: dict[str, Any],
+        compute: Callable[[], Any],
+        unsound: Callable[[Any], str | None] | None = None,
+    ) -> Any:
+        """The step's cached output, else ``compute()``'s (then cached).  ``unsound`` says why
+        a cached output must not be served (None: it may): such a row is dropped and the step
+        computed again."""
         key = params_hash(params)
         hit = self.store.cache_get(self.sha256, step, key)
-        if hit is not None:
+        problem = None if hit is None or unsound is None else unsound(hit)
+        if problem is not None:
+            log.warning(
+                "dropped a cached %s result: %s",
+                step,
+                problem,
+                extra={"sha256": self.sha256, "step": step, "problem": problem},
+            )
+            self.store.cache_drop(self.sha256, step, key)
+            if self.cache_only:
+                raise CacheMiss(f"step '{step}' was cached unsound ({problem}); requeue the job")
+        elif hit is not None:
             self.stats.count(step, cached=True)
             return hit
         if self.cache_only:
