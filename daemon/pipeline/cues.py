@@ -3,9 +3,11 @@
 At most ``max_lines`` lines of ``max_line_chars`` characters per cue, at most ``max_seconds``
 and at least ``min_seconds`` on screen, lines broken at natural points (after punctuation,
 before a conjunction, never inside a word), a new cue at every segment, so at every change of
-speaker.  Words keep their timings: a cue runs from its first word's start to its last word's
+speaker.  Words keep their start times: a cue runs from its first word's start to its last word's
 end, lengthened to ``min_seconds`` where the next cue leaves room (else the next cue starts a
-little later).
+little later); a word timed longer than ``max_seconds`` (Whisper sometimes stretches one over a
+pause) is shown only that long, so no cue is ever longer.  A segment without word timings is
+spread over its time word by word, in proportion to their lengths.
 """
 
 from __future__ import annotations
@@ -54,7 +56,8 @@ def layout(
     cues: list[Cue] = []
     for segment in segments:
         lead = len(label(segment.speaker)) if labels else 0
-        words = [w for w in segment.words if w.word.strip()] or [_whole(segment)]
+        timed = [w for w in segment.words if w.word.strip()] or _spread(segment)
+        words = [_clipped(w, rules.max_seconds) for w in timed]
         for group in _groups(words, rules, lead):
             lines = break_lines([w.word.strip() for w in group], rules, lead)
             cues.append(Cue(group[0].start, group[-1].end, lines, segment.speaker))
@@ -66,9 +69,25 @@ def label(speaker: str | None) -> str:
     return f"{speaker}: " if speaker else ""
 
 
-def _whole(segment: Segment) -> Word:
-    """A segment without word timings, as one word."""
-    return Word(segment.start, segment.end, segment.text, 1.0)
+def _clipped(word: Word, max_seconds: float) -> Word:
+    """The word as a cue shows it: from its start for at most ``max_seconds``."""
+    if word.end - word.start <= max_seconds:
+        return word
+    return Word(word.start, word.start + max_seconds, word.word, word.probability)
+
+
+def _spread(segment: Segment) -> list[Word]:
+    """A segment without word timings as words timed in proportion to their lengths (one
+    empty word for a segment without text)."""
+    tokens = segment.text.split() or [segment.text]
+    per_char = (segment.end - segment.start) / max(1, sum(len(t) for t in tokens))
+    words: list[Word] = []
+    at = segment.start
+    for token in tokens:
+        end = at + len(token) * per_char
+        words.append(Word(at, end, token, 1.0))
+        at = end
+    return words
 
 
 def _groups(words: list[Word], rules: CueRules, lead: int) -> list[list[Word]]:
@@ -145,11 +164,12 @@ def _break_cost(tokens: list[str], i: int) -> float:
 
 
 def _timed(cues: list[Cue], rules: CueRules) -> list[Cue]:
-    """Each cue on screen at least ``min_seconds`` and never over the next one: lengthened
-    into the gap after it, and where there is none the next cue starts a little later."""
+    """Each cue on screen at least ``min_seconds`` (at most ``max_seconds``, which wins) and
+    never over the next one: lengthened into the gap after it, and where there is none the next
+    cue starts a little later."""
     out: list[Cue] = []
     for cue in cues:
         start = max(cue.start, out[-1].end) if out else cue.start
-        end = max(cue.end, start + rules.min_seconds)
+        end = min(max(cue.end, start + rules.min_seconds), start + rules.max_seconds)
         out.append(Cue(start, end, cue.lines, cue.speaker))
     return out

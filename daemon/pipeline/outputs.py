@@ -1,4 +1,5 @@
-"""Transcript writers (txt, srt, vtt, json) and atomic, non-clobbering output files."""
+"""Transcript writers (txt, srt, vtt, json, rttm) and a job's output files, published as one
+set that never clobbers another's."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import re
 import socket
 import tempfile
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -221,8 +222,8 @@ STALE_ELSEWHERE = 3600.0
 
 
 def remove_stale_temps(out_dir: Path, now: float | None = None) -> int:
-    """Delete temp files :func:`write_atomic` left behind when the daemon was killed while
-    writing (the finished file was never replaced, so nothing is lost).  A temp file of a
+    """Delete temp files :func:`stage` left behind when the daemon was killed while writing
+    (the finished file was never replaced, so nothing is lost).  A temp file of a
     process still alive on this machine stays, and so does another machine's for an hour
     (nodes of a fleet share output folders).  Returns how many went."""
     removed = 0
@@ -245,33 +246,23 @@ def remove_stale_temps(out_dir: Path, now: float | None = None) -> int:
     return removed
 
 
-def write_atomic(path: Path, text: str, exclusive: bool = False) -> None:
-    """Write via a temp file in the same folder, fsync, then move it into place atomically:
-    ``os.replace``, or with ``exclusive`` only if ``path`` is still free (else
-    FileExistsError: another node took the name meanwhile; see :func:`_link`)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def stage(path: Path, text: str) -> str:
+    """``text`` in a new temp file beside ``path`` (named for it, this process and machine:
+    see :func:`remove_stale_temps`), written and fsynced; the temp file's path.  Nothing is
+    left on error."""
     fd, tmp = tempfile.mkstemp(
         prefix=f".{path.name}.{os.getpid()}@{HOST}.", suffix=".tmp", dir=path.parent
     )
     try:
-        os.fchmod(fd, new_file_mode())  # mkstemp's 0600 would hide it from the group, Plex...
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            os.fchmod(f.fileno(), new_file_mode())  # mkstemp's 0600 would hide it from Plex...
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
-        if exclusive and _link(tmp, path):
-            os.unlink(tmp)
-        else:
-            os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        Path(tmp).unlink(missing_ok=True)
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    return tmp
 
 
 def new_file_mode() -> int:
@@ -315,27 +306,100 @@ def write_outputs(
     timestamps_in_txt: bool = False,
     cues: CueRules = DEFAULT_CUES,
     name: str = "{stem}",
+    hold: Callable[[list[str]], None] | None = None,
 ) -> list[str]:
     """Write the transcript in each format under the first free name (see
-    :func:`choose_stem`; ``name`` is the ``[output] name`` template).  A name that is not the
-    job's own is taken only if still free at the moment of writing: when another writer (a
-    node sharing the folder) took it first, what this call wrote under that name is removed
-    and the next one is tried.  Temp files a killed writer left in ``out_dir`` go first."""
-    taken = set(others)
+    :func:`choose_stem`; ``name`` is the ``[output] name`` template), as one set: every file
+    is written to a temp file and fsynced first, and only once all are written do they take
+    their names.  On any error none of the set is left under a new name, no temp file stays,
+    and the error names the folder (a full disk: where to free space).
+
+    ``hold`` is told the names just before they are taken (a job records them, so that its
+    next attempt finds them as its own).  A name that is not the job's own is taken only if
+    still free at that moment: when another writer (a node sharing the folder) took one
+    first, the set is taken back and the next name is tried.  Temp files a killed writer left
+    in ``out_dir`` go first."""
     remove_stale_temps(out_dir)
-    while True:
-        chosen = choose_stem(out_dir, safe_stem(stem), formats, own, taken, name, t.language)
-        written: list[str] = []
-        try:
-            for fmt in formats:
-                path = out_dir / f"{chosen}.{fmt}"
-                text = render(t, fmt, timestamps_in_txt, cues)
-                write_atomic(path, text, str(path) not in own)
-                written.append(str(path))
-        except FileExistsError:
-            for p in written:
-                if p not in own:
-                    Path(p).unlink(missing_ok=True)
-            taken |= {str(out_dir / f"{chosen}.{fmt}") for fmt in formats}
-            continue
-        return written
+    base = safe_stem(stem)
+    texts = [
+        (out_dir / f"{base}.{fmt}", render(t, fmt, timestamps_in_txt, cues)) for fmt in formats
+    ]
+    taken = set(others)
+    with _staged(out_dir, texts) as temps:
+        while True:
+            chosen = choose_stem(out_dir, base, formats, own, taken, name, t.language)
+            paths = [out_dir / f"{chosen}.{fmt}" for fmt in formats]
+            if hold is not None:
+                hold([str(p) for p in paths])
+            try:
+                with _naming(out_dir):
+                    _move_into_place(temps, paths, own)
+            except FileExistsError:
+                taken |= {str(p) for p in paths}
+                continue
+            return [str(p) for p in paths]
+
+
+@contextlib.contextmanager
+def _staged(out_dir: Path, texts: Sequence[tuple[Path, str]]) -> Iterator[list[str]]:
+    """Each text in a temp file of ``out_dir`` (see :func:`stage`), in order; those still
+    there on leaving (not moved into place) go."""
+    temps: list[str] = []
+    try:
+        with _naming(out_dir):
+            out_dir.mkdir(parents=True, exist_ok=True)
+            for path, text in texts:
+                temps.append(stage(path, text))
+        yield temps
+    finally:
+        for tmp in temps:
+            Path(tmp).unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _naming(out_dir: Path) -> Iterator[None]:
+    """An error writing into ``out_dir`` names that folder, the place a person must fix (a
+    full disk, a read-only folder), instead of a temp file or nothing at all."""
+    try:
+        yield
+    except FileExistsError:
+        raise  # a name another writer took: not an error of the folder
+    except OSError as exc:
+        if not exc.errno:
+            raise
+        raise OSError(exc.errno, exc.strerror, str(out_dir)) from exc
+
+
+def _move_into_place(temps: Sequence[str], paths: Sequence[Path], own: Collection[str]) -> None:
+    """Staged files under their final names, as one set: first the names that are not the
+    job's own, each taken only while still free (:func:`_link`; FileExistsError when another
+    writer took one), then the job's own replaced, then the folder fsynced.  On any error
+    the names taken here go again, so none of them stays visible (the job's own, replaced,
+    stay its own)."""
+    claimed: list[Path] = []
+    replaced: list[tuple[str, Path]] = []
+    try:
+        for tmp, path in zip(temps, paths, strict=True):
+            if str(path) in own:
+                replaced.append((tmp, path))
+                continue
+            linked = _link(tmp, path)
+            claimed.append(path)
+            if not linked:  # an empty file holds the name: the temp replaces it
+                replaced.append((tmp, path))
+        for tmp, path in replaced:
+            os.replace(tmp, path)
+        _sync_folder(paths[0].parent)
+    except BaseException:
+        for path in claimed:
+            path.unlink(missing_ok=True)
+        raise
+
+
+def _sync_folder(folder: Path) -> None:
+    """fsync a folder: the names just made in it survive a crash."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
