@@ -180,11 +180,18 @@ class Deliverer:
         now = self.clock()
         extra = {"job": d.job_id, "kind": d.kind, "try": d.tries, "result": outcome.result}
         state = hooks.after_try(outcome.ok, outcome.final, d.tries, self.config.attempts)
-        if state == "delivered":
-            self.outbox.delivered(d, self.owner, now, outcome.result)
+        if not self._record(d, state, now, outcome.result):
+            log.warning(
+                "job %s: %s tried (%s), but it was dropped (the job was superseded) or taken "
+                "over meanwhile; this try is not recorded",
+                d.job_id,
+                d.kind,
+                outcome.result,
+                extra=extra,
+            )
+        elif state == "delivered":
             log.info("job %s: %s delivered (%s)", d.job_id, d.kind, outcome.result, extra=extra)
         elif state == "failed":
-            self.outbox.give_up(d, self.owner, now, outcome.result)
             log.error(
                 "job %s: %s not delivered after %d tries: %s",
                 d.job_id,
@@ -194,17 +201,27 @@ class Deliverer:
                 extra=extra,
             )
         else:
-            at = hooks.retry_at(d.tries, now, self.config.backoff_seconds)
-            self.outbox.again(d, self.owner, now, outcome.result, at)
             log.warning(
                 "job %s: %s failed (%s); trying again at %s UTC",
                 d.job_id,
                 d.kind,
                 outcome.result,
-                f"{at:%H:%M:%S}",
+                f"{self._again_at(d, now):%H:%M:%S}",
                 extra=extra,
             )
         self.on_outcome(d.kind, state)
+
+    def _again_at(self, d: DeliveryRecord, now: datetime) -> datetime:
+        return hooks.retry_at(d.tries, now, self.config.backoff_seconds)
+
+    def _record(self, d: DeliveryRecord, state: str, now: datetime, result: str) -> bool:
+        """Record a try's outcome; False when the announcement is no longer this try's (it
+        was dropped, or another node took it over after this lease ran out)."""
+        if state == "delivered":
+            return self.outbox.delivered(d, self.owner, now, result)
+        if state == "failed":
+            return self.outbox.give_up(d, self.owner, now, result)
+        return self.outbox.again(d, self.owner, now, result, self._again_at(d, now))
 
     def _deliver(self, d: DeliveryRecord) -> Outcome:
         c = self.config

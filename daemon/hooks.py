@@ -41,6 +41,8 @@ class DeliveryStatus(enum.StrEnum):
     """The hook ran and exited 0, or the webhook answered 2xx."""
     FAILED = "failed"
     """Given up: every try failed, or the receiver refused it for good (a 4xx)."""
+    DROPPED = "dropped"
+    """Never to be delivered: its job was superseded (new content at its path) first."""
 
 
 @dataclass(frozen=True)
@@ -154,6 +156,19 @@ def signature(secret: str, body: bytes) -> str:
     """The value of :data:`SIGNATURE_HEADER` for ``body``."""
     digest = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
     return f"sha256={digest}"
+
+
+FAILURES_HELD = ("bad_input",)
+"""The failures (:func:`daemon.retry.failure_class`) that a file still being written may cause:
+undecodable, truncated or empty content.  The next version of the file supersedes the job."""
+
+
+def hold_seconds(failure: str, hold: float) -> float:
+    """How long the announcements of a job's failure wait before they are due (pure): ``hold``
+    (``[hooks] failure_hold_seconds``) for a failure of the file's content, which newer
+    content at its path may still supersede (its announcements are then dropped, never
+    delivered); none for any other."""
+    return hold if failure in FAILURES_HELD else 0.0
 
 
 def retry_at(tries: int, now: datetime, backoff: float) -> datetime:

@@ -38,9 +38,10 @@ class Outbox:
         event: str,
         payload: dict[str, Any],
         now: datetime,
+        due: datetime | None = None,
     ) -> None:
         """Announcements of one end of a job, in the caller's transaction; one per (job, run,
-        kind) however often this is called."""
+        kind) however often this is called.  They are due at ``due`` (default: ``now``)."""
         rows = [
             {
                 "job_id": job_id,
@@ -50,13 +51,32 @@ class Outbox:
                 "payload": payload,
                 "status": DeliveryStatus.PENDING,
                 "tries": 0,
-                "next_at": now,
+                "next_at": due or now,
                 "created_at": now,
                 "updated_at": now,
             }
             for kind in kinds
         ]
         conn.execute(db.insert(conn)(Delivery).values(rows).on_conflict_do_nothing())
+
+    def drop(self, conn: Any, job_ids: Sequence[int], reason: str, now: datetime) -> int:
+        """The pending announcements of jobs ``job_ids`` are never to be delivered (their jobs
+        were superseded), in the caller's transaction; how many.  A try under way when this
+        happens is not recorded (:meth:`delivered` and the others find nothing pending)."""
+        if not job_ids:
+            return 0
+        stmt = (
+            update(Delivery)
+            .where(Delivery.job_id.in_(list(job_ids)), Delivery.status == DeliveryStatus.PENDING)
+            .values(
+                status=DeliveryStatus.DROPPED,
+                result=reason[:500],
+                lease_owner=None,
+                lease_expires_at=None,
+                updated_at=now,
+            )
+        )
+        return int(conn.execute(stmt).rowcount)
 
     def claim(
         self,

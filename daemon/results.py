@@ -4,10 +4,11 @@ publishes for ``status`` (its heartbeat, the plan in force)."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, delete, select, update
 
 from daemon import db
 from daemon.models import DaemonState, StepResult
@@ -48,6 +49,30 @@ class Results:
                 .on_conflict_do_nothing()
             )
 
+    def cache_drop(self, sha256: str, step: str, params_hash: str) -> None:
+        """Remove one step result (found unsound where it was about to be served)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                delete(StepResult).where(
+                    StepResult.sha256 == sha256,
+                    StepResult.step == step,
+                    StepResult.params_hash == params_hash,
+                )
+            )
+
+    def cache_clear(
+        self, sha256s: Collection[str] | None = None, steps: Collection[str] = ()
+    ) -> int:
+        """Remove the cached results of the contents ``sha256s`` (None: of every content), of
+        the steps ``steps`` (none named: of every step); how many were removed."""
+        stmt = delete(StepResult)
+        if sha256s is not None:
+            stmt = stmt.where(StepResult.sha256.in_(list(sha256s)))
+        if steps:
+            stmt = stmt.where(StepResult.step.in_(list(steps)))
+        with self.engine.begin() as conn:
+            return conn.execute(stmt).rowcount or 0
+
     def set_state(self, key: str, value: Any, now: datetime) -> None:
         """Publish a small fact of this node (e.g. the plan in force) for ``status``."""
         with self.engine.begin() as conn:
@@ -56,6 +81,30 @@ class Results:
             )
             fresh = {"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at}
             conn.execute(stmt.on_conflict_do_update(index_elements=["node", "key"], set_=fresh))
+
+    def take_state(
+        self, node: str, key: str, value: Any, now: datetime, seen: datetime | None
+    ) -> bool:
+        """Publish ``value`` as node ``node``'s fact ``key``, provided nobody wrote that fact
+        since it was read (at ``seen``; None: it did not exist), in one statement: of two
+        daemons taking one node name at once, one wins.  True when it was written."""
+        with self.engine.begin() as conn:
+            if seen is None:
+                stmt = db.insert(conn)(DaemonState).values(
+                    node=node, key=key, value=value, updated_at=now
+                )
+                taken = stmt.on_conflict_do_nothing().returning(DaemonState.node)
+                return conn.execute(taken).first() is not None
+            guarded = (
+                update(DaemonState)
+                .where(
+                    DaemonState.node == node,
+                    DaemonState.key == key,
+                    DaemonState.updated_at == seen,
+                )
+                .values(value=value, updated_at=now)
+            )
+            return conn.execute(guarded).rowcount == 1
 
     def get_state(self, key: str) -> tuple[Any, datetime] | None:
         """This node's fact ``key`` and when it was published."""

@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from daemon import db, devices, retry
+from daemon import db, devices, nodes, retry
 from daemon.config import Config
 from daemon.errors import WorkerDied
 from daemon.executor import settle
@@ -168,7 +168,7 @@ class Scheduler:
         """This daemon's heartbeat, for ``status``: which host and pid use this database, and
         the watched folders it misses; written when it changes, else every few seconds."""
         missing = sorted(str(f) for f in self.intake.missing)
-        beat = {"host": HOST, "pid": os.getpid(), "missing_folders": missing}
+        beat = nodes.heartbeat(os.getpid(), missing)
         last = self._published
         if (
             last is not None
@@ -178,7 +178,7 @@ class Scheduler:
             return
         if last is not None:  # since our last beat, did another machine beat as this node?
             stored = self.store.results.get_state(DAEMON_KEY)
-            self.clash = node_clash(self.config.daemon.node, stored, last[1], HOST)
+            self.clash = node_clash(self.store.node, stored, last[1], HOST)
             if self.clash is not None:
                 log.error("%s; stopping", self.clash)
         self.store.results.set_state(DAEMON_KEY, beat, now)
@@ -247,14 +247,18 @@ class Scheduler:
 
     def _recover_abandoned(self, now: datetime) -> None:
         """Release at once the jobs of this machine's workers that are gone (the daemon was
-        killed and restarted), instead of waiting for their leases to expire.  The attempt is
-        not counted: the job did nothing wrong.  A worker that outlived its parent releases
-        its job itself at its next checkpoint."""
+        killed and restarted; another daemon of this machine on this node name, as ``name-2``,
+        was killed), instead of waiting for their leases to expire.  The attempt is not
+        counted: the job did nothing wrong.  A worker that outlived its parent releases its job
+        itself at its next checkpoint."""
         ours = set(self.pool.owners())
-        node = self.config.daemon.node
-        for lease in self.store.leases():
-            gone = lease.owner not in ours and owner_gone(lease.owner, node, pid_alive)
-            if gone and self.store.release(lease, now):
+        others = [lease for lease in self.store.leases() if lease.owner not in ours]
+        if not others:
+            return
+        local = nodes.local_nodes(self.store.results.states(DAEMON_KEY))
+        here = (local & set(nodes.candidate_names(self.config.daemon.node))) | {self.store.node}
+        for lease in others:
+            if owner_gone(lease.owner, here, pid_alive) and self.store.release(lease, now):
                 log.warning(
                     "job %s was left by a worker that is gone; it resumes",
                     lease.job_id,
@@ -443,4 +447,9 @@ class Scheduler:
                     extra={"job": lease.job_id},
                 )
 
-        return self.pool.stop(timeout, urgent=urgent, abandoned=release)
+        clean = self.pool.stop(timeout, urgent=urgent, abandoned=release)
+        if self.clash is None:  # the last heartbeat says so: not running from now (the name
+            with db.outage_ignored():  # is not ours after a clash; an outage: it ages out)
+                stopped = nodes.heartbeat(os.getpid(), stopped=True)
+                self.store.results.set_state(DAEMON_KEY, stopped, self.clock())
+        return clean

@@ -139,7 +139,9 @@ class DaemonConfig:
     """DEBUG, INFO, WARNING or ERROR ("": INFO for ``run``; ``--log-level`` wins at start); a
     SIGHUP applies it."""
     node: str = ""
-    """This daemon's name among those sharing one database ("": the host name)."""
+    """This daemon's name among those sharing one database ("": the host name); a second
+    daemon of this machine running on the same database takes ``<node>-2`` (see
+    :func:`daemon.app.running.claim_node`)."""
 
 
 @dataclass(frozen=True)
@@ -158,6 +160,10 @@ class HooksConfig:
     """Tries of each announcement before it is given up."""
     backoff_seconds: float = 5.0
     """Wait after a failed try; doubled after each (at most an hour)."""
+    failure_hold_seconds: float = 60.0
+    """A failure of the file's content (undecodable, truncated, empty: what a file still being
+    written looks like) is announced only after this long; if newer content at its path
+    supersedes the job meanwhile, its announcements are dropped."""
 
 
 @dataclass(frozen=True)

@@ -206,6 +206,7 @@ def test_webhook_and_hooks_survive_a_daemon_restart_delivered_once(
             f'[hooks]\non_done = ["{script}", "{{txt}}", "{{status}}", "{{source}}"]\n'
             f'on_failed = ["{script}", "{{status}}", "{{job}}"]\n'
             f'webhook = "{url}"\nwebhook_secret = "s3cret"\nbackoff_seconds = 3.0\n'
+            "failure_hold_seconds = 1.0\n"  # broken.wav's failure: announced after 1 s
         )
         cfg = tmp_path / "config.toml"
         cfg.write_text(config_text(tmp_path, model_cache, hooks_toml))

@@ -201,15 +201,15 @@ def test_a_daemon_outlives_its_database_going_away(
 def test_a_node_name_in_use_on_another_machine_is_refused(
     make_config: Callable[..., Config],
 ) -> None:
-    from daemon.app.running import _check_node_free
+    from daemon.app.running import claim_node
     from daemon.errors import UserError
 
     config = make_config(daemon={"node": "box"})
     store = open_store(config)
     store.results.set_state("daemon", {"host": "other-machine", "pid": 7}, utcnow())
     with pytest.raises(UserError, match="node 'box' is in use by a running daemon on other"):
-        _check_node_free(config, store)
+        claim_node(config, store)
     store.results.set_state(
         "daemon", {"host": "other-machine", "pid": 7}, utcnow() - timedelta(hours=1)
     )
-    _check_node_free(config, store)  # that daemon is gone: the name is free again
+    assert claim_node(config, store) == "box"  # that daemon is gone: the name is free again
