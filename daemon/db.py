@@ -92,15 +92,28 @@ def printable_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def make_engine(url: str) -> Engine:
-    """An engine.  SQLite: WAL, a busy timeout, foreign keys, the parent folder created.
-    A server: a small pool whose connections are tested before use (a restarted server's
-    stale connections are replaced instead of failing the next statement)."""
+def absent(url: str) -> str | None:
+    """Why the database cannot be read, in one line, when it is a SQLite file that does not
+    exist yet; None when it exists (a server's database: :func:`check_schema` says)."""
+    path = sqlite_file(url)
+    if path is None or path.exists():
+        return None
+    return (
+        f"no database at {path} yet: the daemon creates it when it first starts "
+        "(transcribd run), or run 'transcribd db upgrade'"
+    )
+
+
+def make_engine(url: str, create: bool = True) -> Engine:
+    """An engine.  SQLite: WAL, a busy timeout, foreign keys, and with ``create`` the parent
+    folder created (commands that only read pass False: see :func:`absent`).  A server: a
+    small pool whose connections are tested before use (a restarted server's stale
+    connections are replaced instead of failing the next statement)."""
     parsed = make_url(url)
     is_sqlite = parsed.get_backend_name() == "sqlite"
     kwargs: dict[str, Any] = {}
     if is_sqlite:
-        if parsed.database and parsed.database != ":memory:":
+        if create and parsed.database and parsed.database != ":memory:":
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         kwargs["connect_args"] = {"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
     else:

@@ -15,14 +15,15 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from multiprocessing.process import BaseProcess
+from multiprocessing.sharedctypes import RawValue
 from pathlib import Path
 from typing import Any
 
-from daemon import devices
+from daemon import devices, logs
 from daemon.config import Config, with_device
 from daemon.jobs import JobRecord, Lease
 from daemon.workers import Report, Task, worker_main
@@ -30,14 +31,16 @@ from daemon.workers import Report, Task, worker_main
 log = logging.getLogger(__name__)
 
 
-def owner_gone(owner: str, node: str, alive: Callable[[int], bool]) -> bool:
-    """True when a lease owner is a worker of this ``node`` whose process no longer exists.
+def owner_gone(owner: str, nodes: str | Collection[str], alive: Callable[[int], bool]) -> bool:
+    """True when a lease owner is a worker of one of ``nodes`` (this machine's: a name, or the
+    names its daemons run as) whose process no longer exists.
 
     Owners look like ``node:daemon-pid:thread:wN:worker-pid``; any other shape, or another
-    node's worker, is not judged here (its lease expires instead).
+    machine's worker, is not judged here (its lease expires instead).
     """
+    here = {nodes} if isinstance(nodes, str) else set(nodes)
     parts = owner.rsplit(":", 4)
-    if len(parts) != 5 or parts[0] != node or not parts[3].startswith("w"):
+    if len(parts) != 5 or parts[0] not in here or not parts[3].startswith("w"):
         return False
     try:
         return not alive(int(parts[4]))
@@ -108,6 +111,9 @@ class WorkerPool:
     _pumping: threading.Event = field(default_factory=threading.Event)
     _allowed: tuple[int, set[str]] = (1 << 30, set())
     """(CPU workers, GPU devices) the plan in force lets work (see :meth:`resize`)."""
+    _log_level: Any = field(default_factory=lambda: RawValue("i", 0))
+    """The level every worker logs at once set (0: the one each started with), shared with
+    them (:func:`daemon.logs.follow_level`)."""
 
     def __post_init__(self) -> None:
         self._reports = self._ctx.Queue()
@@ -143,6 +149,11 @@ class WorkerPool:
             self._pumping.clear()
             self._pump.join()
             self._pump = None
+
+    def set_log_level(self, level: str) -> None:
+        """Make every worker, running or started later, log at ``level`` (a reloaded
+        ``daemon.log_level``; "" is INFO); each takes it up within a second, mid-job too."""
+        self._log_level.value = logs.level_number(level)
 
     # ------------------------------------------------------------------ sizing
     def resize(
@@ -198,6 +209,7 @@ class WorkerPool:
                 self._reports,
                 self._cancel,
                 os.getpid(),
+                self._log_level,
             ),
             name=f"transcribd-worker-{index}",
             daemon=True,

@@ -62,6 +62,7 @@ def worker_main(
     reports: Any,
     cancel: Any,
     parent: int,
+    log_level: Any = None,
 ) -> None:
     """Body of a worker process (spawned: nothing heavy is inherited) granted ``threads``,
     its models on ``device`` (the pool derives it from the daemon's: no worker asks the
@@ -71,6 +72,8 @@ def worker_main(
     ``cancel`` event is set, when this process gets SIGTERM (systemd may signal the whole
     group), or when the parent has died (its replacement will claim the job).  ``parent`` is
     passed in: asking os.getppid() here would be too late if the parent died meanwhile.
+    ``log_level``: the level the pool sets on a reload (:meth:`WorkerPool.set_log_level`),
+    followed from here on.
     """
     terminated = threading.Event()
     # what a terminal sends the whole group (Ctrl-C, Ctrl-\, hang-up) and the user signals
@@ -84,7 +87,7 @@ def worker_main(
 
     os.environ.update(worker_env(threads))  # before CTranslate2 and torch load
     bound_malloc_arenas()
-    logs.setup(os.environ.get("TRANSCRIBD_LOG_LEVEL", "INFO"))
+    logs.setup(os.environ.get("TRANSCRIBD_LOG_LEVEL", "INFO"), log_level)
     store = open_store(config, migrate=False)
     models = WarmModels.of(config, device)
     idle_since = time.monotonic()
@@ -100,6 +103,12 @@ def worker_main(
             continue
         if task is None:
             return
+        log.debug(
+            "worker %d runs job %s",
+            index,
+            task.job.id,
+            extra={"worker": index, "job": task.job.id, "pid": os.getpid()},
+        )
         executor = Executor(config, store, models, task.owner, threads, should_stop=should_stop)
         ok = _execute(executor, task)
         idle_since = time.monotonic()

@@ -11,6 +11,7 @@ from daemon import db
 from daemon import doctor as doctor_mod
 from daemon.config import Config, explain, read_raw
 from daemon.config import find as find_config
+from daemon.config.explain import as_toml
 from daemon.doctor import Finding
 
 
@@ -28,6 +29,9 @@ class ConfigReport:
     """Which file was read and why, or why none was."""
     values: list[tuple[str, Any, str]]
     """(section.key, effective value, "file" or "default")."""
+    toml: list[str]
+    """The same as TOML that ``--config`` reads back to the same configuration (secrets
+    masked and commented out), each value's origin in a comment."""
 
 
 def show_config(config: Config, given: Path | None) -> ConfigReport:
@@ -35,7 +39,7 @@ def show_config(config: Config, given: Path | None) -> ConfigReport:
     path, why = find_config(given)
     raw = read_raw(path) if path is not None else {}
     source = f"{path} ({why})" if path is not None else why
-    return ConfigReport(source, explain(config, raw))
+    return ConfigReport(source, explain(config, raw), as_toml(config, raw))
 
 
 def doctor(config: Config) -> list[Finding]:

@@ -1,5 +1,7 @@
 """What ``transcribd status`` and ``nodes`` show: the jobs with their elapsed time, ETA and
-announcements, the plan in force and every node using the database."""
+announcements, the plan in force and every node using the database.  Both only read: a
+database that does not exist yet, or is at another schema, is said so, never created or
+migrated."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from daemon.config import Config
 from daemon.errors import UserError
 from daemon.hooks import DeliveryRecord
 from daemon.jobs import JobRecord, JobStatus
-from daemon.nodes import DAEMON_KEY, PLAN_KEY, NodeView, daemon_line, node_views
+from daemon.nodes import DAEMON_KEY, PLAN_KEY, NodeView, daemon_line, node_views, this_node
 from daemon.rows import TERMINAL
 from daemon.store import Store, open_store
 
@@ -65,11 +67,11 @@ class StatusReport:
 
 
 def status(config: Config, job_id: int | None = None) -> StatusReport:
-    with closing(open_store(config)) as store:
+    with closing(open_store(config, read_only=True)) as store:
         now = store.now()
         nodes = _nodes(store, now, config)
         line = daemon_line(nodes, config)
-        here = next((n for n in nodes if n.node == config.daemon.node), None)
+        here = this_node(nodes, config.daemon.node)
         plan, plan_at = (here.plan, here.plan_at) if here else (None, None)
         missing = here.missing_folders if here else []
         if job_id is not None:
@@ -81,12 +83,13 @@ def status(config: Config, job_id: int | None = None) -> StatusReport:
             records = store.jobs()
         announced = store.outbox.of_jobs(job_id)
         jobs = [dataclasses.replace(view(j, now), hooks=announced.get(j.id, [])) for j in records]
-        return StatusReport(jobs, plan, plan_at, line, missing, nodes, config.daemon.node)
+        node = here.node if here is not None else config.daemon.node
+        return StatusReport(jobs, plan, plan_at, line, missing, nodes, node)
 
 
 def nodes(config: Config) -> list[NodeView]:
     """Every node that has used the database: alive or when last seen, host, pid, plan."""
-    with closing(open_store(config)) as store:
+    with closing(open_store(config, read_only=True)) as store:
         return _nodes(store, store.now(), config)
 
 

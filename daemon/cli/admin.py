@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import sys
-from pathlib import Path
-from typing import Any
 
 import click
 
@@ -17,25 +14,12 @@ from daemon.cli.common import config_of, handled
 @click.pass_context
 @handled
 def config_cmd(ctx: click.Context) -> None:
-    """Print the effective configuration and where each value came from."""
+    """Print the effective configuration and where each value came from, as TOML that
+    --config reads back to the same configuration (secrets are masked and commented out)."""
     report = admin_app.show_config(config_of(ctx), ctx.obj["config_path"])
-    click.echo(f"# config: {report.source}")
-    section = ""
-    for key, value, origin in report.values:
-        head, name = key.split(".", 1)
-        if head != section:
-            click.echo(f"\n[{head}]")
-            section = head
-        click.echo(f"{name} = {_toml(value)}  # {origin}")
-
-
-def _toml(value: Any) -> str:
-    """A value as TOML writes it (paths as strings)."""
-    if isinstance(value, Path):
-        value = str(value)
-    if isinstance(value, tuple | list):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    return json.dumps(value, ensure_ascii=False)
+    click.echo(f"# config: {' '.join(report.source.splitlines())}")
+    for line in report.toml:
+        click.echo(line)
 
 
 @click.command()

@@ -23,7 +23,8 @@ class UsageError(click.UsageError):
 
 
 def handled(fn: F) -> F:
-    """Turn expected failures into one line on stderr and exit code 1."""
+    """Turn expected failures into one line on stderr and exit code 1 (a closed pipe into
+    none: ``transcribd status | head`` prints no "Broken pipe")."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -37,6 +38,8 @@ def handled(fn: F) -> F:
         except (UserError, DecodeError, ModelError) as exc:
             click.echo(f"transcribd: {exc}", err=True)
             sys.exit(1)
+        except BrokenPipeError:  # the reader went away (`transcribd ... | head`): click
+            raise  # ends quietly, exit 1, as for a pipe closed outside a command
         except OSError as exc:
             click.echo(
                 f"transcribd: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), err=True

@@ -2,9 +2,10 @@
 chunks and diarization windows are read (memory follows the chunk, not the file).
 
 It is a work file, not a result: one per job attempt (two daemons sharing a work folder never
-share one), deleted when the attempt ends (left by a killed daemon, it goes at the next start),
-and decoded again from the source if it is missing when a resumed job needs it.  A job stopped
-gracefully resumes as the same attempt, and reuses it.
+share one), deleted, whole or half-written, when the attempt ends or stops (a job cancelled,
+failed, done, or stopped at a checkpoint by a graceful stop: it resumes from its cached steps
+and decodes its file again), and decoded again from the source if it is missing when a resumed
+job needs it.  Only a killed daemon leaves spools behind; they go at the next start.
 """
 
 from __future__ import annotations
@@ -33,9 +34,11 @@ def spool_path(work_dir: Path, sha256: str, key: str) -> Path:
 
 
 def drop(path: Path) -> None:
-    """Delete a spool (its attempt has ended); a missing one is fine."""
-    with suppress(OSError):
-        path.unlink()
+    """Delete a spool and what a decode cut short left of it (its attempt has ended or
+    stopped); a missing one is fine."""
+    for leftover in (path, path.with_name(path.name + ".part")):
+        with suppress(OSError):
+            leftover.unlink()
 
 
 _SPOOL = re.compile(r"^[0-9a-f]{64}\.(j\d+a\d+|p(\d+))\.pcm(\.part)?$")
@@ -57,8 +60,6 @@ def remove_stale(work_dir: Path, live: Collection[str]) -> int:
         entry.unlink(missing_ok=True)
         removed += 1
     return removed
-
-    return True
 
 
 class Spool:

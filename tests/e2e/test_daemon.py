@@ -84,8 +84,10 @@ def test_next_job_starts_when_a_worker_reports_not_at_the_next_tick(
         shutil.copy(clip, tmp_path / "inbox" / clip.name)
     cmd = [sys.executable, "-m", "daemon", "--config", str(tmp_path / "config.toml")]
     log = (tmp_path / "daemon.log").open("w")
-    proc = subprocess.Popen([*cmd, "run"], stdout=subprocess.DEVNULL, stderr=log)
+    proc = subprocess.Popen([*cmd, "run"], stdout=subprocess.PIPE, stderr=log, text=True)
     try:
+        assert proc.stdout is not None  # status reads the database once the daemon made it
+        assert "watching" in proc.stdout.readline(), (tmp_path / "daemon.log").read_text()
         deadline = time.monotonic() + 4 * tick + 120
         jobs: list[dict[str, str]] = []
         while time.monotonic() < deadline:
@@ -101,6 +103,8 @@ def test_next_job_starts_when_a_worker_reports_not_at_the_next_tick(
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
+        assert proc.stdout is not None
+        proc.stdout.close()
         log.close()
     runs = sorted(
         (datetime.fromisoformat(j["started_at"]), datetime.fromisoformat(j["finished_at"]))

@@ -113,6 +113,7 @@ def test_sigterm_during_a_long_job_checkpoints_and_resumes(
     assert job.status is JobStatus.QUEUED and job.lease_owner is None, job
     assert 0.3 <= job.progress < 1.0
     assert job.attempts == 0  # a graceful stop is not a failed attempt
+    assert not list((tmp_path / "work").glob("*.pcm*"))  # its spool went as it stopped
 
     summary = subprocess.run(
         [*daemon_cmd(cfg), "run", "--once"], capture_output=True, text=True, timeout=600

@@ -26,6 +26,7 @@ def invoke(config_file: Path) -> Callable[..., Result]:
 
 
 def test_status_empty(invoke: Callable[..., Result]) -> None:
+    assert invoke("db", "upgrade").exit_code == 0  # status never creates the database
     res = invoke("status")
     assert res.exit_code == 0 and "no jobs yet" in res.output
     res = invoke("status", "--json")
@@ -73,6 +74,7 @@ def test_usage_errors_exit_2(invoke: Callable[..., Result]) -> None:
 
 
 def test_unknown_job_exits_1(invoke: Callable[..., Result]) -> None:
+    assert invoke("db", "upgrade").exit_code == 0
     res = invoke("status", "42")
     assert res.exit_code == 1 and res.output.strip() == "transcribd: no job #42"
 

@@ -12,12 +12,16 @@ import signal
 import subprocess
 import sys
 import time
+import wave
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from daemon.cli import display
-from tests.conftest import need_eval, write_config, write_wav
+from daemon.config import Config
+from daemon.pipeline.run import DECODE_SHARE
+from tests.conftest import lj_clips, need_eval, speech_file, write_config, write_wav
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -67,25 +71,22 @@ def test_eta_at_a_steady_pace(elapsed: float, fraction: float, left: float | Non
 
 
 @pytest.mark.parametrize(
-    ("fraction", "last", "due"),
-    [(0.1, 0.0, True), (0.05, 0.0, False), (0.35, 0.3, False), (0.4, 0.3, True),
-     (1.0, 0.95, True), (1.0, 1.0, False), (0.3, 0.0, True)],
+    ("fraction", "shown", "due"),
+    [(0.1, 0, [1]), (0.05, 0, []), (0.35, 1, [2, 3]), (0.35, 3, []), (0.4, 3, [4]),
+     (1.0, 9, [10]), (1.0, 10, []), (0.3, 0, [1, 2, 3]), (0.1 + 0.65 + 0.25, 3, list(range(4, 11))),
+     (0.999, 9, []), (1.2, 9, [10])],
 )  # fmt: skip
-def test_a_plain_line_each_tenth_and_at_the_end(fraction: float, last: float, due: bool) -> None:
-    assert display.report_due(fraction, last) is due
+def test_a_plain_line_at_each_tenth_crossed(fraction: float, shown: int, due: list[int]) -> None:
+    assert list(display.tenths_crossed(fraction, shown)) == due
 
 
 def test_plain_progress_lines_outside_a_terminal() -> None:
     out = io.StringIO()
     with display.progress("talk.wav", out, terminal=False) as report:
-        for f in (0.02, 0.1, 0.12, 0.5, 1.0, 1.0):
+        for f in (0.02, 0.1, 0.12, 0.35, 0.5, 1.0, 1.0):
             report(f)
     lines = out.getvalue().splitlines()
-    assert [line.split(",")[0] for line in lines] == [
-        "talk.wav: 10%",
-        "talk.wav: 50%",
-        "talk.wav: 100%",
-    ]
+    assert [line.split(",")[0] for line in lines] == [f"talk.wav: {t}%" for t in range(10, 101, 10)]
     assert all("left" in line for line in lines)
 
 
@@ -110,6 +111,69 @@ def test_transcribe_shows_a_bar_with_eta_on_a_terminal_and_lines_in_a_pipe(
     assert "\x1b[" not in piped.stderr  # no terminal codes in a pipe or a log
     assert piped.stderr.rstrip().endswith("librivox-0870.wav: 100%, about 0:00 left"), piped.stderr
     assert piped.stdout.split()[0].endswith("librivox-0870.txt")
+
+
+@pytest.mark.model
+@pytest.mark.eval
+def test_a_minute_of_speech_off_a_terminal_prints_each_tenth(
+    tmp_path: Path, model_cache: Path
+) -> None:
+    """A 60-s recording (real speech, diarized) through ``transcribe`` with stderr in a pipe:
+    ten lines, 10 % to 100 % (it printed 10, 35 and 100 %: the pipeline's progress jumps, and
+    the printer printed one line per jump)."""
+    minute = a_minute_of_speech(tmp_path)
+    cfg = write_config(tmp_path, model_cache)
+    cmd = [sys.executable, "-m", "daemon", "--config", str(cfg), "transcribe", str(minute)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None and proc.stdout is not None
+    seen = [(time.monotonic(), line.rstrip("\n")) for line in proc.stderr]
+    out = proc.stdout.read()
+    proc.stdout.close()
+    proc.stderr.close()
+    assert proc.wait(timeout=60) == 0, seen
+    assert [line.split(",")[0] for _, line in seen] == [
+        f"minute.wav: {tenth}%" for tenth in range(10, 101, 10)
+    ], seen
+    assert out.split()[0].endswith("minute.txt")
+
+
+@pytest.mark.model
+@pytest.mark.eval
+def test_diarization_reports_its_batches_not_only_its_end(
+    tmp_path: Path, make_config: Callable[..., Config]
+) -> None:
+    """One diarization window (a minute of real speech) reports each batch of segmentation and
+    of embeddings as it goes (it reported only its end)."""
+    from daemon.intake import hash_file
+    from daemon.jobrun import speakers_of_file
+    from daemon.store import open_store
+    from daemon.warm import WarmModels
+
+    config = make_config()
+    minute = a_minute_of_speech(tmp_path)
+    seen: list[float] = []
+    store = open_store(config)
+    found = speakers_of_file(
+        config, WarmModels.of(config), store, minute, hash_file(minute)[0], seen.append
+    )
+    store.close()
+    assert found.turns
+    within = [f for f in seen if DECODE_SHARE < f < 1.0]  # after decoding, before the end
+    assert len(set(within)) >= 8, seen
+    assert within == sorted(within), seen
+
+
+def a_minute_of_speech(tmp_path: Path) -> Path:
+    """About 60 s of real speech: LJSpeech clips one after the other."""
+    clips, seconds = [], 0.0
+    for clip in lj_clips():
+        with wave.open(str(clip)) as w:
+            seconds += w.getnframes() / w.getframerate() + 0.8
+        clips.append(clip)
+        if seconds >= 59.0:
+            break
+    assert 58.0 <= seconds <= 70.0
+    return speech_file(tmp_path / "minute.wav", clips)
 
 
 def test_status_watch_redraws_in_place_until_ctrl_c(tmp_path: Path, model_cache: Path) -> None:
