@@ -1,6 +1,7 @@
 """One claimed job from its start to its final state: run under its lease (a heartbeat thread
 renews it), publish only while the lease is held, then record it done, retried, failed or
-released; a job's own errors never escape."""
+released; a job's own errors never escape, and a database outage is waited out under the
+lease (the job goes on as soon as the database answers)."""
 
 from __future__ import annotations
 
@@ -15,13 +16,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from daemon import db, retry, voices
+from daemon import db, hooks, retry, voices
 from daemon.config import Config
 from daemon.errors import Cancelled, InputRemoved
-from daemon.jobrun import run_pipeline, spool_path
-from daemon.jobs import JobRecord, Lease
+from daemon.jobrun import reference_voices, run_pipeline, spool_path
+from daemon.jobs import JobRecord, JobStatus, Lease
 from daemon.pipeline import spool as spool_mod
 from daemon.pipeline.cache import never
+from daemon.pipeline.outputs import to_record
 from daemon.pipeline.run import PipelineResult
 from daemon.publish import matches_record, voice_matches, write_job_outputs
 from daemon.store import Store
@@ -29,6 +31,9 @@ from daemon.sysload import peak_rss, usable_cores
 from daemon.warm import WarmModels
 
 log = logging.getLogger(__name__)
+
+OUTAGE_POLL_SECONDS = 1.0
+"""How often a job that lost its database asks whether it answers again."""
 
 
 @contextmanager
@@ -98,9 +103,13 @@ def settle(
         if store.retry(lease, now, decision.message, decision.run_after, options):
             log.warning("job %s will retry: %s", job.id, decision.message, extra=extra)
             return True
-    elif store.fail(lease, now, decision.message):
-        log.error("job %s failed: %s", job.id, decision.message, extra=extra)
-        return False
+    else:
+        failure = retry.failure_class(exc)
+        hold = hooks.hold_seconds(failure, config.hooks.failure_hold_seconds)
+        metrics = {**job.metrics, "failure": failure}
+        if store.fail(lease, now, decision.message, hold, metrics):
+            log.error("job %s failed: %s", job.id, decision.message, extra=extra)
+            return False
     log.warning("job %s ended (%s) after it was superseded", job.id, decision.message, extra=extra)
     return False
 
@@ -125,6 +134,8 @@ class Executor:
         self.now: Callable[[], datetime] = self.clock or self.store.now
         self.failure = ""
         """The reason class of the last attempt's error ("" when it had none)."""
+        self.transcript: tuple[dict[str, Any], dict[str, str]] | None = None
+        """The transcript the attempt produced (its record and names), kept as it ends done."""
 
     def execute(
         self, job: JobRecord, workers: int = 1, place: tuple[Path, str] | None = None
@@ -140,18 +151,11 @@ class Executor:
         log.info("job %s started", job.id, extra={"job": job.id, "path": job.path})
         try:
             with lease_keeper(self.store, lease, self.config.daemon.lease_seconds, lost):
-                result = self._run(job, lease, key, lost.is_set)
-                if not self.store.owns(lease):  # fenced: publish nothing
-                    raise Cancelled("the job is no longer this worker's")
-                matches = voice_matches(self.config, self.store, Path(job.path), result.voiceprints)
-                names = voices.names(matches, job.options.names)
-                with result.stats.timed("outputs"):
-                    outputs = write_job_outputs(
-                        self.config, self.store, job, result.transcript, names, place
-                    )
-        except Cancelled:
-            if self._released(lease):
-                return False  # the same attempt resumes, with its spool
+                result, matches, outputs = self._produce(job, lease, key, lost.is_set, place)
+        except Cancelled:  # stopped, or no longer ours: it resumes from its cached steps
+            # its spool goes first: the attempt that resumes it has the same spool name
+            spool_mod.drop(spool_path(self.config, job.sha256, key))
+            self._released(lease)
             done = False
         except InputRemoved as exc:
             self.store.cancel(lease, self.now(), str(exc))
@@ -178,11 +182,83 @@ class Executor:
             if done:
                 log.info("job %s done", job.id, extra={"job": job.id, **metrics})
             else:  # superseded between the last check and now: take back what it wrote
-                for path in set(outputs) - self.store.outputs_in_use():
-                    Path(path).unlink(missing_ok=True)
+                self._take_back(job, outputs)
                 log.warning("job %s was superseded as it finished", job.id, extra={"job": job.id})
-        spool_mod.drop(spool_path(self.config, job.sha256, key))  # this attempt has ended
+        spool_mod.drop(spool_path(self.config, job.sha256, key))  # the attempt ended or stopped
         return done
+
+    def _produce(
+        self,
+        job: JobRecord,
+        lease: Lease,
+        spool_key: str,
+        lost: Callable[[], bool],
+        place: tuple[Path, str] | None,
+    ) -> tuple[PipelineResult, list[voices.Match], list[str]]:
+        """The job's transcript, the enrolled voices it heard and the files it published, under
+        its lease.  A database outage on the way is waited out while the lease holds
+        (:meth:`_outlast`): the job then goes on here, as the same attempt, from its cached
+        steps."""
+        while True:
+            try:
+                result = self._run(job, lease, spool_key, lost)
+                if not self.store.owns(lease):  # fenced: publish nothing
+                    raise Cancelled("the job is no longer this worker's")
+                matches = voice_matches(
+                    self.config, self.store, Path(job.path), result.voiceprints, self._known(job)
+                )
+                names = voices.names(matches, job.options.names)
+                self.transcript = (to_record(result.transcript), names)
+                if job.options.task == "language":  # only a language asked for: no files
+                    return result, matches, []
+                with result.stats.timed("outputs"):
+                    outputs = write_job_outputs(
+                        self.config, self.store, job, result.transcript, names, place, lease
+                    )
+                return result, matches, outputs
+            except Exception as exc:
+                if not db.unreachable(exc):
+                    raise
+                self._outlast(lease, lost, exc)
+
+    def _known(self, job: JobRecord) -> list[voices.Voice]:
+        """The voices of the known speakers the job's request gave (none for most jobs)."""
+        known = job.options.known_speakers
+        if not known:
+            return []
+        return reference_voices(self.config, self.models, self.store, known)
+
+    def _outlast(self, lease: Lease, lost: Callable[[], bool], exc: Exception) -> None:
+        """The database went away under the running job: wait for it while the lease holds
+        (nobody else may take the job before it expires), then renew the lease and return as
+        soon as the database answers.  Raises ``exc`` again when the wait ends otherwise (a
+        stop was asked for, or the lease lapsed meanwhile: the job resumes later, from its
+        cached steps), :class:`Cancelled` when the job is no longer this worker's."""
+        job_id, seconds = lease.job_id, self.config.daemon.lease_seconds
+        log.warning(
+            "job %s: the database is unreachable (%s); the job keeps its lease and goes on "
+            "once the database answers",
+            job_id,
+            db.reason(exc),
+            extra={"job": job_id},
+        )
+        while not (lost() or self.should_stop()):
+            time.sleep(OUTAGE_POLL_SECONDS)
+            try:
+                held = self.store.heartbeat(lease, self.now(), seconds)
+            except Exception as again:
+                if not db.unreachable(again):
+                    raise
+                continue
+            if not held:
+                raise Cancelled("the job is no longer this worker's")
+            log.info(
+                "job %s: the database answers again; the job goes on from its cached steps",
+                job_id,
+                extra={"job": job_id},
+            )
+            return
+        raise exc
 
     def _finish(
         self, lease: Lease, job: JobRecord, outputs: list[str], metrics: dict[str, Any]
@@ -193,7 +269,7 @@ class Executor:
         deadline = time.monotonic() + self.config.daemon.lease_seconds
         while True:
             try:
-                return self.store.finish(lease, self.now(), outputs, metrics)
+                return self.store.finish(lease, self.now(), outputs, metrics, self.transcript)
             except Exception as exc:
                 if not db.unreachable(exc) or time.monotonic() > deadline:
                     for path in set(outputs) - set(job.outputs):
@@ -205,6 +281,17 @@ class Executor:
                     extra={"job": job.id},
                 )
                 time.sleep(2.0)
+
+    def _take_back(self, job: JobRecord, outputs: list[str]) -> None:
+        """The job's lease went as it finished: remove the files it published that no other
+        job records, unless the job is queued, running or done again (recovered after a
+        stall: the names it holds are its next attempt's to write over)."""
+        current = self.store.get(job.id)
+        live = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.DONE)
+        if current is not None and current.status in live:
+            return
+        for path in set(outputs) - self.store.outputs_in_use(but=job.id):
+            Path(path).unlink(missing_ok=True)
 
     def _released(self, lease: Lease) -> bool:
         """The job stopped at a checkpoint (asked to, or its lease was lost): release it;
@@ -255,8 +342,12 @@ class Executor:
     def _metrics(
         self, result: PipelineResult, started: float, cpu_started: float, workers: int
     ) -> dict[str, Any]:
+        language: dict[str, Any] = {"code": result.transcript.language}
+        if result.language_probability is not None:
+            language["probability"] = round(result.language_probability, 4)
         return {
             **run_metrics(result, started, cpu_started, self.models.device.name),
+            "language": language,
             "model_loads": self.models.loads,
             "workers": workers,
             "threads": self.threads or usable_cores(),

@@ -225,7 +225,9 @@ class Intake:
             try:
                 options, facts = self.options_for(path), self.measure(path)
                 results.append(
-                    self.store.enqueue(name, sha, size, now, options, facts.duration, facts)
+                    self.store.enqueue(
+                        name, sha, size, now, options, facts.duration, facts, origin="folder"
+                    )
                 )
             except Exception:
                 self.notice(path, now)  # not lost: tried again at a later tick

@@ -4,15 +4,19 @@ from."""
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
+from daemon import voices
 from daemon.config import Config, SpeakerHints, Vocabulary
 from daemon.jobs import JobOptions
+from daemon.modelstore import file_sha256
 from daemon.pipeline import spool as spool_mod
 from daemon.pipeline.cache import StepCache, never
+from daemon.pipeline.diarize import WEIGHTS_ID
 from daemon.pipeline.merge import WindowDiarization
 from daemon.pipeline.run import (
     JobInput,
@@ -28,6 +32,8 @@ from daemon.store import Store, utcnow
 from daemon.sysload import usable_cores
 from daemon.threads import split as split_threads
 from daemon.warm import WarmModels
+
+log = logging.getLogger(__name__)
 
 
 def hints_for(config: Config, options: JobOptions) -> SpeakerHints:
@@ -108,6 +114,40 @@ def speakers_of_file(
         spool_mod.drop(spool_path(config, sha256))
 
 
+REFERENCE_LEAST_SECONDS = 1.5
+"""A known speaker's clip with less speech than this names nobody."""
+
+
+def reference_voices(
+    config: Config, models: WarmModels, store: Store, known: tuple[tuple[str, str], ...]
+) -> list[voices.Voice]:
+    """The voices of a request's known speakers: each clip's main speaker's voice print
+    (diarized through the step cache, as an enrolled voice's recordings are).  A clip that is
+    gone, or holds too little speech, names nobody (said in the log)."""
+    out = []
+    for name, clip in known:
+        path = Path(clip)
+        if not path.is_file():
+            log.warning("known speaker %s: clip %s is gone", name, clip, extra={"clip": clip})
+            continue
+        found = speakers_of_file(config, models, store, path, file_sha256(path))
+        speech: dict[str, float] = {}
+        for t in found.turns:
+            speech[t.speaker] = speech.get(t.speaker, 0.0) + (t.end - t.start)
+        main = voices.main_speaker(speech, found.centroids)
+        if main is None or main.seconds < REFERENCE_LEAST_SECONDS:
+            log.warning(
+                "known speaker %s: too little speech in the clip to know the voice",
+                name,
+                extra={"clip": clip},
+            )
+            continue
+        out.append(
+            voices.Voice(name, found.centroids[main.label], WEIGHTS_ID, main.seconds, (clip,))
+        )
+    return out
+
+
 def _job_input(
     config: Config,
     models: WarmModels,
@@ -140,6 +180,7 @@ def _job_input(
         vocabulary=vocabulary_for(config, options),
         device=models.device.kind,
         diarize_device="cuda" if models.device.diarization_on_gpu else "cpu",
+        task=options.task or "transcribe",
     )
     # the ASR model gets lanes for all the threads; beside diarization it uses only its share
     loaders = Loaders(

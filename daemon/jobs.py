@@ -13,6 +13,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from daemon import fsnames
@@ -58,6 +59,14 @@ class JobOptions:
     """Set when the job ran out of GPU memory: the device its retries run on ("cpu")."""
     speaker_names: tuple[tuple[str, str], ...] = ()
     """(diarized label, name) pairs set by ``transcribd speakers --rename``."""
+    task: str | None = None
+    """What Whisper does: "transcribe" (None), "translate" (into English), or "language"
+    (only detect the language: whisper-asr-webservice's ``/detect-language``)."""
+    known_speakers: tuple[tuple[str, str], ...] = ()
+    """(name, reference clip) pairs a request gave (OpenAI's ``known_speaker_names[]`` and
+    ``known_speaker_references[]``): a speaker whose voice matches a clip takes its name."""
+    upload_name: str | None = None
+    """The name a client gave its upload (shown instead of the stored file's)."""
 
     @property
     def device_request(self) -> str | None:
@@ -77,6 +86,9 @@ class JobOptions:
             if f.name == "speaker_names":
                 if value:
                     out[f.name] = dict(value)
+            elif f.name == "known_speakers":
+                if value:
+                    out[f.name] = [list(pair) for pair in value]
             elif value is not None:
                 out[f.name] = value
         return out
@@ -91,7 +103,18 @@ class JobOptions:
             log.debug("ignoring unknown job options", extra={"keys": unknown})
         values = {k: v for k, v in raw.items() if k in known and v is not None}
         names = values.pop("speaker_names", None) or {}
-        return cls(**values, speaker_names=tuple((str(k), str(v)) for k, v in names.items()))
+        refs = values.pop("known_speakers", None) or []
+        return cls(
+            **values,
+            speaker_names=tuple((str(k), str(v)) for k, v in names.items()),
+            known_speakers=tuple((str(n), str(r)) for n, r in refs),
+        )
+
+    def computing(self) -> dict[str, Any]:
+        """What changes what is computed (not how the job is shown or named): two requests
+        for the same audio with these equal are the same job."""
+        shown = ("upload_name", "speaker_names", "oom_profile", "oom_device")
+        return {k: v for k, v in self.to_dict().items() if k not in shown}
 
 
 @dataclass(frozen=True)
@@ -169,6 +192,13 @@ class JobRecord:
     """What the file sounded like at intake (None: not measured)."""
     device: str | None = None
     """The device of the worker that claimed it last ("cpu", "cuda:0"; None: never claimed)."""
+    origin: str | None = None
+    """Where it came from: "folder", "cli", "http:KEYNAME" (None: made before it was kept)."""
+
+    @property
+    def name(self) -> str:
+        """The file's name as people know it: an upload's own name, else the path's."""
+        return self.options.upload_name or fsnames.printable(Path(self.path).name)
 
     def as_dict(self) -> dict[str, Any]:
         """The job as ``status --json``, hooks and the webhook show it."""
@@ -186,6 +216,8 @@ class JobRecord:
             "outputs": self.outputs,
             "node": self.node,
             "device": self.device,
+            "origin": self.origin,
+            "name": self.name,
             "metrics": self.metrics,
             "options": self.options.to_dict(),
             "facts": self.facts.to_dict() if self.facts is not None else None,

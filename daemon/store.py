@@ -25,12 +25,15 @@ from sqlalchemy import Engine, and_, func, select, update
 
 from daemon import db
 from daemon.config import Config
+from daemon.errors import UserError
 from daemon.hooks import NOTHING, Announce
 from daemon.jobs import AudioFacts, Enqueued, JobOptions, JobRecord, JobStatus, Requeued
+from daemon.keybook import KeyBook, Sessions
 from daemon.models import Job
 from daemon.outbox import Outbox
 from daemon.results import Results
 from daemon.rows import JOBS, TERMINAL, from_row, off_lease
+from daemon.transcripts import Transcripts
 from daemon.transitions import JobTransitions
 from daemon.voicebook import VoiceBook
 
@@ -89,14 +92,20 @@ def _supersede(conn: Any, path: str, job_id: int, now: datetime) -> list[int]:
     return list(older.scalars())
 
 
-def open_store(config: Config, migrate: bool | None = None) -> Store:
+def open_store(config: Config, migrate: bool | None = None, read_only: bool = False) -> Store:
     """The store of the configured database for this node.  ``migrate``: bring the schema to
-    head first; None (commands such as ``status``): on SQLite, yes; on a server shared by a
+    head first; None (commands such as ``add``): on SQLite, yes; on a server shared by a
     fleet, only check that this version knows the schema (a newer transcribd on a laptop must
-    not migrate the fleet's database: ``run`` and ``db upgrade`` do)."""
-    engine = db.make_engine(config.database.url)
+    not migrate the fleet's database: ``run`` and ``db upgrade`` do).  ``read_only``
+    (``status``, ``nodes``): never create nor migrate: :class:`UserError` in one line when
+    the database does not exist yet or is not at this version's schema."""
+    if read_only and (missing := db.absent(config.database.url)) is not None:
+        raise UserError(missing)
+    engine = db.make_engine(config.database.url, create=not read_only)
     try:
-        if migrate or (migrate is None and not db.is_server(config.database.url)):
+        if read_only:
+            db.check_schema(engine)
+        elif migrate or (migrate is None and not db.is_server(config.database.url)):
             db.upgrade(engine)
         elif migrate is None:
             db.check_schema(engine)
@@ -132,6 +141,12 @@ class Store(JobTransitions):
         """The announcements of jobs' ends, until delivered."""
         self.voices = VoiceBook(engine)
         """The enrolled voices (not job rows)."""
+        self.keys = KeyBook(engine)
+        """The HTTP face's keys (hashed)."""
+        self.sessions = Sessions(engine)
+        """The pages' sign-ins."""
+        self.transcripts = Transcripts(engine)
+        """Done jobs' transcripts and their speakers' names."""
         self.local_clock = local_clock
         self._server_clock = db.is_server(str(engine.url))
 
@@ -211,10 +226,12 @@ class Store(JobTransitions):
             ).scalars()
             return {p for outs in rows for p in (outs or [])}
 
-    def outputs_in_use(self) -> set[str]:
-        """Every output path recorded by any job (so writers never clobber another job's file)."""
+    def outputs_in_use(self, but: int | None = None) -> set[str]:
+        """Every output path recorded by any job (so writers never clobber another job's file),
+        or by any job but job ``but``."""
+        query = select(Job.outputs) if but is None else select(Job.outputs).where(Job.id != but)
         with self.engine.connect() as conn:
-            rows = conn.execute(select(Job.outputs)).scalars().all()
+            rows = conn.execute(query).scalars().all()
         return {p for outs in rows for p in (outs or [])}
 
     # ------------------------------------------------------------------ intake
@@ -227,11 +244,14 @@ class Store(JobTransitions):
         options: JobOptions | None = None,
         duration: float | None = None,
         facts: AudioFacts | None = None,
+        origin: str | None = None,
     ) -> Enqueued:
-        """Register a file.  Same path and content as a live job: nothing new (however many
-        intakes see it at once: the database's unique index decides, not a look-up first).
-        New content at a known path: the path's older jobs are superseded by this one.  Same
-        content elsewhere: a duplicate, served from its original's cached steps."""
+        """Register a file (``origin``: where it came from, see :attr:`JobRecord.origin`).
+        Same path and content as a live job: nothing new (however many intakes see it at once:
+        the database's unique index decides, not a look-up first).  New content at a known
+        path: the path's older jobs are superseded by this one (their announcements not
+        delivered yet are dropped).  Same content elsewhere: a duplicate, served from its
+        original's cached steps."""
         with self.engine.begin() as conn:
             original = conn.execute(
                 select(Job.id)
@@ -251,6 +271,7 @@ class Store(JobTransitions):
                 status=JobStatus.QUEUED,
                 duplicate_of=dup,
                 options=(options or JobOptions()).to_dict(),
+                origin=origin,
             )
             if job_id is None:
                 same = conn.execute(
@@ -260,6 +281,9 @@ class Store(JobTransitions):
                 ).scalar_one()
                 return Enqueued(job_id=same, created=False)
             superseded = _supersede(conn, path, job_id, now)
+            # their ends that nobody was told of yet are never told: this job's end is
+            reason = f"not delivered: the job was superseded by #{job_id} first"
+            self.outbox.drop(conn, superseded, reason, now)
         log.info(
             "enqueued job %s",
             job_id,
@@ -325,6 +349,15 @@ class Store(JobTransitions):
             else:
                 out.skipped[job_id] = "job changed state meanwhile"
         return out
+
+    def cancel_job(self, job_id: int, now: datetime, reason: str) -> bool:
+        """A person stops a queued or running job: cancelled at once, with ``reason``; a
+        running one's worker loses its lease at its next heartbeat, stops at its next
+        checkpoint and publishes nothing (its finished steps stay cached).  False when the
+        job had ended already."""
+        live = (JobStatus.QUEUED, JobStatus.RUNNING)
+        values = off_lease(now, status=JobStatus.CANCELLED, error=reason, finished_at=now)
+        return self._update(and_(Job.id == job_id, Job.status.in_(live)), values)
 
     def rewrite_done(
         self,

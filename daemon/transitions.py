@@ -6,7 +6,7 @@ expired leases recovered.  :class:`daemon.store.Store` is built on it."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,6 +19,7 @@ from daemon.jobs import JobOptions, JobRecord, JobStatus, Lease
 from daemon.models import Job
 from daemon.outbox import Outbox
 from daemon.rows import JOBS, TERMINAL, from_row, off_lease
+from daemon.transcripts import Transcripts
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +145,10 @@ class JobTransitions:
         now: datetime,
         outputs: Sequence[str],
         metrics: dict[str, Any] | None = None,
+        transcript: tuple[dict[str, Any], dict[str, str]] | None = None,
     ) -> bool:
+        """Running -> done with its outputs (and metrics); ``transcript`` (its record and its
+        speakers' names, :mod:`daemon.transcripts`) is kept in the same transaction."""
         values = off_lease(
             now,
             status=JobStatus.DONE,
@@ -156,7 +160,20 @@ class JobTransitions:
         )
         if metrics is not None:
             values["metrics"] = metrics
-        return self._end(self._running(lease), values, "done", now)
+
+        def keep(conn: Any) -> None:
+            if transcript is not None:
+                Transcripts.put(conn, lease.job_id, transcript[0], transcript[1], now)
+
+        return self._end(self._running(lease), values, "done", now, also=keep)
+
+    def hold_outputs(self, lease: Lease, outputs: Sequence[str]) -> bool:
+        """Record the files a running job is about to publish as its outputs (with its earlier
+        ones), before they appear: should the attempt end before the job is done (killed as it
+        publishes), its next attempt finds them as its own and writes over them, never beside
+        them, and no other job takes their names.  False if the job is no longer ours (then it
+        must publish nothing)."""
+        return self._update(self._running(lease), {"outputs": list(outputs)})
 
     def cancel(self, lease: Lease, now: datetime, reason: str) -> bool:
         """Running -> cancelled (its input was removed); cached steps stay."""
@@ -171,13 +188,26 @@ class JobTransitions:
             row = conn.execute(select(Job.id).where(self._running(lease))).first()
         return row is not None
 
-    def fail(self, lease: Lease, now: datetime, error: str) -> bool:
-        """Running -> failed, with the error kept for ``status``."""
+    def fail(
+        self,
+        lease: Lease,
+        now: datetime,
+        error: str,
+        hold: float = 0.0,
+        metrics: dict[str, Any] | None = None,
+    ) -> bool:
+        """Running -> failed, with the error kept for ``status`` (and ``metrics``: the
+        failure's class, for the HTTP face's status code); its announcements are due ``hold``
+        seconds from now (see :func:`daemon.hooks.hold_seconds`)."""
+        values = off_lease(now, status=JobStatus.FAILED, error=error, finished_at=now)
+        if metrics is not None:
+            values["metrics"] = metrics
         return self._end(
             self._running(lease),
-            off_lease(now, status=JobStatus.FAILED, error=error, finished_at=now),
+            values,
             "failed",
             now,
+            due=now + timedelta(seconds=hold) if hold > 0 else None,
         )
 
     def retry(
@@ -247,19 +277,33 @@ class JobTransitions:
             )
         return recovered
 
-    def _end(self, where: Any, values: dict[str, Any], event: str, now: datetime) -> bool:
+    def _end(
+        self,
+        where: Any,
+        values: dict[str, Any],
+        event: str,
+        now: datetime,
+        due: datetime | None = None,
+        also: Callable[[Any], None] | None = None,
+    ) -> bool:
         """A running job's last change (done or failed), and in the same transaction the
-        announcements of its end: both happen or neither."""
+        announcements of its end (due at ``due``, default now) and ``also(conn)``: all
+        happen or none."""
         with self.engine.begin() as conn:
             row = conn.execute(update(Job).where(where).values(**values).returning(*JOBS.c)).first()
             if row is not None:
-                self._announce(conn, from_row(row), event, now)
+                if also is not None:
+                    also(conn)
+                self._announce(conn, from_row(row), event, now, due)
         return row is not None
 
-    def _announce(self, conn: Any, job: JobRecord, event: str, now: datetime) -> None:
+    def _announce(
+        self, conn: Any, job: JobRecord, event: str, now: datetime, due: datetime | None = None
+    ) -> None:
         kinds = self.announce.kinds(event)
         if kinds:
-            self.outbox.add(conn, job.id, job.runs, kinds, event, hooks.payload(job, event), now)
+            payload = hooks.payload(job, event)
+            self.outbox.add(conn, job.id, job.runs, kinds, event, payload, now, due)
 
     def _update(self, where: Any, values: dict[str, Any]) -> bool:
         with self.engine.begin() as conn:

@@ -4,9 +4,11 @@ SIGHUP, under systemd's watchdog) and burst mode (``run --once``)."""
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from daemon import db, devices, hooks, logs, modelstore
 from daemon.config import Config, ConfigError
@@ -15,7 +17,15 @@ from daemon.config import reload as config_reload
 from daemon.errors import DiarizationError, ModelError, NodeInUse, SetupError, UserError
 from daemon.intake import Intake
 from daemon.jobs import JobStatus
-from daemon.nodes import DAEMON_KEY, HOST, heartbeat_limit, node_clash
+from daemon.nodes import (
+    DAEMON_KEY,
+    HOST,
+    candidate_names,
+    heartbeat,
+    heartbeat_limit,
+    holder,
+    node_clash,
+)
 from daemon.pipeline import facts, spool
 from daemon.pipeline.outputs import remove_stale_temps
 from daemon.pool import WorkerPool
@@ -23,12 +33,24 @@ from daemon.profiles import models_in_use
 from daemon.scheduler import Scheduler, Summary
 from daemon.signals import Notifier, StopSignals
 from daemon.store import Store, open_store, utcnow
+from daemon.sysload import pid_alive
 from daemon.workers import owner_id
 
 if TYPE_CHECKING:
     from daemon.metrics import Metrics
 
 log = logging.getLogger(__name__)
+
+
+class Service(Protocol):
+    """Something the daemon runs beside its work (a face: the HTTP server)."""
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+
+
+Face = Callable[[Config, Store], Service]
+"""Makes a :class:`Service` on the daemon's config and store."""
 
 
 def _intake(config: Config, store: Store) -> Intake:
@@ -47,15 +69,13 @@ def _scheduler(config: Config, store: Store, device: devices.Device) -> Schedule
     removed += spool.remove_stale(config.daemon.work_dir, live)
     if removed:
         log.info("removed %d unfinished temporary file(s)", removed, extra={"removed": removed})
-    pool = WorkerPool(
-        config=config, owner_prefix=owner_id(config.daemon.node), parent_device=device
-    )
+    pool = WorkerPool(config=config, owner_prefix=owner_id(store.node), parent_device=device)
     sched = Scheduler(config, store, _intake(config, store), pool, device=device)
     if any(store.announce.kinds(event) for event in hooks.EVENTS):
         from daemon.delivery import Deliverer
 
         sched.deliverer = Deliverer(
-            config.hooks, store.outbox, f"{owner_id(config.daemon.node)}:hooks", store.now
+            config.hooks, store.outbox, f"{owner_id(store.node)}:hooks", store.now
         )
     return sched
 
@@ -64,6 +84,7 @@ def run_once(config: Config) -> Summary:
     """Burst mode: rescan the watched folders, process everything pending, return."""
     device = devices.select(config.compute.device, config.models.diarization_runtime)
     store = open_store(config, migrate=True)
+    claim_node(config, store)
     sched = _scheduler(config, store, device)
     with StopSignals() as stop:
         try:
@@ -91,33 +112,44 @@ def prepare_models(config: Config) -> list[str]:
     return ready
 
 
-def run_forever(config: Config, notifier: Notifier | None = None) -> None:
+def run_forever(
+    config: Config, notifier: Notifier | None = None, faces: Sequence[Face] = ()
+) -> None:
     """The daemon in the foreground until SIGTERM, SIGINT or SIGQUIT (a second one: stop at
     once); SIGHUP reloads the config.  Ends with :class:`UserError` when its database file was
-    deleted or replaced under it (systemd then restarts it).
+    deleted or replaced under it (systemd then restarts it).  ``faces`` (the HTTP server, when
+    ``[http] listen`` is set) start once the scheduler runs and stop before it does.
 
     Under systemd (Type=notify) it reports READY=1 once the database is migrated and the models
     are verified, STATUS= with the queue and plan, and WATCHDOG=1 while the scheduler ticks.
     """
     notify = notifier or Notifier()
     with StopSignals() as stop:
-        store = _open_when_reachable(config, stop, notify)
-        if store is None:
-            return
-        _check_node_free(config, store)
-        watch = db.DatabaseWatch(config.database.url)
+        # a setup error (no such device, a missing model) is decided before the database is
+        # touched: one line, and nothing created or migrated
         device = devices.select(config.compute.device, config.models.diarization_runtime)
         models = prepare_models(config)
+        store = open_when_reachable(config, stop, notify)
+        if store is None:
+            return
+        claim_node(config, store)
+        watch = db.DatabaseWatch(config.database.url)
         # the intake measures each new file (facts.measure): its VAD loads now, not in the
         # first file's scheduler tick (not in a thread: an early exit while its native code
         # loads would abort the process)
         facts.warm()
         sched = _scheduler(config, store, device)
+        started: list[Service] = []
         try:
             _start(sched, models)
+            for face in faces:
+                started.append(face(config, store))
+                started[-1].start()
             notify.ready(sched.describe())
             problem = _serve(sched, watch, stop, notify)
         finally:
+            for service in reversed(started):
+                service.stop()
             _stop(sched, stop, notify)
             store.close()
     if problem is not None:
@@ -140,7 +172,7 @@ def _start(sched: Scheduler, models: list[str]) -> None:
             "inbox": [str(f) for f in config.watch.folders],
             "outputs": str(config.output.dir),
             "database": db.printable_url(config.database.url),
-            "node": config.daemon.node,
+            "node": store.node,
             "found_at_start": seen,
             "models": models,
         },
@@ -183,7 +215,7 @@ def _metrics(config: Config, store: Store, sched: Scheduler) -> Metrics:
 RETRY_MAX_SECONDS = 60.0
 
 
-def _open_when_reachable(config: Config, stop: StopSignals, notify: Notifier) -> Store | None:
+def open_when_reachable(config: Config, stop: StopSignals, notify: Notifier) -> Store | None:
     """The store, once its database can be reached: a server that is down at start (a
     reboot of the whole fleet) is waited for, with growing pauses, instead of failing and
     being restarted in a loop.  None when asked to stop meanwhile."""
@@ -211,13 +243,47 @@ def _open_when_reachable(config: Config, stop: StopSignals, notify: Notifier) ->
         pause = min(RETRY_MAX_SECONDS, pause * 2)
 
 
-def _check_node_free(config: Config, store: Store) -> None:
-    """Refuse to start under a node name that a daemon on another machine uses now (their
-    jobs would be judged by each other's process tables)."""
-    since = store.now() - timedelta(seconds=heartbeat_limit(config))
-    clash = node_clash(config.daemon.node, store.results.get_state(DAEMON_KEY), since, HOST)
-    if clash is not None:
-        raise NodeInUse(clash)
+NODE_TAKING_TRIES = 5
+"""Looks at the nodes' heartbeats before giving up on taking a name (each lost race looks
+again: other daemons starting at the same moment took the names seen free)."""
+
+
+def claim_node(config: Config, store: Store) -> str:
+    """Take the node name this daemon runs as, and make ``store`` that node's: ``[daemon]
+    node`` (default: the host name) when no running daemon holds it, else the first of
+    ``node-2``, ``node-3`` … that none holds (a second daemon on this host is a node of its
+    own in ``status`` and ``nodes``).  The name is taken with the daemon's first heartbeat,
+    by a statement that changes nothing if another daemon took it meanwhile (the names are
+    then looked at again).  :class:`NodeInUse` when a running daemon on another machine
+    holds the configured name itself (their jobs would be judged by each other's process
+    tables)."""
+    base, limit = config.daemon.node, heartbeat_limit(config)
+    beat = heartbeat(os.getpid())
+    for _ in range(NODE_TAKING_TRIES):
+        now, beats = store.now(), store.results.states(DAEMON_KEY)
+        for name in candidate_names(base):
+            stored = beats.get(name)
+            held_by = holder(stored, now, limit, pid_alive)
+            if held_by is None:
+                seen = stored[1] if stored is not None else None
+                if not store.results.take_state(name, DAEMON_KEY, beat, now, seen):
+                    break  # another daemon took it first: look again
+                store.node = store.results.node = name
+                if name != base:
+                    log.warning(
+                        "node '%s' is in use by a running daemon on this machine; this one "
+                        "runs as '%s'",
+                        base,
+                        name,
+                        extra={"node": name},
+                    )
+                return name
+            if name == base and held_by != HOST:
+                since = now - timedelta(seconds=limit)
+                raise NodeInUse(node_clash(base, stored, since, HOST) or f"node '{base}' in use")
+        else:
+            raise SetupError(f"node '{base}': every name up to '{name}' is in use")
+    raise SetupError(f"node '{base}': other daemons kept taking the free names; start again")
 
 
 def _serve(
@@ -265,6 +331,7 @@ def reload_config(sched: Scheduler) -> None:
         return
     if change.config.daemon.log_level != current.daemon.log_level:
         logs.set_level(change.config.daemon.log_level or "INFO")
+        sched.pool.set_log_level(change.config.daemon.log_level)  # the workers too
     log.info(
         "reload: %s",
         ", ".join(change.applied) or "nothing that can change while running changed",

@@ -4,17 +4,17 @@ outputs rewritten from the cache, no model runs)."""
 from __future__ import annotations
 
 import dataclasses
-from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
 from daemon import voices
+from daemon.app.session import using
 from daemon.config import Config
 from daemon.errors import CacheMiss, UserError
 from daemon.jobrun import run_pipeline
 from daemon.jobs import JobStatus
 from daemon.publish import matches_of, matches_record, voice_matches, write_job_outputs
-from daemon.store import open_store
+from daemon.store import Store
 from daemon.warm import WarmModels
 
 
@@ -29,12 +29,17 @@ class SpeakersReport:
 
 
 def speakers(
-    config: Config, job_id: int, renames: dict[str, str], relabel: bool = False
+    config: Config,
+    job_id: int,
+    renames: dict[str, str],
+    relabel: bool = False,
+    store: Store | None = None,
 ) -> SpeakersReport:
     """A done job's speakers; with ``renames`` (users may name a speaker by its diarized
     label or its current name) or ``relabel`` (match its voices against the enrolled ones
-    again), its outputs are rewritten from the cache (no model runs)."""
-    with closing(open_store(config)) as store:
+    again), its outputs and its transcript in the database are rewritten from the cache (no
+    model runs).  ``store``: the caller's (else one is opened for the call)."""
+    with using(config, store) as store:
         job = store.get(job_id)
         if job is None:
             raise UserError(f"no job #{job_id}")
@@ -77,4 +82,5 @@ def speakers(
         options = dataclasses.replace(job.options, speaker_names=tuple(manual.items()))
         metrics = {**job.metrics, "voices": matches_record(matches)}
         store.rewrite_done(job_id, store.now(), options, written, metrics)
+        store.transcripts.rename(job_id, names, store.now())
         return SpeakersReport(listed, written)

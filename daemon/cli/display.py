@@ -13,21 +13,12 @@ from typing import TYPE_CHECKING, Any, TextIO
 from daemon import fsnames
 from daemon.hooks import DeliveryStatus
 from daemon.jobs import AudioFacts, JobStatus
+from daemon.readable import duration
 
 if TYPE_CHECKING:
     from daemon.app.status import StatusReport
     from daemon.hooks import DeliveryRecord
     from daemon.nodes import NodeView
-
-
-def duration(seconds: float | None) -> str:
-    """``m:ss`` or ``h:mm:ss``; "-" for unknown."""
-    if seconds is None:
-        return "-"
-    s = int(seconds)
-    return (
-        f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
-    )
 
 
 def plan_text(p: dict[str, Any]) -> str:
@@ -57,6 +48,16 @@ def node_table(nodes: Sequence[NodeView], indent: str = "") -> list[str]:
             )
         )
     return table(rows, indent)
+
+
+ERROR_WIDTH = 80
+"""Characters of an error the status table shows (the view of one job shows all of it)."""
+
+
+def shortened(text: str, width: int) -> str:
+    """``text`` on one line, cut to ``width`` characters with an ellipsis (pure)."""
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[: width - 1] + "…"
 
 
 def status_lines(report: StatusReport) -> list[str]:
@@ -92,12 +93,14 @@ def status_lines(report: StatusReport) -> list[str]:
                 f"{j.progress * 100:.0f}%",
                 f"{duration(v.elapsed)}/{duration(v.eta)}",
                 *((j.node or "-",) * fleet),
-                (j.error or "")[:80],
+                shortened(j.error or "", ERROR_WIDTH),
             )
         )
     lines += table(rows)
     if len(report.jobs) == 1:
         job = report.jobs[0]
+        if job.job.error and shortened(job.job.error, ERROR_WIDTH) != job.job.error:
+            lines.append(f"error: {job.job.error}")  # the whole of it
         if job.job.facts is not None and job.job.facts.speech_share is not None:
             lines.append(f"sounds like: {facts_text(job.job.facts)}")
         named = job.job.metrics.get("voices") or {}
@@ -174,15 +177,17 @@ def eta(elapsed: float, fraction: float) -> float | None:
     return max(0.0, elapsed * (1.0 - fraction) / fraction)
 
 
-def report_due(fraction: float, last: float, step: float = 0.1) -> bool:
-    """Whether a plain progress line is due: each ``step`` of the way and at the end (pure)."""
-    return fraction >= 1.0 > last or fraction - last >= step - 1e-9
+def tenths_crossed(fraction: float, shown: int) -> range:
+    """The tenths of the way reached at ``fraction`` beyond the ``shown`` ones (pure): a plain
+    progress line is printed for each, so a jump from 10 % to 35 % prints 20 % and 30 %."""
+    reached = min(10, int(fraction * 10 + 1e-6))
+    return range(shown + 1, reached + 1)
 
 
 @contextmanager
 def progress(label: str, out: TextIO, terminal: bool) -> Iterator[Callable[[float], None]]:
     """A callback taking the fraction done (0..1, from any thread): a bar with the elapsed time
-    and an ETA on a terminal, else a line every tenth of the way."""
+    and an ETA on a terminal, else a line at each tenth of the way (10 %, 20 %, ... 100 %)."""
     if terminal:
         from rich.console import Console
         from rich.progress import (
@@ -208,15 +213,18 @@ def progress(label: str, out: TextIO, terminal: bool) -> Iterator[Callable[[floa
             yield lambda f: bar.update(task, completed=min(1.0, max(0.0, f)))
         return
     lock = threading.Lock()
-    start, last = time.monotonic(), [0.0]
+    start, shown = time.monotonic(), [0]
 
     def line(fraction: float) -> None:
         with lock:
-            if not report_due(fraction, last[0]):
+            due = tenths_crossed(fraction, shown[0])
+            if not due:
                 return
-            last[0] = fraction
+            shown[0] = due[-1]
             left = eta(time.monotonic() - start, fraction)
-            out.write(f"{label}: {fraction * 100:.0f}%, about {duration(left)} left\n")
+            out.writelines(
+                f"{label}: {tenth * 10}%, about {duration(left)} left\n" for tenth in due
+            )
             out.flush()
 
     yield line

@@ -12,6 +12,7 @@ from daemon.app import queue, running
 from daemon.app import status as status_app
 from daemon.cli import display
 from daemon.cli.common import UsageError, config_of, handled, job_options
+from daemon.config import Config
 from daemon.jobs import JobOptions
 from daemon.signals import StopSignals
 
@@ -30,7 +31,16 @@ def run(ctx: click.Context, once: bool) -> None:
             f"{len(summary.done)} done, {len(summary.failed)} failed"
         )
         return
-    running.run_forever(config)
+    running.run_forever(config, faces=faces(config))
+
+
+def faces(config: Config) -> list[running.Face]:
+    """What ``run`` serves beside its work: the HTTP face when ``[http] listen`` is set."""
+    if not config.http.listen:
+        return []
+    from daemon.http.server import Server
+
+    return [Server]
 
 
 @click.command()
@@ -107,15 +117,21 @@ def add(ctx: click.Context, paths: tuple[Path, ...], options: JobOptions) -> Non
 @click.command()
 @click.argument("jobs", nargs=-1, type=int)
 @click.option("--failed", is_flag=True, help="Requeue every failed job.")
+@click.option(
+    "--recompute",
+    is_flag=True,
+    help="Drop the jobs' cached steps first: every step is computed again.",
+)
 @click.pass_context
 @handled
-def requeue(ctx: click.Context, jobs: tuple[int, ...], failed: bool) -> None:
+def requeue(ctx: click.Context, jobs: tuple[int, ...], failed: bool, recompute: bool) -> None:
     """Put done or failed jobs back in the queue."""
     if not jobs and not failed:
         raise UsageError("give job ids or --failed")
-    res = queue.requeue(config_of(ctx), list(jobs), failed)
+    res = queue.requeue(config_of(ctx), list(jobs), failed, recompute=recompute)
     if res.requeued:
-        click.echo("requeued " + ", ".join(f"#{j}" for j in res.requeued))
+        again = " (cached steps dropped: computed again)" if recompute else ""
+        click.echo("requeued " + ", ".join(f"#{j}" for j in res.requeued) + again)
     elif not res.skipped:
         click.echo("nothing to requeue")
     for job_id, why in res.skipped.items():

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import click
 
-from daemon import __version__, logs
-from daemon.cli import admin, jobs, people
+from daemon import __version__, libdirs, logs
+from daemon.cli import admin, http, jobs, people, search
+from daemon.cli import cache as cache_cmd
 from daemon.cli import oneshot as oneshot_cmd
 from daemon.config import ConfigError, load
 from daemon.sysload import bound_malloc_arenas
@@ -33,13 +34,14 @@ from daemon.sysload import bound_malloc_arenas
 @click.pass_context
 def cli(ctx: click.Context, config_path: Path | None, log_level: str | None) -> None:
     """transcribd: drop audio or video into a folder, get transcripts."""
-    running = ctx.invoked_subcommand == "run"
+    running = ctx.invoked_subcommand in ("run", "serve")
     logs.setup(log_level or ("INFO" if running else "WARNING"))
     try:
         config = load(config_path)
     except ConfigError as exc:
         click.echo(f"transcribd: config: {exc}", err=True)
         ctx.exit(2)
+    libdirs.confine(config.models.cache_dir)  # before any library loads; workers inherit it
     if running:
         level = (log_level or config.daemon.log_level or "INFO").upper()
         logs.set_level(level)
@@ -64,5 +66,9 @@ for command in (
     admin.config_cmd,
     admin.doctor,
     admin.db_group,
+    cache_cmd.cache_group,
+    http.serve,
+    search.search,
+    http.keys,
 ):
     cli.add_command(command)

@@ -112,6 +112,10 @@ def _check_hooks(h: HooksConfig) -> None:
         raise ConfigError(
             "hooks: attempts must be at least 1, timeout_seconds and backoff_seconds above 0"
         )
+    if h.failure_hold_seconds < 0:
+        raise ConfigError(
+            f"hooks.failure_hold_seconds: 0 or more seconds, got {h.failure_hold_seconds:g}"
+        )
 
 
 def _check_http(h: HttpConfig) -> None:

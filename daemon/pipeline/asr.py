@@ -47,10 +47,12 @@ class AsrOptions:
     (faster-whisper's ``initial_prompt``)."""
     hotwords: str = ""
     """Words and spellings to prefer (faster-whisper's ``hotwords``)."""
+    task: str = ""
+    """Whisper's task: "" (transcribe) or "translate" (into English)."""
 
     def key(self) -> dict[str, Any]:
-        """The options as the ASR step's cache key holds them (unset vocabulary left out, so
-        results cached before it existed stay valid)."""
+        """The options as the ASR step's cache key holds them (unset vocabulary and the
+        transcribe task left out, so results cached before they existed stay valid)."""
         return {k: v for k, v in asdict(self).items() if v != ""}
 
 
@@ -137,6 +139,30 @@ class AsrModel:
             batch_size=windows,
             initial_prompt=options.initial_prompt or None,
             hotwords=options.hotwords or None,
+            task=options.task or "transcribe",
+        )
+        return [_segment(s) for s in segments], str(info.language)
+
+    def transcribe_again(
+        self, audio: Audio, language: str | None, options: AsrOptions
+    ) -> tuple[list[Segment], str]:
+        """As :meth:`transcribe`, through faster-whisper's sequential ``transcribe`` and its
+        temperature fallback: a 30-s window whose text compresses above its
+        ``compression_ratio_threshold`` (2.4) is decoded again at a higher temperature, and
+        no window is conditioned on the one before (a loop does not carry over).  For a chunk
+        whose batched pass was degenerate (:mod:`daemon.pipeline.degenerate`)."""
+        if not self.resolved.multilingual:
+            language = "en"
+        segments, info = self._model.transcribe(
+            audio,
+            language=language,
+            beam_size=options.beam_size,
+            word_timestamps=True,
+            vad_filter=False,
+            condition_on_previous_text=False,
+            initial_prompt=options.initial_prompt or None,
+            hotwords=options.hotwords or None,
+            task=options.task or "transcribe",
         )
         return [_segment(s) for s in segments], str(info.language)
 

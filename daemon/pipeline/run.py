@@ -58,6 +58,9 @@ class JobInput:
     diarize_device: str = "cpu"
     """Where the diarization networks run: part of the diarize steps' keys (that CUDA gives the
     CPU's results within rounding was never measured)."""
+    task: str = "transcribe"
+    """"transcribe", "translate" (Whisper's translation into English, cached apart), or
+    "language" (only the language: no ASR, no diarization)."""
 
 
 def no_diarizer() -> steps.Diarize:
@@ -80,6 +83,9 @@ class PipelineResult:
     audio_seconds: float
     voiceprints: dict[str, tuple[float, ...]] = field(default_factory=dict)
     """Each diarized speaker's centroid embedding, by its label in the transcript."""
+    language_probability: float | None = None
+    """How sure the language step was (None where it did not run: a forced language, or the
+    first chunk's pass detected it)."""
 
 
 def transcribe_file(
@@ -99,13 +105,20 @@ def transcribe_file(
     )
     chunks = plan_chunks(speech.regions, job.profile.max_chunk_seconds)
     on_progress(DECODE_SHARE)
+    sure: list[float] = []
 
     def choose_model() -> tuple[AsrChoice, str]:
         language = steps.initial_language(job.language, job.model.multilingual)
         main, english = _asr_choices(job, models)
         if steps.needs_detection(language, chunks):
-            language = steps.detect_language(cache, spool, chunks, main)
-        return (english if english is not None and language == "en" else main), language
+            language, probability = steps.detect_language(cache, spool, chunks, main)
+            sure.append(probability)
+        if english is not None and language == "en" and job.task != "translate":
+            return english, language
+        return main, language
+
+    if job.task == "language":
+        return _language_only(job, cache, speech, choose_model, sure)
 
     segments, language, model_name, speakers = _transcribe_and_diarize(
         job, cache, models, spool, speech, chunks, choose_model, on_progress, on_asr_done
@@ -126,7 +139,26 @@ def transcribe_file(
         stats=cache.stats,
         audio_seconds=speech.duration,
         voiceprints=speakers.centroids,
+        language_probability=sure[0] if sure else None,
     )
+
+
+def _language_only(
+    job: JobInput,
+    cache: StepCache,
+    speech: Speech,
+    choose_model: Callable[[], tuple[AsrChoice, str]],
+    sure: list[float],
+) -> PipelineResult:
+    """A job that asks only which language is spoken: the language step (cached: the
+    transcription that usually follows reuses it), nothing transcribed."""
+    model, language = choose_model()
+    forced = job.language != "auto" or not job.model.multilingual
+    transcript = steps.merge(
+        job.path, job.sha256, speech, language or "", job.profile.name, model.name, [], []
+    )
+    probability = sure[0] if sure else (1.0 if forced and language else 0.0)
+    return PipelineResult(transcript, cache.stats, speech.duration, {}, probability)
 
 
 def diarize_file(
@@ -193,6 +225,7 @@ def _asr_options(job: JobInput) -> AsrOptions:
         compute_type=job.profile.compute_type,
         initial_prompt=job.vocabulary.initial_prompt,
         hotwords=job.vocabulary.hotwords,
+        task="translate" if job.task == "translate" else "",
     )
 
 

@@ -24,7 +24,8 @@ from daemon.errors import DecodeError, InputRemoved
 from daemon.pipeline import asr, audio
 from daemon.pipeline.asr import AsrModel, AsrOptions, Segment, Word
 from daemon.pipeline.cache import StepCache
-from daemon.pipeline.diarize import WEIGHTS_ID, DiarizeParams
+from daemon.pipeline.degenerate import transcribe_checked, unsound_asr
+from daemon.pipeline.diarize import WEIGHTS_ID, DiarizeParams, window_progress
 from daemon.pipeline.frames import FRAME_BLOCK_CHUNKS
 from daemon.pipeline.merge import Turn, WindowDiarization, attribute, link_windows, speakers_of
 from daemon.pipeline.outputs import Transcript
@@ -124,8 +125,11 @@ def needs_detection(language: str, chunks: list[Chunk]) -> bool:
     return not language and bool(chunks)
 
 
-def detect_language(cache: StepCache, spool: Spool, chunks: list[Chunk], model: AsrChoice) -> str:
-    """The language of the file's first :data:`LANGUAGE_PROBE_SECONDS` of speech."""
+def detect_language(
+    cache: StepCache, spool: Spool, chunks: list[Chunk], model: AsrChoice
+) -> tuple[str, float]:
+    """The language of the file's first :data:`LANGUAGE_PROBE_SECONDS` of speech, and its
+    probability."""
     probe_chunks = _leading(chunks, LANGUAGE_PROBE_SECONDS)
 
     def compute() -> dict[str, Any]:
@@ -140,7 +144,8 @@ def detect_language(cache: StepCache, spool: Spool, chunks: list[Chunk], model: 
         "probe": LANGUAGE_PROBE_SECONDS,
         "short_probe": asr.SHORT_PROBE_SECONDS,
     }
-    return str(cache.run("language", params, compute)["language"])
+    found = cache.run("language", params, compute)
+    return str(found["language"]), float(found.get("probability", 0.0))
 
 
 def transcribe(
@@ -171,11 +176,15 @@ def transcribe(
 
         def compute() -> dict[str, Any]:
             with lane():
-                found, lang = model.load().transcribe(spool.chunk(chunk), language or None, options)
+                clip = spool.chunk(chunk)
+                span = (chunk.regions[0].start, chunk.regions[-1].end)
+                found, lang = transcribe_checked(
+                    model.load(), model.name, clip, span, language or None, options
+                )
             parts = [_map_segment(part, chunk.regions) for s in found for part in split_segment(s)]
             return {"language": lang, "segments": [_segment_dict(p) for p in parts]}
 
-        payload: dict[str, Any] = cache.run("asr", params, compute)
+        payload: dict[str, Any] = cache.run("asr", params, compute, unsound=unsound_asr)
         with lock:
             done[0] += chunk.speech
             on_progress(done[0] / total_speech)
@@ -219,7 +228,8 @@ def diarize(
     def compute() -> dict[str, Any]:
         results = []
         for index in range(len(windows)):
-            results.append(_diarize_window(cache, spool, windows, index, key, hints, load))
+            window = _diarize_window(cache, spool, windows, index, key, hints, load, on_progress)
+            results.append(window)
             on_progress((index + 1) / len(windows))
         linked = link_windows(
             results, params.threshold, max_speakers=hints.num_speakers or hints.max_speakers
@@ -276,11 +286,24 @@ def _diarize_window(
     key: dict[str, Any],
     hints: SpeakerHints,
     load: DiarizerLoader,
+    on_progress: Callable[[float], None] = lambda _f: None,
 ) -> WindowDiarization:
-    """One window: the hints bind a single window; across windows only the maximum does."""
+    """One window: the hints bind a single window; across windows only the maximum does.
+    ``on_progress`` gets the file's share done as the window's batches are (a stop request is
+    honoured between them)."""
     start, end = windows[index]
     single = len(windows) == 1
     most = hints.max_speakers if single else (hints.num_speakers or hints.max_speakers)
+    done = [0.0]
+
+    def hook(
+        name: str, *_: Any, completed: int | None = None, total: int | None = None, **__: Any
+    ) -> None:
+        cache.checkpoint()
+        fraction = window_progress(name, completed, total)
+        if fraction is not None and fraction > done[0]:
+            done[0] = fraction
+            on_progress((index + fraction) / len(windows))
 
     def compute() -> dict[str, Any]:
         diarizer = load()
@@ -290,7 +313,7 @@ def _diarize_window(
             num_speakers=hints.num_speakers if single else None,
             min_speakers=hints.min_speakers if single else None,
             max_speakers=most,
-            hook=cache.checkpoint,
+            hook=hook,
         )
         for part, (wall, cpu) in found.timing.items():
             cache.stats.record(f"diarize.{part}", wall, cpu)
