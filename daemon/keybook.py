@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, delete, select, update
 
 from daemon import db
-from daemon.models import ApiKey
+from daemon.models import ApiKey, WebSession
 
 PREFIX = "tsk_"
 """Every key starts so (a secret scanner, or a person, can tell what it is)."""
@@ -49,8 +49,9 @@ class KeyBook:
         index decides, not a look-up first)."""
         with self.engine.begin() as conn:
             stmt = db.insert(conn)(ApiKey).values(name=name, key_hash=digest(key), created_at=now)
-            done = conn.execute(stmt.on_conflict_do_nothing(index_elements=["name"]))
-        return done.rowcount == 1
+            stmt = stmt.on_conflict_do_nothing(index_elements=["name"]).returning(ApiKey.id)
+            made = conn.execute(stmt).first()
+        return made is not None
 
     def all(self) -> list[KeyRecord]:
         with self.engine.connect() as conn:
@@ -78,3 +79,53 @@ class KeyBook:
             with self.engine.begin() as conn:
                 conn.execute(update(ApiKey).where(ApiKey.id == row.id).values(used_at=now))
         return str(row.name)
+
+
+SESSION_DAYS = 14
+"""A signed-in browser stays signed in this long (or until its key is removed)."""
+
+
+@dataclass(frozen=True)
+class Session:
+    key_name: str
+    csrf: str
+    """The token every change the session asks for must carry."""
+
+
+class Sessions:
+    """The pages' sign-ins (``web_sessions`` rows): a browser holds a random token in an
+    HttpOnly cookie; only its sha256 is kept, with the key it signed in with.  A session ends
+    when it expires, when it signs out, or when its key is removed."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def open(self, key_name: str, now: datetime) -> tuple[str, Session]:
+        """A new session of ``key_name``: (the browser's token, the session)."""
+        token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
+        with self.engine.begin() as conn:
+            conn.execute(delete(WebSession).where(WebSession.expires_at < now))
+            conn.execute(
+                db.insert(conn)(WebSession).values(
+                    token_hash=digest(token),
+                    key_name=key_name,
+                    csrf=csrf,
+                    created_at=now,
+                    expires_at=now + timedelta(days=SESSION_DAYS),
+                )
+            )
+        return token, Session(key_name, csrf)
+
+    def get(self, token: str, now: datetime) -> Session | None:
+        """The live session of ``token`` (its key still kept), or None."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(WebSession.key_name, WebSession.csrf)
+                .join(ApiKey, ApiKey.name == WebSession.key_name)
+                .where(WebSession.token_hash == digest(token), WebSession.expires_at > now)
+            ).first()
+        return None if row is None else Session(str(row.key_name), str(row.csrf))
+
+    def close(self, token: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(delete(WebSession).where(WebSession.token_hash == digest(token)))

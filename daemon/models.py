@@ -262,3 +262,48 @@ class ApiKey(Base):
         UniqueConstraint("name", name="uq_api_keys_name"),
         UniqueConstraint("key_hash", name="uq_api_keys_hash"),
     )
+
+
+class TranscriptLine(Base):
+    """One segment of a done job's transcript, as full-text search finds it: its time, its
+    speaker's name and its text.  Kept by :mod:`daemon.transcripts` with the transcript (a job
+    that ends done again, or whose speakers are renamed, has its lines rewritten).  The
+    full-text index is the database's own, made by the migrations (:data:`SEARCH_INDEX`)."""
+
+    __tablename__ = "transcript_lines"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False)
+    start: Mapped[float] = mapped_column(Float, nullable=False)
+    end: Mapped[float] = mapped_column(Float, nullable=False)
+    label: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    """The diarized label ("SPEAKER_00")."""
+    speaker: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    """The name it goes by (the label when unnamed)."""
+    text: Mapped[str] = mapped_column(Text, nullable=False)
+
+    __table_args__ = (Index("ix_transcript_lines_job", "job_id"),)
+
+
+SEARCH_INDEX = "transcript_lines_fts"
+"""The full-text index of :class:`TranscriptLine` (the migrations' own: an FTS5 table and its
+triggers on SQLite, a GIN index of ``to_tsvector('simple', text)`` on PostgreSQL): not in these
+models, so schema comparisons leave out what is named after it."""
+
+
+def search_index_object(name: str | None) -> bool:
+    """Whether a schema object is (part of) :data:`SEARCH_INDEX`."""
+    return bool(name) and str(name).startswith(SEARCH_INDEX)
+
+
+class WebSession(Base):
+    """A signed-in browser (the pages): only the session token's sha256 is kept, with the key
+    it signed in with and its CSRF token; read and written by :mod:`daemon.keybook` only."""
+
+    __tablename__ = "web_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key_name: Mapped[str] = mapped_column(String(64), nullable=False)
+    csrf: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)

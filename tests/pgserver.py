@@ -103,6 +103,7 @@ class PostgresServer:
             "-E",
             "UTF8",
             "--locale=C",
+            "--lc-ctype=C.UTF-8",  # text search lowercases Cyrillic as a real server's does
             "--no-sync",
         )
         run(

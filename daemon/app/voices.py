@@ -9,12 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from daemon import fsnames, voices
+from daemon.app.session import using
 from daemon.config import Config
-from daemon.errors import UserError
+from daemon.errors import CacheMiss, UserError
 from daemon.intake import hash_file
 from daemon.jobrun import speakers_of_file
 from daemon.pipeline.diarize import WEIGHTS_ID
-from daemon.store import open_store
+from daemon.store import Store, open_store
 from daemon.voices import MainSpeaker, Voice
 from daemon.warm import WarmModels
 
@@ -73,15 +74,61 @@ def enroll(
     return Enrolled(voice, mains)
 
 
-def list_voices(config: Config) -> list[tuple[Voice, bool]]:
+def list_voices(config: Config, store: Store | None = None) -> list[tuple[Voice, bool]]:
     """The enrolled voices, each with whether it can name speakers (made with the weights in
     use)."""
-    with closing(open_store(config)) as store:
+    with using(config, store) as store:
         return [(v, v.weights == WEIGHTS_ID) for v in store.voices.all()]
 
 
-def remove_voice(config: Config, name: str) -> None:
-    with closing(open_store(config)) as store:
+def remove_voice(config: Config, name: str, store: Store | None = None) -> None:
+    with using(config, store) as store:
         if not store.voices.remove(name):
             known = ", ".join(v.name for v in store.voices.all()) or "none"
             raise UserError(f"no voice '{name}' (enrolled: {known})")
+
+
+def enroll_speaker(
+    config: Config, job_id: int, label: str, name: str, store: Store | None = None
+) -> Voice:
+    """ "This is a voice I know": a done job's speaker ``label`` enrolled as ``name`` (their
+    file-wide voice print, from the cache: no model runs), or added to the voice of that
+    name; the speaker is named so in the job's outputs too.  The checks of ``voices add``:
+    a valid name, enough speech."""
+    from daemon.app.speakers import speakers as rename
+    from daemon.jobrun import run_pipeline
+
+    problem = voices.name_problem(name)
+    if problem:
+        raise UserError(problem)
+    with using(config, store) as store:
+        job = store.get(job_id)
+        if job is None:
+            raise UserError(f"no job #{job_id}")
+        try:
+            result = run_pipeline(
+                config,
+                WarmModels.of(config),
+                store,
+                Path(job.path),
+                job.sha256,
+                job.options,
+                previous_profile=job.profile,
+                cache_only=True,
+            )
+        except CacheMiss as exc:
+            raise UserError(f"job #{job_id}: {exc}; requeue it first") from None
+        voiceprint = result.voiceprints.get(label)
+        seconds = sum(t.end - t.start for t in result.transcript.turns if t.speaker == label)
+        if voiceprint is None or seconds < ENROLL_LEAST_SECONDS:
+            raise UserError(
+                f"{label} speaks {seconds:.1f} s in job #{job_id}: too little to enroll a voice "
+                f"(at least {ENROLL_LEAST_SECONDS:.0f} s)"
+            )
+        shown = f"job #{job_id} {label}"
+        voice = voices.enrolled(
+            name, [(voiceprint, seconds, shown)], WEIGHTS_ID, store.voices.get(name)
+        )
+        store.voices.put(voice, store.now())
+        rename(config, job_id, {label: name}, store=store)
+    return voice
