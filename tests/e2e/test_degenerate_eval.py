@@ -16,7 +16,7 @@ from daemon.pipeline.audio import decode_blocks
 from daemon.pipeline.degenerate import compression_ratio, degenerate_windows
 from tests.conftest import need_eval
 
-pytestmark = [pytest.mark.model, pytest.mark.eval]
+pytestmark = [pytest.mark.model, pytest.mark.eval, pytest.mark.slow]  # a measurement: ~1 min
 
 AUDIO = (".wav", ".flac", ".mp3")
 

@@ -101,6 +101,7 @@ def jfk() -> np.ndarray:
     return np.concatenate(list(decode_blocks(need_eval("asr_en", "jfk.flac"))))
 
 
+@pytest.mark.slow  # a damaged model decodes to its token limit: minutes
 def test_the_flipped_bytes_make_whisper_write_garbage(tmp_path: Path, model_cache: Path) -> None:
     """The damage is real: loaded as it is (no verification), the model writes a loop where
     the speech is, and the safeguard that does not depend on the hash catches it, decoding
@@ -189,6 +190,7 @@ def test_damaged_packages_fail_the_run_permanently_naming_the_model(
     assert not decision.retry and retry.failure_class(caught.value) == "model"
 
 
+@pytest.mark.slow  # a damaged model decodes to its token limit: minutes
 def test_a_damaged_local_model_fails_the_job_permanently(tmp_path: Path, model_cache: Path) -> None:
     """A local folder has no pinned hash and cannot be rebuilt: the degenerate transcript its
     damaged weights write fails the job (once, not retried), naming the model; no outputs."""

@@ -207,11 +207,11 @@ def test_a_front_node_answers_with_another_nodes_work(tmp_path: Path, model_cach
             capture_output=True,
         )
         key = make_key(front_cfg)
+        front_log = (tmp_path / "front.log").open("w")
         front = subprocess.Popen(
             [sys.executable, "-m", "daemon", "--config", str(front_cfg), "serve"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
+            stdout=front_log,
+            stderr=front_log,
         )
         worker = Daemon(worker_cfg, "worker")
         try:
@@ -236,6 +236,7 @@ def test_a_front_node_answers_with_another_nodes_work(tmp_path: Path, model_cach
         finally:
             front.send_signal(signal.SIGTERM)
             front.wait(60)
+            front_log.close()
             worker.stop(signal.SIGKILL)
     finally:
         server.stop()
