@@ -61,6 +61,7 @@ def test_auth_none_is_refused_off_loopback(tmp_path: Path, model_cache: Path) ->
 
 @pytest.mark.model
 def test_upload_limit_and_waiting_limit(tmp_path: Path, model_cache: Path) -> None:
+    long_clip = need_eval("diarization", "trn03.wav")  # before a daemon is started
     live = start_live(tmp_path, model_cache, http="max_upload_mb = 1\nmax_waiting = 1\n")
     headers = {"Authorization": f"Bearer {live.key}"}
     try:
@@ -93,7 +94,7 @@ def test_upload_limit_and_waiting_limit(tmp_path: Path, model_cache: Path) -> No
             conn.settimeout(20)
             assert conn.recv(4096).decode("latin-1").startswith("HTTP/1.1 413")
         # one request waits: a second is told to come back
-        clip = need_eval("diarization", "trn03.wav").read_bytes()
+        clip = long_clip.read_bytes()
         first: list[httpx.Response] = []
         waiter = threading.Thread(
             target=lambda: first.append(
@@ -127,9 +128,9 @@ def test_upload_limit_and_waiting_limit(tmp_path: Path, model_cache: Path) -> No
 
 @pytest.mark.model
 def test_a_sigterm_while_a_request_waits_loses_nothing(tmp_path: Path, model_cache: Path) -> None:
+    clip = need_eval("diarization", "trn04.wav").read_bytes()  # before a daemon is started
     live = start_live(tmp_path, model_cache)
     headers = {"Authorization": f"Bearer {live.key}"}
-    clip = need_eval("diarization", "trn04.wav").read_bytes()
     answers: list[httpx.Response | Exception] = []
 
     def ask() -> None:
@@ -182,6 +183,7 @@ def test_a_front_node_answers_with_another_nodes_work(tmp_path: Path, model_cach
     """PostgreSQL: ``transcribd serve`` takes the request (no workers), a ``run`` node without
     HTTP does the job, the front node learns of it from the database; /healthz says 503 while
     the database is down."""
+    jfk = need_eval("asr_en", "jfk.flac")  # before a server is started
     server = start_postgres(own=True)
     try:
         url = server.database()
@@ -217,7 +219,7 @@ def test_a_front_node_answers_with_another_nodes_work(tmp_path: Path, model_cach
         try:
             base = f"http://127.0.0.1:{port}"
             wait_healthy(base)
-            clip = need_eval("asr_en", "jfk.flac").read_bytes()
+            clip = jfk.read_bytes()
             r = httpx.post(
                 f"{base}/v1/audio/transcriptions",
                 files={"file": ("jfk.flac", clip)},
