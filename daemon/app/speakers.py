@@ -12,7 +12,8 @@ from daemon.app.session import using
 from daemon.config import Config
 from daemon.errors import CacheMiss, UserError
 from daemon.jobrun import run_pipeline
-from daemon.jobs import JobStatus
+from daemon.jobs import JobRecord, JobStatus
+from daemon.pipeline.run import PipelineResult
 from daemon.publish import matches_of, matches_record, voice_matches, write_job_outputs
 from daemon.store import Store
 from daemon.warm import WarmModels
@@ -28,6 +29,29 @@ class SpeakersReport:
     """The outputs rewritten (none when nothing changed)."""
 
 
+def done_result(config: Config, store: Store, job_id: int) -> tuple[JobRecord, PipelineResult]:
+    """A done job and its pipeline's result, from the cache alone (no model runs)."""
+    job = store.get(job_id)
+    if job is None:
+        raise UserError(f"no job #{job_id}")
+    if job.status is not JobStatus.DONE:
+        raise UserError(f"job #{job_id} is {job.status.value}; only a done job has speakers")
+    try:
+        result = run_pipeline(
+            config,
+            WarmModels.of(config),
+            store,
+            Path(job.path),
+            job.sha256,
+            job.options,
+            previous_profile=job.profile,
+            cache_only=True,
+        )
+    except CacheMiss as exc:
+        raise UserError(f"job #{job_id}: {exc}; requeue it instead") from None
+    return job, result
+
+
 def speakers(
     config: Config,
     job_id: int,
@@ -40,24 +64,7 @@ def speakers(
     again), its outputs and its transcript in the database are rewritten from the cache (no
     model runs).  ``store``: the caller's (else one is opened for the call)."""
     with using(config, store) as store:
-        job = store.get(job_id)
-        if job is None:
-            raise UserError(f"no job #{job_id}")
-        if job.status is not JobStatus.DONE:
-            raise UserError(f"job #{job_id} is {job.status.value}; only a done job has speakers")
-        try:
-            result = run_pipeline(
-                config,
-                WarmModels.of(config),
-                store,
-                Path(job.path),
-                job.sha256,
-                job.options,
-                previous_profile=job.profile,
-                cache_only=True,
-            )
-        except CacheMiss as exc:
-            raise UserError(f"job #{job_id}: {exc}; requeue it instead") from None
+        job, result = done_result(config, store, job_id)
         manual = job.options.names
         matches = matches_of(job.metrics)
         if relabel:

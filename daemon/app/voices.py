@@ -11,7 +11,7 @@ from pathlib import Path
 from daemon import fsnames, voices
 from daemon.app.session import using
 from daemon.config import Config
-from daemon.errors import CacheMiss, UserError
+from daemon.errors import UserError
 from daemon.intake import hash_file
 from daemon.jobrun import speakers_of_file
 from daemon.pipeline.diarize import WEIGHTS_ID
@@ -95,29 +95,14 @@ def enroll_speaker(
     file-wide voice print, from the cache: no model runs), or added to the voice of that
     name; the speaker is named so in the job's outputs too.  The checks of ``voices add``:
     a valid name, enough speech."""
+    from daemon.app.speakers import done_result
     from daemon.app.speakers import speakers as rename
-    from daemon.jobrun import run_pipeline
 
     problem = voices.name_problem(name)
     if problem:
         raise UserError(problem)
     with using(config, store) as store:
-        job = store.get(job_id)
-        if job is None:
-            raise UserError(f"no job #{job_id}")
-        try:
-            result = run_pipeline(
-                config,
-                WarmModels.of(config),
-                store,
-                Path(job.path),
-                job.sha256,
-                job.options,
-                previous_profile=job.profile,
-                cache_only=True,
-            )
-        except CacheMiss as exc:
-            raise UserError(f"job #{job_id}: {exc}; requeue it first") from None
+        _job, result = done_result(config, store, job_id)
         voiceprint = result.voiceprints.get(label)
         seconds = sum(t.end - t.start for t in result.transcript.turns if t.speaker == label)
         if voiceprint is None or seconds < ENROLL_LEAST_SECONDS:

@@ -7,10 +7,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from daemon import fsnames
 from daemon.hooks import DeliveryStatus
 from daemon.jobs import AudioFacts, JobStatus
 from daemon.readable import duration
@@ -88,7 +86,7 @@ def status_lines(report: StatusReport) -> list[str]:
         rows.append(
             (
                 str(j.id),
-                fsnames.printable(Path(j.path).name),
+                j.name,
                 state,
                 f"{j.progress * 100:.0f}%",
                 f"{duration(v.elapsed)}/{duration(v.eta)}",
@@ -99,6 +97,8 @@ def status_lines(report: StatusReport) -> list[str]:
     lines += table(rows)
     if len(report.jobs) == 1:
         job = report.jobs[0]
+        if job.job.origin:
+            lines.append(f"from: {job.job.origin}")
         if job.job.error and shortened(job.job.error, ERROR_WIDTH) != job.job.error:
             lines.append(f"error: {job.job.error}")  # the whole of it
         if job.job.facts is not None and job.job.facts.speech_share is not None:

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from daemon import languages
 from daemon.config import language_problem
-from daemon.http import auth, intake, results, shapes
+from daemon.http import auth, intake, results, shapes, upload
 from daemon.http.context import Context, Gone
 from daemon.http.errors import ApiError
 from daemon.jobs import JobOptions
@@ -25,20 +25,7 @@ from daemon.pipeline.outputs import Transcript
 
 router = APIRouter()
 
-AUDIO_FORM = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["audio_file"],
-                    "properties": {"audio_file": {"type": "string", "format": "binary"}},
-                }
-            }
-        },
-    }
-}
+AUDIO_FORM = upload.openapi_form(["audio_file"], ["audio_file"], {})
 
 
 def _ctx(request: Request) -> Context:

@@ -20,7 +20,7 @@ from daemon.app import control
 from daemon.config import PROFILE_NAMES, language_problem
 from daemon.config.schema import OUTPUT_FORMATS
 from daemon.errors import UserError
-from daemon.http import auth, intake, results
+from daemon.http import auth, intake, results, upload
 from daemon.http.context import POLL_SECONDS, Context
 from daemon.http.errors import ApiError
 from daemon.http.upload import Form
@@ -38,30 +38,20 @@ MEDIA = {
     "json": "application/json",
     "rttm": "text/plain; charset=utf-8",
 }
-JOB_FORM = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {
-                        "file": {"type": "string", "format": "binary"},
-                        "profile": {"type": "string", "enum": list(PROFILE_NAMES)},
-                        "language": {"type": "string"},
-                        "num_speakers": {"type": "integer", "minimum": 1},
-                        "min_speakers": {"type": "integer", "minimum": 1},
-                        "max_speakers": {"type": "integer", "minimum": 1},
-                        "prompt": {"type": "string"},
-                        "hotwords": {"type": "string"},
-                        "task": {"type": "string", "enum": ["transcribe", "translate"]},
-                    },
-                }
-            }
-        },
-    }
-}
+JOB_FORM = upload.openapi_form(
+    ["file"],
+    ["file"],
+    {
+        "profile": {"type": "string", "enum": list(PROFILE_NAMES)},
+        "language": {"type": "string"},
+        "num_speakers": {"type": "integer", "minimum": 1},
+        "min_speakers": {"type": "integer", "minimum": 1},
+        "max_speakers": {"type": "integer", "minimum": 1},
+        "prompt": {"type": "string"},
+        "hotwords": {"type": "string"},
+        "task": {"type": "string", "enum": ["transcribe", "translate"]},
+    },
+)
 
 
 def _ctx(request: Request) -> Context:

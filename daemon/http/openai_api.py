@@ -26,7 +26,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response, Streami
 from starlette.concurrency import run_in_threadpool
 
 from daemon.config import PROFILE_NAMES, language_problem
-from daemon.http import auth, results, shapes
+from daemon.http import auth, intake, results, shapes, upload
 from daemon.http.context import POLL_SECONDS, Context, Gone
 from daemon.http.errors import ApiError
 from daemon.http.upload import Form
@@ -44,38 +44,28 @@ CLIENT_MODELS = (
     "auto",
 )
 """Model names clients hard-code: each means "the planner chooses"."""
-UPLOAD_FORM = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file", "model"],
-                    "properties": {
-                        "file": {"type": "string", "format": "binary"},
-                        "model": {"type": "string", "enum": [*CLIENT_MODELS, *PROFILE_NAMES]},
-                        "language": {"type": "string", "description": "ISO 639-1 code"},
-                        "prompt": {"type": "string"},
-                        "response_format": {"type": "string", "enum": list(shapes.OPENAI_FORMATS)},
-                        "temperature": {"type": "number"},
-                        "timestamp_granularities[]": {
-                            "type": "array",
-                            "items": {"type": "string", "enum": ["word", "segment"]},
-                        },
-                        "known_speaker_names[]": {"type": "array", "items": {"type": "string"}},
-                        "known_speaker_references[]": {
-                            "type": "array",
-                            "items": {"type": "string", "description": "a data URL"},
-                        },
-                        "stream": {"type": "boolean"},
-                        "chunking_strategy": {"type": "string"},
-                    },
-                }
-            }
+UPLOAD_FORM = upload.openapi_form(
+    ["file", "model"],
+    ["file"],
+    {
+        "model": {"type": "string", "enum": [*CLIENT_MODELS, *PROFILE_NAMES]},
+        "language": {"type": "string", "description": "ISO 639-1 code"},
+        "prompt": {"type": "string"},
+        "response_format": {"type": "string", "enum": list(shapes.OPENAI_FORMATS)},
+        "temperature": {"type": "number"},
+        "timestamp_granularities[]": {
+            "type": "array",
+            "items": {"type": "string", "enum": ["word", "segment"]},
         },
-    }
-}
+        "known_speaker_names[]": {"type": "array", "items": {"type": "string"}},
+        "known_speaker_references[]": {
+            "type": "array",
+            "items": {"type": "string", "description": "a data URL"},
+        },
+        "stream": {"type": "boolean"},
+        "chunking_strategy": {"type": "string"},
+    },
+)
 
 
 def _ctx(request: Request) -> Context:
@@ -108,8 +98,6 @@ async def translations(request: Request, caller: auth.Caller) -> Response:
 
 
 async def _audio(request: Request, caller: str, task: str) -> Response:
-    from daemon.http import intake
-
     ctx = _ctx(request)
     async with ctx.gate():
         form = await intake.receive(ctx, request)
@@ -130,8 +118,6 @@ async def _audio(request: Request, caller: str, task: str) -> Response:
 
 def _options(ctx: Context, form: Form, task: str) -> tuple[str, JobOptions, bool, bool, bool]:
     """(response format, the job's options, words?, segments?, stream?) from the form."""
-    from daemon.http import intake
-
     model = (form.value("model") or "").strip()
     if not model:
         raise ApiError(400, "'model' is required (see GET /v1/models)", "model")

@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -24,8 +24,9 @@ from starlette.concurrency import run_in_threadpool
 if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks
 
-FIELD_LIMIT = 1 << 20
-"""Bytes a form field (not a file) may hold: prompts and names, never audio."""
+FIELD_LIMIT = 24 << 20
+"""Bytes a form field (not a file) may hold: prompts, names, and known speakers' clips as
+base64 data URLs (up to 16 MB of audio each, as OpenAI's API sends them)."""
 MAX_FILES = 16
 """Files one request may carry (the audio and a few known speakers' clips)."""
 TEMP_PREFIX = ".upload-"
@@ -229,6 +230,17 @@ def _callbacks(r: _Receiver) -> MultipartCallbacks:
         "on_header_end": r.on_header_end,
         "on_headers_finished": r.on_headers_finished,
     }
+
+
+def openapi_form(
+    required: list[str], files: list[str], fields: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """A route's ``openapi_extra`` describing its multipart body: the routes read the body as
+    a stream themselves (:func:`receive`), so FastAPI cannot see its parts."""
+    properties = {name: {"type": "string", "format": "binary"} for name in files} | fields
+    schema = {"type": "object", "required": required, "properties": properties}
+    body = {"required": True, "content": {"multipart/form-data": {"schema": schema}}}
+    return {"requestBody": body}
 
 
 def remove_stale(folder: Path, older_than: float, now: float) -> int:

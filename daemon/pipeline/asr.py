@@ -131,15 +131,9 @@ class AsrModel:
         clips = [{"start": i * size, "end": (i + 1) * size} for i in range(windows)]
         segments, info = self._batched.transcribe(
             audio,
-            language=language,
-            beam_size=options.beam_size,
-            word_timestamps=True,
-            vad_filter=False,
+            **_decoding(language, options),
             clip_timestamps=clips,
             batch_size=windows,
-            initial_prompt=options.initial_prompt or None,
-            hotwords=options.hotwords or None,
-            task=options.task or "transcribe",
         )
         return [_segment(s) for s in segments], str(info.language)
 
@@ -154,17 +148,23 @@ class AsrModel:
         if not self.resolved.multilingual:
             language = "en"
         segments, info = self._model.transcribe(
-            audio,
-            language=language,
-            beam_size=options.beam_size,
-            word_timestamps=True,
-            vad_filter=False,
-            condition_on_previous_text=False,
-            initial_prompt=options.initial_prompt or None,
-            hotwords=options.hotwords or None,
-            task=options.task or "transcribe",
+            audio, **_decoding(language, options), condition_on_previous_text=False
         )
         return [_segment(s) for s in segments], str(info.language)
+
+
+def _decoding(language: str | None, options: AsrOptions) -> dict[str, Any]:
+    """What both of faster-whisper's passes are told: the language, the options, word
+    timings, and no VAD of their own (the chunks are speech already)."""
+    return {
+        "language": language,
+        "beam_size": options.beam_size,
+        "word_timestamps": True,
+        "vad_filter": False,
+        "initial_prompt": options.initial_prompt or None,
+        "hotwords": options.hotwords or None,
+        "task": options.task or "transcribe",
+    }
 
 
 def _segment(s: Any) -> Segment:

@@ -50,6 +50,7 @@ def test_bazarrs_asr_request_gets_plain_srt(live: Live) -> None:
     # the job shows where it came from
     job = next(j for j in live.jobs() if j["name"] == "audio_file")
     assert job["origin"] == "http:tester" and job["status"] == "done"
+    assert "from: http:tester" in live.daemon.status(str(job["id"]))
 
 
 def test_detect_language_then_translate_as_bazarr_does(live: Live) -> None:

@@ -79,23 +79,25 @@ def test_eight_files_at_once_all_answered_and_one_file_four_times_computed_once(
     live: Live,
 ) -> None:
     clips = lj_clips()[4:12]
-    c = openai.OpenAI(base_url=live.api, api_key=live.key, max_retries=0, timeout=900)
+    with openai.OpenAI(base_url=live.api, api_key=live.key, max_retries=0, timeout=900) as c:
 
-    def ask(path: object) -> str:
-        with open(str(path), "rb") as f:
-            return c.audio.transcriptions.create(model="whisper-1", file=f, response_format="text")
+        def ask(path: object) -> str:
+            with open(str(path), "rb") as f:
+                return c.audio.transcriptions.create(
+                    model="whisper-1", file=f, response_format="text"
+                )
 
-    with ThreadPoolExecutor(8) as pool:
-        texts = list(pool.map(ask, clips))
-    assert all(t.strip() for t in texts)
-    for clip, text in zip(clips, texts, strict=True):
-        truth = clip.with_suffix(".txt").read_text().lower().split()
-        heard = text.lower()
-        assert sum(w.strip(",.;") in heard for w in truth) >= 0.6 * len(truth), (clip, text)
-    same = need_eval("asr_en", "librivox-0870.wav")
-    with ThreadPoolExecutor(4) as pool:
-        four = list(pool.map(ask, [same] * 4))
-    assert len(set(four)) == 1
+        with ThreadPoolExecutor(8) as pool:
+            texts = list(pool.map(ask, clips))
+        assert all(t.strip() for t in texts)
+        for clip, text in zip(clips, texts, strict=True):
+            truth = clip.with_suffix(".txt").read_text().lower().split()
+            heard = text.lower()
+            assert sum(w.strip(",.;") in heard for w in truth) >= 0.6 * len(truth), (clip, text)
+        same = need_eval("asr_en", "librivox-0870.wav")
+        with ThreadPoolExecutor(4) as pool:
+            four = list(pool.map(ask, [same] * 4))
+        assert len(set(four)) == 1
     jobs = [j for j in live.jobs() if j["name"] == same.name]
     assert len(jobs) == 1 and jobs[0]["status"] == "done"
     computed = jobs[0]["metrics"]["steps"]["computed"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import openai
@@ -18,8 +19,21 @@ from tests.http.conftest import Live, cut
 pytestmark = [pytest.mark.model, pytest.mark.eval]
 
 
+OPENED: list[openai.OpenAI] = []
+"""The clients a test made, closed after it (an unclosed connection is an error here)."""
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    yield
+    while OPENED:
+        OPENED.pop().close()
+
+
 def client(live: Live, key: str | None = None) -> openai.OpenAI:
-    return openai.OpenAI(base_url=live.api, api_key=key or live.key, max_retries=0, timeout=600)
+    made = openai.OpenAI(base_url=live.api, api_key=key or live.key, max_retries=0, timeout=600)
+    OPENED.append(made)
+    return made
 
 
 def words_of(text: str) -> list[str]:
@@ -140,3 +154,35 @@ def test_wrong_key_text_file_and_unknown_model_raise_the_clients_own_errors(
             file=f,
             response_format="csv",  # type: ignore[arg-type]
         )
+
+
+def test_diarized_json_names_an_enrolled_voice(live: Live, tmp_path: Path) -> None:
+    """A voice enrolled with ``transcribd voices add`` names its speaker in diarized_json."""
+    import subprocess
+    import sys
+
+    sample = need_eval("diarization", "sample.wav")
+    rttm = need_eval("diarization", "sample.rttm").read_text()
+    turns = [line.split() for line in rttm.splitlines() if line.strip()]
+    who = max(turns, key=lambda t: float(t[4]))[7]
+    theirs = [t for t in turns if t[7] == who and float(t[4]) >= 3.0]  # enrollable turns
+    clips = [
+        cut(sample, tmp_path / f"{i}.wav", float(t[3]), float(t[3]) + float(t[4]))
+        for i, t in enumerate(sorted(theirs, key=lambda t: -float(t[4]))[:3])
+    ]
+    cmd = [sys.executable, "-m", "daemon", "--config", str(live.config), "voices"]
+    enrolled = subprocess.run(
+        [*cmd, "add", "Dana", *map(str, clips)], capture_output=True, text=True
+    )
+    assert enrolled.returncode == 0, enrolled.stderr
+    try:
+        with sample.open("rb") as f:
+            answer = client(live).audio.transcriptions.create(
+                model="gpt-4o-transcribe-diarize",
+                file=f,
+                response_format="diarized_json",
+                prompt="A phone call.",  # other options: another job than the tests above
+            )
+        assert {s.speaker for s in answer.segments} == {"Dana", "A"}
+    finally:
+        subprocess.run([*cmd, "remove", "Dana"], capture_output=True, check=True)
