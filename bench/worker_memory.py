@@ -7,7 +7,10 @@ One fresh process, set up as a worker is (:func:`daemon.threads.worker_env`, bou
 arenas): RSS after importing the worker's own code, then each heavy library, then loading each
 model the profile uses, then after two jobs (an English clip and a two-speaker conversation
 from ../shared/eval) and once more after glibc has been asked to give freed memory back: the
-idle warm worker.  Results go to bench/results/worker_memory.json.
+idle warm worker.  Last, "idle after unload": its models dropped (:meth:`WarmModels.unload`)
+and freed memory given back, what a worker that unloaded its idle models held before issue
+35 (since then an idle worker exits: ``python -m bench.idle_memory`` measures the daemon).
+Results go to bench/results/worker_memory.json.
 """
 
 from __future__ import annotations
@@ -77,6 +80,8 @@ for i, f in enumerate(files):
                          threads=threads)
     mark(f"job {i + 1}: {Path(f).name}", t)
 t = time.perf_counter(); sysload.release_free_memory(); mark("idle (malloc_trim)", t)
+t = time.perf_counter(); models.unload(); sysload.release_free_memory()
+mark("idle after unload", t)
 print(json.dumps({"stages": stages, "peak": sysload.peak_rss()}))
 """
 

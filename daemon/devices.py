@@ -9,9 +9,12 @@ the request and what was seen, so every case has a table test without a GPU.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import re
+import subprocess
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -210,9 +213,36 @@ def pci_order() -> None:
     os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
 
 
+PROBE_SECONDS = 60.0
+"""How long the child process asking the runtimes may take (a CUDA driver's first start)."""
+
+
 def probe() -> Seen:
-    """Ask CTranslate2 and ONNX Runtime what they see (never raises)."""
+    """Ask CTranslate2 and ONNX Runtime what they see (never raises), in a child process: the
+    daemon's main process never imports them (only its workers need them; CTranslate2 loads
+    in 0.1-0.2 s, so the child costs about that once per start)."""
     pci_order()
+    code = "import json; from daemon.devices import ask_runtimes; print(json.dumps(ask_runtimes()))"
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=PROBE_SECONDS,
+            check=True,
+        )
+        count, onnx_cuda, why = json.loads(out.stdout.strip().splitlines()[-1])
+        return Seen(int(count), bool(onnx_cuda), str(why))
+    except subprocess.CalledProcessError as exc:
+        last = (exc.stderr or "").strip().splitlines()[-1:] or [f"exit {exc.returncode}"]
+        return Seen(0, False, f"CTranslate2 could not query CUDA: {last[0]}")
+    except (subprocess.SubprocessError, OSError, ValueError, IndexError) as exc:
+        return Seen(0, False, f"CTranslate2 could not query CUDA: {exc}")
+
+
+def ask_runtimes() -> tuple[int, bool, str]:
+    """(CUDA devices CTranslate2 sees, ONNX Runtime has CUDA, why none) in this process: the
+    body of :func:`probe`'s child."""
     try:
         import ctranslate2
 
@@ -228,7 +258,7 @@ def probe() -> Seen:
             onnx_cuda = "CUDAExecutionProvider" in onnxruntime.get_available_providers()
         except Exception:
             onnx_cuda = False
-    return Seen(count, onnx_cuda, why)
+    return count, onnx_cuda, why
 
 
 def resolve(requested: str, diarization_runtime: str = "onnxruntime") -> Device:

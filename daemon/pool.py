@@ -4,7 +4,10 @@ The scheduler claims a job in the database and hands the row to an idle worker; 
 started with the number of threads the plan grants it (a worker whose grant no longer fits is
 replaced when idle), so workers x threads never exceeds the cores granted.  The worker runs the
 whole job (:func:`daemon.workers.worker_main`) and reports back.  A worker that dies is replaced,
-and the scheduler is told of the job it held.
+and the scheduler is told of the job it held.  A worker idle for ``[daemon] model_idle_seconds``
+exits (:meth:`WorkerPool.retire_idle`): an emptied interpreter still holds torch, lightning and
+the runtimes (0.7-0.9 GB), so an idle daemon keeps only its main process; the next job starts a
+worker again and loads its models once.
 """
 
 from __future__ import annotations
@@ -63,6 +66,8 @@ class _Slot:
     """The lease owner that job was claimed under."""
     misfit_since: float | None = None
     """When (monotonic) the plan stopped wanting this worker as it is (None: it fits)."""
+    idle_since: float = field(default_factory=time.monotonic)
+    """When (monotonic) it last ended a job, or was started."""
 
 
 def worker_device(parent: devices.Device, slot: str) -> devices.Device:
@@ -95,6 +100,16 @@ def keep_or_retire(
     return now - since >= grace, since
 
 
+def idle_expired(idle_since: float, now: float, idle_seconds: float) -> bool:
+    """Whether an idle worker has waited ``idle_seconds`` (``[daemon] model_idle_seconds``)
+    for a job and exits (pure)."""
+    return now - idle_since >= idle_seconds
+
+
+LEAVE_SECONDS = 30.0
+"""How long a worker told to exit may take before it is terminated."""
+
+
 @dataclass
 class WorkerPool:
     config: Config
@@ -114,6 +129,8 @@ class WorkerPool:
     _log_level: Any = field(default_factory=lambda: RawValue("i", 0))
     """The level every worker logs at once set (0: the one each started with), shared with
     them (:func:`daemon.logs.follow_level`)."""
+    _leaving: list[tuple[BaseProcess, float]] = field(default_factory=list)
+    """Workers told to exit after their idle time, and when (monotonic), until they have."""
 
     def __post_init__(self) -> None:
         self._reports = self._ctx.Queue()
@@ -231,6 +248,45 @@ class WorkerPool:
             slot.process.terminate()
         self._slots.remove(slot)
 
+    def retire_idle(self, idle_seconds: float, now: float | None = None) -> int:
+        """Tell the workers idle for ``idle_seconds`` to exit, their memory given back to the
+        system (a job waiting later starts a worker again, see :meth:`resize`); returns how
+        many.  Workers told before are reaped, or terminated after :data:`LEAVE_SECONDS`."""
+        now = time.monotonic() if now is None else now
+        self._reap(now)
+        leaving = [
+            s
+            for s in self._slots
+            if s.busy is None and idle_expired(s.idle_since, now, idle_seconds)
+        ]
+        for slot in leaving:
+            index = self._slots.index(slot)
+            slot.tasks.put(None)
+            self._slots.remove(slot)
+            self._leaving.append((slot.process, now))
+            log.info(
+                "worker %d exits after %.0f s idle",
+                index,
+                now - slot.idle_since,
+                extra={"worker": index, "pid": slot.process.pid, "device": slot.device},
+            )
+        return len(leaving)
+
+    def _reap(self, now: float, wait: float = 0.0) -> None:
+        """Join the workers that exited; terminate those that overstayed (or all, ``wait``
+        seconds from now, when the pool stops)."""
+        still = []
+        for process, told in self._leaving:
+            process.join(timeout=wait)
+            if not process.is_alive():
+                continue
+            if wait or now - told >= LEAVE_SECONDS:
+                process.terminate()
+                process.join(timeout=10)
+                continue
+            still.append((process, told))
+        self._leaving = still
+
     # ------------------------------------------------------------------ work
     def idle_slots(self) -> list[int]:
         """Idle workers that may take a job under the plan in force (see :meth:`resize`): no
@@ -347,6 +403,7 @@ class WorkerPool:
             for slot in self._slots:
                 if slot.busy == report.job_id:
                     slot.busy, slot.owner = None, ""
+                    slot.idle_since = time.monotonic()
         return out
 
     def stop(
@@ -373,6 +430,7 @@ class WorkerPool:
             if not any(s.process.is_alive() for s in self._slots):
                 break
         self._drain(0.0)
+        self._reap(time.monotonic(), wait=max(0.1, deadline - time.monotonic()))
         clean = True
         for index, slot in enumerate(self._slots):
             if slot.process.is_alive():

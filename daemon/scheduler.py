@@ -129,6 +129,8 @@ class Scheduler:
             self._recover_abandoned(now)
             self._collect()
             dispatched = self._dispatch(now)
+            # after dispatch: a worker given a job now is not idle
+            self.pool.retire_idle(self.config.daemon.model_idle_seconds)
         except Exception as exc:  # the loop logs and keeps going
             if db.unreachable(exc):
                 self._lost_database(exc)

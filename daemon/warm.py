@@ -1,5 +1,6 @@
-"""The models of one worker process: loaded on first use, kept warm for later jobs, unloaded
-after a long idle time.  Nothing here decides threads: every call says how many it gets.
+"""The models of one worker process: loaded on first use, kept warm for later jobs (a worker
+idle for ``[daemon] model_idle_seconds`` exits: :mod:`daemon.pool`).  Nothing here decides
+threads: every call says how many it gets.
 
 Before a Whisper model is loaded its weights are verified (:func:`daemon.modelstore.ensure_intact`:
 re-hashed, repaired from the packages where they no longer verify), once per process and model,
@@ -156,13 +157,10 @@ class WarmModels:
         if diarizer is not None:
             diarizer.threads = max(1, threads)
 
-    @property
-    def loaded(self) -> bool:
-        return bool(self._asr or self._diarizers)
-
     def unload(self) -> None:
-        """Drop every loaded model (after a long idle time); the next job finds, verifies and
-        loads them again (a local folder replaced meanwhile gets its new identity)."""
+        """Drop every loaded model; the next job finds, verifies and loads them again (a local
+        folder replaced meanwhile gets its new identity).  The daemon's idle workers exit
+        instead: an emptied worker still held 0.7-0.9 GB (``bench.worker_memory``)."""
         with self._lock:
             self._asr.clear()
             self._diarizers.clear()

@@ -8,7 +8,6 @@ import os
 import queue
 import signal
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,18 +89,14 @@ def worker_main(
     logs.setup(os.environ.get("TRANSCRIBD_LOG_LEVEL", "INFO"), log_level)
     store = open_store(config, migrate=False)
     models = WarmModels.of(config, device)
-    idle_since = time.monotonic()
     while True:
         try:
             task: Task | None = tasks.get(timeout=5.0)
         except queue.Empty:
             if os.getppid() != parent or terminated.is_set():
                 return  # orphaned, or told to go: nothing more will come
-            if models.loaded and time.monotonic() - idle_since > config.daemon.model_idle_seconds:
-                models.unload()
-                log.info("worker %d unloaded idle models", index, extra={"worker": index})
             continue
-        if task is None:
+        if task is None:  # stopped, retired, or idle for model_idle_seconds (the pool decides)
             return
         log.debug(
             "worker %d runs job %s",
@@ -111,7 +106,6 @@ def worker_main(
         )
         executor = Executor(config, store, models, task.owner, threads, should_stop=should_stop)
         ok = _execute(executor, task)
-        idle_since = time.monotonic()
         reports.put(Report(index, task.job.id, ok, os.getpid(), models.loads, executor.failure))
 
 

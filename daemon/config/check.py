@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 import urllib.parse
 
-from daemon import devices, hooks, placement
+from daemon import devices, hooks, languages, placement
 from daemon.config.schema import (
     DIARIZATION_RUNTIMES,
     HTTP_AUTH,
@@ -30,8 +30,7 @@ from daemon.config.schema import (
 
 
 def check(config: Config) -> None:
-    """Raise :class:`ConfigError` for the first problem of ``config`` (pure but for
-    :func:`language_problem`, which reads faster-whisper's list of languages)."""
+    """Raise :class:`ConfigError` for the first problem of ``config`` (pure)."""
     _check_formats_and_profile(config)
     _check_placement(config)
     _check_vocabulary(config)
@@ -286,12 +285,9 @@ def parse_listen(text: str) -> tuple[str, int]:
 
 
 def language_problem(code: str) -> str | None:
-    """Why ``code`` cannot force the language, or None: "auto" or a code Whisper knows (read
-    from faster-whisper only when one is given, so a plain config load stays light)."""
-    if code == "auto":
-        return None
-    from faster_whisper.tokenizer import _LANGUAGE_CODES  # the pinned version's own list
-
-    if code in _LANGUAGE_CODES:
+    """Why ``code`` cannot force the language, or None: "auto" or a code Whisper knows
+    (:data:`daemon.languages.NAMES`, held to faster-whisper's own list by a test: importing
+    faster-whisper would bring CTranslate2 into the daemon's main process)."""
+    if code == "auto" or code in languages.NAMES:
         return None
     return f"unknown language '{code}' (a code Whisper knows, such as en, ru, de; or auto)"

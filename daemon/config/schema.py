@@ -126,7 +126,8 @@ class DaemonConfig:
     overlap_diarization: bool = True
     """Run diarization beside ASR, splitting a worker's threads, instead of after it."""
     model_idle_seconds: float = 600.0
-    """A worker unloads models it has not used for this long."""
+    """A worker idle for this long (no job) exits, giving its memory back; the next job
+    starts one, which loads its models again."""
     stop_seconds: float = 30.0
     """On SIGTERM/SIGINT, running jobs get this long to finish; then they stop where they are
     (finished chunks are cached), their leases are released and the daemon exits 0."""

@@ -9,7 +9,7 @@ time, as 3D-Speaker computes them; weighted (masked) statistics pooling for the 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 
@@ -46,6 +46,12 @@ class CamPlusPlusEmbedding(Model):
             sample_frequency=sample_rate,
             window_type="povey",
         )
+
+    def forget_frame_network(self) -> None:
+        """Free the torch weights of the front end and the TDNN layers once both run elsewhere
+        (:meth:`daemon.pipeline.onnx.OnnxNetworks.attach`): 27 MB a worker held beside the
+        ONNX Runtime session's own copy.  Only the pooling and the dense layer stay in torch."""
+        del self.net.head, self.net.xvector
 
     def frames_network(self, fbank: torch.Tensor) -> torch.Tensor:
         """(batch, frames, 80) fbank -> (batch, 512, frames / 2)."""
@@ -135,14 +141,58 @@ def moving_mean(x: torch.Tensor, width: int) -> torch.Tensor:
     """Mean over dim 1 of the ``width`` frames centred on each frame (fewer at the edges, where
     the window is cut to the input): (batch, frames, features) -> the same shape.  Running
     sums in float64; the output a piece at a time."""
-    frames = x.shape[1]
-    sums = torch.cumsum(x, dim=1, dtype=torch.float64)  # sums[i]: frames 0..i
     out = torch.empty_like(x)
+    for first, mean in _moving_means(x, width):
+        out[:, first : first + mean.shape[1]] = mean
+    return out
+
+
+def subtract_moving_mean(x: torch.Tensor, width: int) -> None:
+    """``x -= moving_mean(x, width)``, in place and a piece at a time: without a second
+    tensor of ``x``'s size (a window's fbank is 19 MB per 10 minutes)."""
+    for first, mean in _moving_means(x, width):
+        x[:, first : first + mean.shape[1]] -= mean
+
+
+class RunningSums:
+    """``torch.cumsum(x, dim=1, dtype=torch.float64)`` (sums[i]: frames 0..i), the same sums
+    to the bit, computed forward a piece at a time and kept only from the frame last asked
+    for: a 10-min window's whole sums were 38 MB, and their float64 copy of ``x`` as much
+    again.  Each piece's first frame takes the running sum before it (the addition the whole
+    scan makes there)."""
+
+    def __init__(self, x: torch.Tensor) -> None:
+        self.x = x
+        self.sums = torch.zeros((x.shape[0], 0, x.shape[2]), dtype=torch.float64)
+        self.base = 0
+        """The frame ``sums[:, 0]`` belongs to."""
+
+    def span(self, first: int, end: int) -> torch.Tensor:
+        """The sums of frames [first, end), ``first`` never below an earlier call's."""
+        have = self.base + self.sums.shape[1]
+        if end > have:
+            piece = self.x[:, have:end].to(torch.float64)
+            if have:
+                piece[:, 0] += self.sums[:, -1]
+            self.sums = torch.cat([self.sums[:, first - self.base :], torch.cumsum(piece, 1)], 1)
+        else:
+            self.sums = self.sums[:, first - self.base :]
+        self.base = first
+        return self.sums[:, : end - first]
+
+
+def _moving_means(x: torch.Tensor, width: int) -> Iterator[tuple[int, torch.Tensor]]:
+    """(first frame, :func:`moving_mean` of the :data:`MEAN_PIECE_FRAMES` frames from it), in
+    order; the frames of ``x`` a piece reads are those from it on, so a caller may change the
+    frames of a piece once it has it (:func:`subtract_moving_mean`)."""
+    frames = x.shape[1]
+    sums = RunningSums(x)
     for first in range(0, frames, MEAN_PIECE_FRAMES):
         index = torch.arange(first, min(frames, first + MEAN_PIECE_FRAMES))
         lo = (index - width // 2).clamp(0, frames)
         hi = (index - width // 2 + width).clamp(1, frames)
-        below = torch.where((lo > 0)[None, :, None], sums[:, (lo - 1).clamp(min=0)], 0.0)
-        mean = (sums[:, hi - 1] - below) / (hi - lo).to(sums.dtype)[None, :, None]
-        out[:, first : first + index.numel()] = mean.to(x.dtype)
-    return out
+        base = max(0, int(lo[0]) - 1)
+        part = sums.span(base, int(hi[-1]))
+        below = torch.where((lo > 0)[None, :, None], part[:, (lo - 1).clamp(min=0) - base], 0.0)
+        mean = (part[:, hi - 1 - base] - below) / (hi - lo).to(part.dtype)[None, :, None]
+        yield first, mean.to(x.dtype)

@@ -33,6 +33,7 @@ from daemon.pipeline.audio import SAMPLE_RATE, Audio
 from daemon.pipeline.clusters import LONE_VOICE_SHARE, MERGE_DISTANCE
 from daemon.pipeline.frames import FRAME_BLOCK_CHUNKS
 from daemon.pipeline.merge import Turn, WindowDiarization
+from daemon.sysload import release_free_memory
 
 if TYPE_CHECKING:
     from daemon.pipeline.campplus_model import CamPlusPlusEmbedding
@@ -55,6 +56,12 @@ EMBEDDING_BATCH = 2
 """Chunks per CAM++ batch: its 2-D front end holds (batch, 32, 80, frames) activations per
 layer, so small batches keep a window's peak memory low, and were no slower (bench/RESULTS.md,
 bench/window_memory.py)."""
+SEGMENTATION_BATCH = 2
+"""10-s chunks per segmentation batch: the network's activations are about 10 MB per chunk.
+Batches of 16 took a 10-min window 0.29-0.32 GB over its start, 4 about 0.1 GB; in the shared
+ONNX Runtime arena (:func:`daemon.pipeline.onnx.shared_cpu_arena`) 4 need 39 MB and 2 need
+20 MB, and fast's 60-min file peaked at 1.16-1.22 GB with 4, 1.13-1.17 GB with 2, in as much
+time (bench/RESULTS.md, issue 35)."""
 
 
 PYANNOTE_THRESHOLD = 0.7046
@@ -251,7 +258,7 @@ def _pipeline(params: DiarizeParams, segmentation: Any, embedding: CamPlusPlusEm
         plda=NoPLDA(),
         clustering="AgglomerativeClustering",
         embedding_batch_size=EMBEDDING_BATCH,
-        segmentation_batch_size=16,
+        segmentation_batch_size=SEGMENTATION_BATCH,
     )
     if params.merge_distance > 0 or params.lone_voice_share > 0:
         pipeline.clustering = speaker_clustering(
@@ -349,12 +356,16 @@ class Diarizer:
         applied = self.threads
         self._use_threads(applied)
         clock = _PartClock()
+        part = ""
 
         def step(name: str, *args: Any, **kwargs: Any) -> None:
             # between batches: take up threads granted meanwhile (ASR has finished), and let
             # the caller's hook stop the pipeline
-            nonlocal applied
+            nonlocal applied, part
             clock.seen(name)
+            if name != part:  # a part's temporaries are freed: give them back (issue 35)
+                part = name
+                release_free_memory()
             if self.threads != applied and name != "embeddings":  # lanes() sets those
                 applied = self.threads
                 self._use_threads(applied)

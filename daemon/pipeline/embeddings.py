@@ -26,10 +26,11 @@ from pyannote.core import Segment  # noqa: E402
 from daemon.pipeline.campplus_model import FBANK_HOP  # noqa: E402
 from daemon.pipeline.frames import (  # noqa: E402
     FRAME_BLOCK_CHUNKS,
+    BlockFrames,
     Lanes,
-    cut,
+    block_holding,
+    cut_from,
     frame_blocks,
-    shared_block_frames,
 )
 
 Progress = Callable[[int, int], None]
@@ -132,12 +133,14 @@ class ChunkedEmbeddingDiarization(SpeakerDiarization):
     ) -> np.ndarray:
         """Shared frames: the fbank and CAM++'s front end once over the window (in pieces), its
         TDNN layers once per block of several chunks (blocks overlapping by one chunk), each
-        chunk's frames cut from the first block holding it (:mod:`daemon.pipeline.frames`)."""
+        chunk's frames cut from the first block holding it (:mod:`daemon.pipeline.frames`).
+        The blocks are computed as the chunks come to them and dropped once the chunks behind
+        them are pooled: a window holds a few blocks at a time, not all of them."""
         model = self._embedding.model_
         batch = max(1, self.embedding_batch_size)
         plan = frame_blocks(chunks[-1].end, duration, self.frame_block_chunks)
         chunk_samples = round(duration * self._embedding.sample_rate)
-        per_block = shared_block_frames(
+        blocks = BlockFrames(
             model,
             lambda a, b: self._waves(file, [Segment(a, b)]),
             plan,
@@ -146,20 +149,23 @@ class ChunkedEmbeddingDiarization(SpeakerDiarization):
             progress,
         )
         width = model.num_frames(chunk_samples)
+        holding = [block_holding(c.start, duration, plan) for c in chunks]
 
         def pooled(start: int) -> np.ndarray:
             # one batch of chunks' frames at a time: all of them at once would hold
             # 1 MB per chunk (600 MB for a 10-min window at step 0.1)
             frames = np.stack(
                 [
-                    cut(per_block, plan, c.start, duration, width)
-                    for c in chunks[start : start + batch]
+                    cut_from(blocks.block(k), plan[k][0], c.start, width)
+                    for c, k in zip(chunks[start : start + batch], holding[start:], strict=False)
                 ]
             )
             with torch.inference_mode():
                 out: np.ndarray = model.embed_frames(
                     torch.from_numpy(frames), masks[start : start + batch]
                 ).numpy()
+            if start + batch < len(chunks):
+                blocks.drop_before(holding[start + batch])
             return out
 
         return np.concatenate([pooled(i) for i in range(0, len(chunks), batch)])

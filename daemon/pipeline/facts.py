@@ -9,7 +9,9 @@ sentences), and the signal-to-noise ratio their difference.  :func:`levels` is p
 
 The frame RMS is librosa's ``feature.rms(center=False)``, computed with numpy (the tests hold it
 to librosa's): importing librosa costs the daemon's main process about 3 s of CPU and numba and
-scipy.signal, for one mean of squares.  :func:`warm` loads the VAD at start, off the scheduler's
+scipy.signal, for one mean of squares.  The VAD is faster-whisper's Silero model and rule run
+by :mod:`daemon.pipeline.silero`, which imports neither faster-whisper nor CTranslate2: this
+module runs in the daemon's main process.  :func:`warm` loads it at start, off the scheduler's
 tick, so the first file's intake does not wait for it.
 """
 
@@ -25,6 +27,7 @@ import numpy as np
 
 from daemon.errors import DecodeError
 from daemon.jobs import AudioFacts
+from daemon.pipeline import silero
 from daemon.pipeline.audio import SAMPLE_RATE, Audio, decode_blocks, probe
 
 log = logging.getLogger(__name__)
@@ -37,6 +40,8 @@ HOP = 160
 NOISE_PERCENTILE = 10.0
 FLOOR_DB = -100.0
 """Levels are clamped here (digital silence has no level)."""
+VAD = silero.VadRule(min_silence_ms=300, speech_pad_ms=100)
+"""Tight: a share of speech, not cuts."""
 
 
 def levels(audio: Audio, speech: Sequence[tuple[int, int]]) -> tuple[float | None, float | None]:
@@ -64,9 +69,7 @@ def frame_power(audio: Audio) -> np.ndarray:
 def warm() -> None:
     """Load what :func:`measure` needs (the Silero VAD), so that its first call is quick."""
     try:
-        from faster_whisper.vad import get_vad_model
-
-        get_vad_model()
+        silero.session()
     except Exception as exc:  # measuring copes without it (and says so, per file)
         log.warning("cannot load the VAD for file facts: %s", exc)
 
@@ -98,9 +101,6 @@ def whole(duration: float | None) -> bool:
 
 def facts_of(duration: float | None, pieces: Sequence[Audio]) -> AudioFacts:
     """The facts from sampled stretches of a file (each one VAD'd and levelled on its own)."""
-    from faster_whisper.vad import VadOptions, get_speech_timestamps
-
-    vad = VadOptions(min_silence_duration_ms=300, speech_pad_ms=100)  # tight: a share, not cuts
     total = sum(p.size for p in pieces)
     if total < FRAME:
         return AudioFacts(duration=duration)
@@ -108,8 +108,8 @@ def facts_of(duration: float | None, pieces: Sequence[Audio]) -> AudioFacts:
     for p in pieces:
         if p.size == 0:
             continue
-        for ts in get_speech_timestamps(p, vad, sampling_rate=SAMPLE_RATE):
-            spans.append((offset + int(ts["start"]), offset + int(ts["end"])))
+        for start, end in silero.speech_timestamps(p, VAD):
+            spans.append((offset + start, offset + end))
         joined.append(p)
         offset += p.size
     speech_db, noise_db = levels(np.concatenate(joined), spans)

@@ -19,6 +19,7 @@ import numpy as np
 
 from daemon.errors import DiarizationError
 from daemon.pipeline.audio import SAMPLE_RATE
+from daemon.sysload import release_free_memory
 
 FRAME_BLOCK_CHUNKS = 2
 """Shared frames: chunks per TDNN block (20 s at pyannote's 10-s chunks); blocks overlap by one
@@ -49,9 +50,10 @@ def block_holding(start: float, chunk: float, blocks: list[tuple[float, float]])
     return len(blocks) - 1
 
 
-FBANK_PIECE_FRAMES = 6000
-"""Shared frames: the window's fbank is computed 60 s at a time (its frames are local: pieces
-give the same frames), then normalised as one stretch."""
+FBANK_PIECE_FRAMES = 1500
+"""Shared frames: the window's fbank is computed 15 s at a time (its frames are local: pieces
+give the same frames), then normalised as one stretch.  A piece's temporaries are about 1.7 KB
+per frame: 60-s pieces took 0.1 GB."""
 FRONT_MARGIN_FRAMES = 16
 """Shared frames: CAM++'s front end runs on pieces of the window's fbank one block stride long,
 each with 16 frames more on either side than it keeps (its convolutions see 10 frames on
@@ -60,14 +62,15 @@ either side of each one)."""
 
 def stream_fbank(model: Any, crop: Callable[[float, float], Any], frames: int, context: int) -> Any:
     """The first ``frames`` fbank frames of the audio that ``crop(start, end)`` returns as a
-    (1, 1, samples) tensor, computed :data:`FBANK_PIECE_FRAMES` at a time, then normalised over
-    ``context`` frames around each one (:func:`~daemon.pipeline.campplus_model.normalise`)."""
+    (1, 1, samples) tensor, computed :data:`FBANK_PIECE_FRAMES` at a time into one tensor, then
+    normalised over ``context`` frames around each one in place (the arithmetic of
+    :func:`~daemon.pipeline.campplus_model.normalise`, without its copies)."""
     import torch
 
-    from daemon.pipeline.campplus_model import FBANK_HOP, FBANK_WINDOW, normalise
+    from daemon.pipeline.campplus_model import FBANK_HOP, FBANK_WINDOW, subtract_moving_mean
 
     rate = SAMPLE_RATE
-    parts = []
+    feats: Any = None
     for first in range(0, frames, FBANK_PIECE_FRAMES):
         count = min(FBANK_PIECE_FRAMES, frames - first)
         # a hop more than the frames need, so that a sample lost to rounding costs none
@@ -77,9 +80,15 @@ def stream_fbank(model: Any, crop: Callable[[float, float], Any], frames: int, c
             raw = model.raw_fbank(crop(start / rate, (start + samples) / rate))
         if raw.shape[1] < count:  # every later frame would shift
             raise DiarizationError(f"fbank piece at frame {first}: {raw.shape[1]} of {count}")
-        parts.append(raw[0, :count])
-    with torch.inference_mode():
-        return normalise(torch.cat(parts)[None], context)[0]
+        if feats is None:  # one array filled piece by piece (no list of pieces joined)
+            feats = torch.empty((1, frames, raw.shape[2]), dtype=raw.dtype)
+        feats[0, first : first + count] = raw[0, :count]
+    with torch.inference_mode():  # normalise's arithmetic, in place
+        if 0 < context < frames:
+            subtract_moving_mean(feats, context)
+        else:
+            feats -= feats.mean(dim=1, keepdim=True)
+    return feats[0]
 
 
 def front_pieces(
@@ -117,26 +126,79 @@ class Lanes:
         return out
 
 
-class _BlockFrames:
-    """One run of :func:`shared_block_frames`: the window's normalised fbank, the pieces of
-    CAM++'s front end computed so far (``tiles``, one block stride each, dropped by the caller
-    once no block to come needs them), and every block's frames in one array."""
+class BlockFrames:
+    """CAM++'s frames (512, frames / 2) of each block of ``plan`` (:func:`frame_blocks`) of the
+    audio that ``crop(start, end)`` gives, computed in order as they are asked for and dropped
+    once no chunk to come needs them (:meth:`drop_before`): a 10-min window's blocks held at
+    once were 121 MB at the window's peak.
 
-    def __init__(self, model: Any, fbank: Any, plan: list[tuple[float, float]]) -> None:
-        from daemon.pipeline.campplus_model import FBANK_HOP
+    The fbank of the whole stretch is computed once, normalised over ``context`` frames around
+    each frame (:func:`stream_fbank`); the front end a block stride at a time with a margin
+    (:func:`front_pieces`), each piece dropped once no block to come needs it; the TDNN layers
+    per block, the blocks of a group side by side in ``lanes``.  Each block's frames are copied
+    into a buffer of its own, reused once the block is dropped: ONNX Runtime's output buffers
+    are freed at once, not kept between the temporary buffers of later blocks (which glibc
+    could then not give back: 1.9 GB peak against 1.0 GB on a 10-min window).
+    ``progress(blocks done, blocks)``."""
 
-        self.model, self.fbank, self.plan = model, fbank, plan
-        self.total = fbank.shape[0]
+    def __init__(
+        self,
+        model: Any,
+        crop: Callable[[float, float], Any],
+        plan: list[tuple[float, float]],
+        context: int,
+        lanes: Lanes,
+        progress: Callable[[int, int], None] = lambda _d, _n: None,
+    ) -> None:
+        from daemon.pipeline.campplus_model import FBANK_HOP, fbank_frames
+
+        self.model, self.plan, self.lanes, self.progress = model, plan, lanes, progress
+        frames = fbank_frames(round(plan[-1][1] * SAMPLE_RATE))
+        self.fbank = stream_fbank(model, crop, frames, context)
+        release_free_memory()  # the fbank's temporaries (0.05 GB per 10 minutes)
+        self.total = self.fbank.shape[0]
         self.tile = round(plan[1][0] * SAMPLE_RATE) // FBANK_HOP if len(plan) > 1 else self.total
         self.pieces = front_pieces(self.total, self.tile)
         self.tiles: dict[int, np.ndarray] = {}
-        # every block's frames in one array, each copied there as it comes: ONNX Runtime's output
-        # buffers are freed at once, not kept between the temporary buffers of later blocks
-        # (which glibc could then not give back: 1.9 GB peak against 1.0 GB on a 10-min window)
-        self.held = np.empty(
-            (len(plan), model.dimension_frames, model.num_frames(round(plan[0][1] * SAMPLE_RATE))),
-            np.float32,
-        )
+        self.blocks: dict[int, np.ndarray] = {}
+        self._buffers: dict[int, np.ndarray] = {}
+        """Block -> the buffer its frames are a view of."""
+        self.done = 0
+        """Blocks computed so far (the next one to compute)."""
+        self._width = model.num_frames(round(plan[0][1] * SAMPLE_RATE))
+        self._free: list[np.ndarray] = []
+
+    def block(self, k: int) -> np.ndarray:
+        """Block k's frames, computing the blocks up to it (a group of lanes at a time)."""
+        while self.done <= k:
+            self._next_group()
+        if k not in self.blocks:
+            raise DiarizationError(f"block {k} was dropped before a chunk needed it")
+        return self.blocks[k]
+
+    def drop_before(self, k: int) -> None:
+        """Let the blocks before k go (no chunk to come is cut from them)."""
+        for j in [j for j in self.blocks if j < k]:
+            del self.blocks[j]
+            self._free.append(self._buffers.pop(j))
+
+    def _next_group(self) -> None:
+        group = list(range(self.done, min(len(self.plan), self.done + max(1, self.lanes.count()))))
+        wanted = sorted({t for j in group for t in self.tiles_of(j)} - self.tiles.keys())
+        self.tiles.update(zip(wanted, self.lanes.run(self.front_tile, wanted), strict=True))
+        self._buffers.update((j, self._buffer()) for j in group)
+        frames = self.lanes.run(lambda j: self.block_frames(j, self._buffers[j]), group)
+        self.blocks.update(zip(group, frames, strict=True))
+        self.done = group[-1] + 1
+        if self.done < len(self.plan):
+            for t in [t for t in self.tiles if t < self.tiles_of(self.done)[0]]:
+                del self.tiles[t]
+        self.progress(self.done, len(self.plan))
+
+    def _buffer(self) -> np.ndarray:
+        if self._free:
+            return self._free.pop()
+        return np.empty((self.model.dimension_frames, self._width), np.float32)
 
     def front_tile(self, t: int) -> np.ndarray:
         """The front end's output (320, frames) of piece ``t``, its margins dropped."""
@@ -160,8 +222,9 @@ class _BlockFrames:
         first, end = self.span(k)
         return range(first // self.tile, (end - 1) // self.tile + 1)
 
-    def block_frames(self, k: int) -> np.ndarray:
-        """Block k's frames (512, frames / 2): the TDNN layers on its front-end pieces."""
+    def block_frames(self, k: int, into: np.ndarray) -> np.ndarray:
+        """Block k's frames (512, frames / 2): the TDNN layers on its front-end pieces, copied
+        into ``into`` (a view of it is returned)."""
         import torch
 
         first, end = self.span(k)
@@ -172,59 +235,19 @@ class _BlockFrames:
         with torch.inference_mode():
             frames = self.model.back_network(torch.from_numpy(x[None]))[0].numpy()
         width = frames.shape[1]
-        if width > self.held.shape[2]:
+        if width > into.shape[1]:
             raise DiarizationError(f"block {k}: {width} frames, wider than the first block")
-        self.held[k, :, :width] = frames
-        return self.held[k, :, :width]
-
-
-def shared_block_frames(
-    model: Any,
-    crop: Callable[[float, float], Any],
-    plan: list[tuple[float, float]],
-    context: int,
-    lanes: Lanes,
-    progress: Callable[[int, int], None],
-) -> list[np.ndarray]:
-    """CAM++'s frames (512, frames / 2) of each block of ``plan`` (:func:`frame_blocks`) of
-    the audio that ``crop(start, end)`` gives: the fbank of the whole stretch, normalised over
-    ``context`` frames around each frame (:func:`stream_fbank`); the front end a block stride
-    at a time with a margin (:func:`front_pieces`), each piece dropped once no block to come
-    needs it (a 10-min window's whole front would hold 77 MB); the TDNN layers per block, the
-    blocks of a group side by side in ``lanes``.  ``progress(blocks done, blocks)``."""
-    from daemon.pipeline.campplus_model import fbank_frames
-
-    fbank = stream_fbank(model, crop, fbank_frames(round(plan[-1][1] * SAMPLE_RATE)), context)
-    blocks = _BlockFrames(model, fbank, plan)
-    tiles = blocks.tiles
-    per_block: list[np.ndarray] = []
-    while len(per_block) < len(plan):
-        k = len(per_block)
-        group = list(range(k, min(len(plan), k + max(1, lanes.count()))))
-        wanted = sorted({t for j in group for t in blocks.tiles_of(j)} - tiles.keys())
-        tiles.update(zip(wanted, lanes.run(blocks.front_tile, wanted), strict=True))
-        per_block.extend(lanes.run(blocks.block_frames, group))
-        if len(per_block) < len(plan):
-            for t in [t for t in tiles if t < blocks.tiles_of(len(per_block))[0]]:
-                del tiles[t]
-        progress(len(per_block), len(plan))
-    return per_block
+        into[:, :width] = frames
+        return into[:, :width]
 
 
 FRAME_RATE = 50.0
 """CAM++'s frame features per second: the fbank's 10-ms hop, halved by its first TDNN layer."""
 
 
-def cut(
-    frames: list[np.ndarray],
-    blocks: list[tuple[float, float]],
-    start: float,
-    chunk: float,
-    width: int,
-) -> np.ndarray:
-    """The ``width`` frames (channels, width) of the chunk at ``start`` from a block holding it."""
-    k = block_holding(start, chunk, blocks)
-    a, block = blocks[k][0], frames[k]
+def cut_from(block: np.ndarray, a: float, start: float, width: int) -> np.ndarray:
+    """The ``width`` frames (channels, width) of the chunk at ``start`` from the frames of the
+    block starting at ``a`` that holds it."""
     offset = round((start - a) * FRAME_RATE)
     out = block[:, max(0, min(offset, block.shape[1] - width)) :][:, :width]
     return np.pad(out, ((0, 0), (0, width - out.shape[1])), mode="edge")

@@ -18,6 +18,7 @@ of spinning, so that they never take a core from CTranslate2 running beside them
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -222,6 +223,37 @@ def providers(gpu: int | None) -> list[Any]:
     return [("CUDAExecutionProvider", {"device_id": gpu}), "CPUExecutionProvider"]
 
 
+ARENA_FIRST_CHUNK = 1 << 20
+"""Bytes of the shared arena's first chunk; it grows by what each allocation asks for."""
+
+
+@functools.cache
+def shared_cpu_arena() -> None:
+    """One ONNX Runtime memory arena for every CPU session of this process, registered once
+    (sessions ask for it with ``session.use_env_allocators``).
+
+    Without an arena every activation of every call was malloc'd and freed: glibc's heap,
+    shared with CTranslate2's threads, then kept growing with freed memory it could not give
+    back (fast on a 60-min file: 1.1 GB of heap, 0.65 GB of it free, and a peak of 1.32 GB).
+    An arena per session held each network's largest activations for each thread count
+    (0.23-0.33 GB).  One arena that grows by what is asked (not to the next power of two)
+    holds what the calls running at once need: about 0.15 GB (issue 35, bench/RESULTS.md)."""
+    import onnxruntime as ort
+
+    cfg = ort.OrtArenaCfg(
+        {
+            "max_mem": 0,  # no limit
+            "arena_extend_strategy": 1,  # kSameAsRequested
+            "initial_chunk_size_bytes": ARENA_FIRST_CHUNK,
+            "max_dead_bytes_per_chunk": -1,  # ONNX Runtime's default
+        }
+    )
+    info = ort.OrtMemoryInfo(
+        "Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT
+    )
+    ort.create_and_register_allocator(info, cfg)
+
+
 @dataclass
 class Network:
     """One exported network: ONNX Runtime sessions by intra-op thread count."""
@@ -247,9 +279,12 @@ class Network:
                 options.inter_op_num_threads = 1
                 options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
                 options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-                # no arena: it kept ~0.5 GB of peak activations per worker (10-min window,
-                # two lanes: 1.65-1.72 GB against 1.18-1.20 GB) for ~8 % of diarization time
-                options.enable_cpu_mem_arena = False
+                # on the CPU, one arena shared by every session (see shared_cpu_arena); an
+                # arena of its own per session kept ~0.5 GB of activations per worker
+                options.enable_cpu_mem_arena = self.gpu is None
+                if self.gpu is None:
+                    shared_cpu_arena()
+                    options.add_session_config_entry("session.use_env_allocators", "1")
                 options.log_severity_level = 3
                 self._sessions[threads] = ort.InferenceSession(
                     str(self.path), options, providers=providers(self.gpu)
@@ -304,3 +339,4 @@ class OnnxNetworks:
         front, back = self.front, self.back
         embedding.front_network = lambda fbank: torch.from_numpy(front(fbank.numpy()))
         embedding.back_network = lambda x: torch.from_numpy(back(x.numpy()))
+        embedding.forget_frame_network()

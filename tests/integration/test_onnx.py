@@ -157,10 +157,10 @@ def test_the_front_end_in_pieces_gives_the_whole_stretch(tmp_path: Path) -> None
 
     from daemon.pipeline.campplus_model import fbank_frames, normalise
     from daemon.pipeline.frames import (
+        BlockFrames,
         Lanes,
         frame_blocks,
         front_pieces,
-        shared_block_frames,
         stream_fbank,
     )
 
@@ -192,13 +192,17 @@ def test_the_front_end_in_pieces_gives_the_whole_stretch(tmp_path: Path) -> None
     assert float(np.abs(pieces - front_whole).max()) < 1e-3 * float(np.abs(front_whole).max())
 
     # the production pass: each 20-s block's TDNN frames from those pieces equal the TDNN
-    # layers run on the block's part of the whole stretch's front end (tiles dropped as it goes)
+    # layers run on the block's part of the whole stretch's front end (tiles dropped as it
+    # goes, and blocks once dropped: their buffers are reused for later blocks)
     plan = frame_blocks(audio.size / 16000, 10.0)
     with ThreadPoolExecutor() as pool:
-        blocks = shared_block_frames(
-            model, crop, plan, 1000, Lanes(pool, lambda: 2), lambda _d, _n: None
-        )
+        stream = BlockFrames(model, crop, plan, 1000, Lanes(pool, lambda: 2))
+        blocks = []
+        for k in range(len(plan)):
+            blocks.append(stream.block(k).copy())
+            stream.drop_before(k)
     assert len(blocks) == len(plan) > 5
+    assert len(stream.blocks) <= 2  # the last group's
     with torch.inference_mode():
         for (a, b), got in zip(plan, blocks, strict=True):
             first = round(a * 100)

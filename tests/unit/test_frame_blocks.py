@@ -6,7 +6,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from daemon.pipeline.frames import block_holding, cut, frame_blocks, front_pieces
+from daemon.pipeline.frames import block_holding, cut_from, frame_blocks, front_pieces
+
+
+def cut(
+    frames: list[np.ndarray],
+    blocks: list[tuple[float, float]],
+    start: float,
+    chunk: float,
+    width: int,
+) -> np.ndarray:
+    """A chunk's frames as the embeddings take them: from the first block holding it."""
+    k = block_holding(start, chunk, blocks)
+    return cut_from(frames[k], blocks[k][0], start, width)
 
 
 @pytest.mark.parametrize(
