@@ -149,6 +149,7 @@ def run_daemon(cfg: Path, clips: list[Path], timeout: float = 1800.0) -> dict[st
 
     from daemon import config as config_mod
     from daemon.app import status as status_app
+    from daemon.errors import UserError
     from daemon.jobs import JobStatus
     from daemon.sysload import tree_rss
 
@@ -167,7 +168,10 @@ def run_daemon(cfg: Path, clips: list[Path], timeout: float = 1800.0) -> dict[st
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             peak = max(peak, tree_rss(proc.pid))
-            jobs = status_app.status(config).jobs
+            try:
+                jobs = status_app.status(config).jobs
+            except UserError:  # the daemon has not created its database yet
+                jobs = []
             if len(jobs) >= count and all(
                 j.job.status in (JobStatus.DONE, JobStatus.FAILED) for j in jobs
             ):
