@@ -30,6 +30,9 @@ def setup(level: str = "INFO", follow: Any = None) -> None:
     root.setLevel(level.upper())
     for noisy in ("apscheduler", "faster_whisper", "watchdog", "alembic", "numba", "uvicorn"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # a tick that outlasts the interval makes APScheduler skip the next one (max_instances=1,
+    # coalesced: what the daemon wants), and warn each time; its errors still show
+    logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
     if follow is not None:
         follow_level(follow)
 
