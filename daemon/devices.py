@@ -217,10 +217,12 @@ PROBE_SECONDS = 60.0
 """How long the child process asking the runtimes may take (a CUDA driver's first start)."""
 
 
+@functools.cache
 def probe() -> Seen:
     """Ask CTranslate2 and ONNX Runtime what they see (never raises), in a child process: the
-    daemon's main process never imports them (only its workers need them; CTranslate2 loads
-    in 0.1-0.2 s, so the child costs about that once per start)."""
+    daemon's main process never imports them (only its workers need them).  Asked once per
+    process (what the runtimes see does not change while it runs), so a page's rename, which
+    resolves the device for its cache key, starts no child."""
     pci_order()
     code = "import json; from daemon.devices import ask_runtimes; print(json.dumps(ask_runtimes()))"
     try:

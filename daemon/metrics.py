@@ -171,8 +171,10 @@ class Metrics:
         self.failures.labels(reason).inc()
 
     def worker_loads(self, pid: int, loads: int) -> None:
-        """A worker's running total of model loads (counted once each)."""
-        new = loads - self._loads.get(pid, 0)
+        """A worker's running total of model loads (counted once each; a total below the one
+        kept for its pid is a new worker's, idle workers exiting and pids being reused)."""
+        before = self._loads.get(pid, 0)
+        new = loads - before if loads >= before else loads
         if new > 0:
             self.model_loads.inc(new)
         self._loads[pid] = loads

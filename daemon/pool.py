@@ -107,7 +107,7 @@ def idle_expired(idle_since: float, now: float, idle_seconds: float) -> bool:
 
 
 LEAVE_SECONDS = 30.0
-"""How long a worker told to exit may take before it is terminated."""
+"""How long a worker told to exit may take before it is killed."""
 
 
 @dataclass
@@ -272,18 +272,22 @@ class WorkerPool:
             )
         return len(leaving)
 
-    def _reap(self, now: float, wait: float = 0.0) -> None:
-        """Join the workers that exited; terminate those that overstayed (or all, ``wait``
-        seconds from now, when the pool stops)."""
+    def _reap(self, now: float, until: float | None = None) -> None:
+        """Reap the workers that exited (``is_alive`` waits for them: no zombie); kill those
+        that overstayed :data:`LEAVE_SECONDS` (a worker's SIGTERM handler only raises its
+        flag), or, when the pool stops, those still there at ``until`` (monotonic).  One
+        that outlives even SIGKILL's short wait is kept, to be reaped at a later tick."""
         still = []
         for process, told in self._leaving:
-            process.join(timeout=wait)
+            if until is not None:
+                process.join(timeout=max(0.0, until - time.monotonic()))
             if not process.is_alive():
                 continue
-            if wait or now - told >= LEAVE_SECONDS:
-                process.terminate()
-                process.join(timeout=10)
-                continue
+            if until is not None or now - told >= LEAVE_SECONDS:
+                process.kill()
+                process.join(timeout=1.0)
+                if not process.is_alive():
+                    continue
             still.append((process, told))
         self._leaving = still
 
@@ -430,7 +434,8 @@ class WorkerPool:
             if not any(s.process.is_alive() for s in self._slots):
                 break
         self._drain(0.0)
-        self._reap(time.monotonic(), wait=max(0.1, deadline - time.monotonic()))
+        now = time.monotonic()
+        self._reap(now, until=now if urgent() else max(now, deadline))
         clean = True
         for index, slot in enumerate(self._slots):
             if slot.process.is_alive():

@@ -129,8 +129,6 @@ class Scheduler:
             self._recover_abandoned(now)
             self._collect()
             dispatched = self._dispatch(now)
-            # after dispatch: a worker given a job now is not idle
-            self.pool.retire_idle(self.config.daemon.model_idle_seconds)
         except Exception as exc:  # the loop logs and keeps going
             if db.unreachable(exc):
                 self._lost_database(exc)
@@ -139,6 +137,8 @@ class Scheduler:
             return 0
         finally:
             self._last_tick = time.monotonic()
+            # after dispatch (a worker given a job now is not idle), and in an outage too
+            self.pool.retire_idle(self.config.daemon.model_idle_seconds)
         if self.unreachable is not None:
             log.warning("the database is reachable again", extra={"database": self._where()})
             self.unreachable = None

@@ -215,6 +215,7 @@ def _check_positive(config: Config) -> None:
         "daemon.lease_seconds": config.daemon.lease_seconds,
         "daemon.max_attempts": config.daemon.max_attempts,
         "daemon.stop_seconds": config.daemon.stop_seconds,
+        "daemon.model_idle_seconds": config.daemon.model_idle_seconds,
         "daemon.backoff_seconds": config.daemon.backoff_seconds,
         "daemon.resource_backoff_seconds": config.daemon.resource_backoff_seconds,
     }

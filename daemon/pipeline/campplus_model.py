@@ -171,7 +171,7 @@ class RunningSums:
         """The sums of frames [first, end), ``first`` never below an earlier call's."""
         have = self.base + self.sums.shape[1]
         if end > have:
-            piece = self.x[:, have:end].to(torch.float64)
+            piece = self.x[:, have:end].to(torch.float64, copy=True)  # changed below
             if have:
                 piece[:, 0] += self.sums[:, -1]
             self.sums = torch.cat([self.sums[:, first - self.base :], torch.cumsum(piece, 1)], 1)

@@ -18,7 +18,6 @@ of spinning, so that they never take a core from CTranslate2 running beside them
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import os
@@ -227,7 +226,11 @@ ARENA_FIRST_CHUNK = 1 << 20
 """Bytes of the shared arena's first chunk; it grows by what each allocation asks for."""
 
 
-@functools.cache
+_ARENA_LOCK = threading.Lock()
+_arena: list[bool] = []
+"""Holds True once the shared arena is registered (two networks may load at once)."""
+
+
 def shared_cpu_arena() -> None:
     """One ONNX Runtime memory arena for every CPU session of this process, registered once
     (sessions ask for it with ``session.use_env_allocators``).
@@ -240,18 +243,22 @@ def shared_cpu_arena() -> None:
     holds what the calls running at once need: about 0.15 GB (issue 35, bench/RESULTS.md)."""
     import onnxruntime as ort
 
-    cfg = ort.OrtArenaCfg(
-        {
-            "max_mem": 0,  # no limit
-            "arena_extend_strategy": 1,  # kSameAsRequested
-            "initial_chunk_size_bytes": ARENA_FIRST_CHUNK,
-            "max_dead_bytes_per_chunk": -1,  # ONNX Runtime's default
-        }
-    )
-    info = ort.OrtMemoryInfo(
-        "Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT
-    )
-    ort.create_and_register_allocator(info, cfg)
+    with _ARENA_LOCK:
+        if _arena:
+            return
+        cfg = ort.OrtArenaCfg(
+            {
+                "max_mem": 0,  # no limit
+                "arena_extend_strategy": 1,  # kSameAsRequested
+                "initial_chunk_size_bytes": ARENA_FIRST_CHUNK,
+                "max_dead_bytes_per_chunk": -1,  # ONNX Runtime's default
+            }
+        )
+        info = ort.OrtMemoryInfo(
+            "Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT
+        )
+        ort.create_and_register_allocator(info, cfg)
+        _arena.append(True)
 
 
 @dataclass

@@ -8,7 +8,7 @@ huggingface_hub): the main process then held what only workers need.  So the mod
 found through faster-whisper's package folder (never imported), run as
 ``faster_whisper.vad.SileroVADModel`` runs it, and :func:`speech_timestamps` is faster-whisper's
 ``get_speech_timestamps`` (adapted from snakers4/silero-vad; both MIT), split into its two
-passes.  ``tests/unit/test_silero.py`` holds both to faster-whisper's on recorded speech.
+passes.  ``tests/integration/test_silero.py`` holds both to faster-whisper's on recorded speech.
 
 The pipeline's own VAD step (:mod:`daemon.pipeline.vad`, in the workers) still calls
 faster-whisper's.  The cost here is ONNX Runtime's import and one session of a 2-MB model.

@@ -43,6 +43,10 @@ def test_env_var_names_the_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
         ({"nope": {}}, "unknown config section 'nope'"),
         ({"watch": {"recursive": "yes"}}, "watch.recursive: expected true or false"),
         ({"watch": {"stable_seconds": -1}}, "watch.stable_seconds: must be greater than 0"),
+        (
+            {"daemon": {"model_idle_seconds": 0}},
+            "daemon.model_idle_seconds: must be greater than 0",
+        ),
         ({"watch": {"folders": "/x"}}, "watch.folders: expected a list"),
         ({"output": {"formats": ["txt", "doc"]}}, "output.formats: unknown format 'doc'"),
         ({"pipeline": {"profile": "turbo"}}, "pipeline.profile: unknown profile 'turbo'"),

@@ -96,7 +96,7 @@ def test_idle_workers_exit_and_busy_ones_stay(make_config: Callable[..., Config]
     assert not idle.process.terminated
 
 
-def test_a_worker_that_does_not_leave_is_terminated(make_config: Callable[..., Config]) -> None:
+def test_a_worker_that_does_not_leave_is_killed(make_config: Callable[..., Config]) -> None:
     pool = fake_pool(make_config)
     pool.resize(workers=1, threads=1, now=0.0)
     slot = pool._slots[0]
