@@ -71,6 +71,7 @@ def test_drop_file_into_running_daemon(tmp_path: Path, model_cache: Path) -> Non
     assert code == 0, (tmp_path / "daemon.log").read_text()
 
 
+@pytest.mark.slow  # among the longest: CI runs it with -m slow
 def test_next_job_starts_when_a_worker_reports_not_at_the_next_tick(
     tmp_path: Path, model_cache: Path
 ) -> None:

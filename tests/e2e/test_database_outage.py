@@ -56,6 +56,7 @@ def wait_for(what: str, ready: Callable[[], object], timeout: float, log: Daemon
     return time.monotonic()
 
 
+@pytest.mark.slow  # among the longest: CI runs it with -m slow
 def test_a_running_job_outlasts_a_database_restart_on_its_own_lease(
     own_server: PostgresServer, tmp_path: Path, model_cache: Path, daemons: list[Daemon]
 ) -> None:

@@ -64,6 +64,7 @@ def test_sample_through_the_daemon_two_speakers_low_der(tmp_path: Path, model_ca
     assert job["metrics"]["steps"]["computed"] == {}
 
 
+@pytest.mark.slow  # among the longest: CI runs it with -m slow
 def test_doubled_file_keeps_labels_across_windows(tmp_path: Path, model_cache: Path) -> None:
     """sample.wav twice in a row, diarized in two windows (25 s and 35 s) linked by voice."""
     src = need_eval("diarization", "sample.wav")

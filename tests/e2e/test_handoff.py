@@ -42,6 +42,7 @@ def names(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.is_file())
 
 
+@pytest.mark.slow  # among the longest: CI runs it with -m slow
 def test_mirror_layout_and_media_server_names_beside_the_media(
     tmp_path: Path, model_cache: Path, daemons: list[Daemon]
 ) -> None:
@@ -99,6 +100,7 @@ def scrape(port: int) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
     return out
 
 
+@pytest.mark.slow  # among the longest: CI runs it with -m slow
 def test_prometheus_metrics_of_a_running_daemon(
     tmp_path: Path, model_cache: Path, daemons: list[Daemon]
 ) -> None:

@@ -34,6 +34,7 @@ def everything_under(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
 
 
+@pytest.mark.slow  # among the longest: CI runs it with -m slow
 def test_a_job_and_transcribe_write_nothing_in_home(tmp_path: Path, model_cache: Path) -> None:
     home = tmp_path / "home"
     home.mkdir()

@@ -11,6 +11,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.e2e.running import Daemon
 
 HOST = socket.gethostname()
@@ -39,6 +41,7 @@ def seen(nodes: dict[str, dict[str, Any]]) -> dict[str, tuple[bool, int, str]]:
     return {name: (n["alive"], n["pid"], n["host"]) for name, n in nodes.items()}
 
 
+@pytest.mark.slow  # among the longest: CI runs it with -m slow
 def test_two_daemons_on_one_host_are_two_nodes_and_a_clean_stop_shows_at_once(
     tmp_path: Path, model_cache: Path, daemons: list[Daemon]
 ) -> None:

@@ -10,6 +10,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import write_wav
 from tests.e2e.running import Daemon, Jobs
 from tests.webhook_server import Receiver, serve
@@ -44,6 +46,7 @@ def named(jobs: Jobs, name: str) -> Jobs:
     return [j for j in jobs if j["path"].endswith(name)]
 
 
+@pytest.mark.slow  # among the longest: CI runs it with -m slow
 def test_a_slow_writers_pieces_page_nobody_and_a_broken_file_pages_once(
     tmp_path: Path, model_cache: Path, daemons: list[Daemon]
 ) -> None:

@@ -19,6 +19,7 @@ from tests.conftest import need_eval
 pytestmark = [pytest.mark.model, pytest.mark.eval]
 
 
+@pytest.mark.slow  # among the longest: CI runs it with -m slow
 def test_two_workers_four_files_models_loaded_once_per_worker(
     make_config: Callable[..., Config], tmp_path: Path
 ) -> None:

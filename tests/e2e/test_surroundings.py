@@ -75,6 +75,7 @@ def test_two_daemons_on_one_database_do_each_file_once(
     assert not list((tmp_path / "work").glob("*.pcm*"))  # every attempt's spool is gone
 
 
+@pytest.mark.slow  # among the longest: CI runs it with -m slow
 def test_new_content_at_a_path_replaces_its_transcript(
     tmp_path: Path, model_cache: Path, daemons: list[Daemon]
 ) -> None:

@@ -232,6 +232,7 @@ def test_a_local_model_that_does_not_load_is_a_model_error(
     assert "cannot be rebuilt by transcribd" in line
 
 
+@pytest.mark.slow  # among the longest: CI runs it with -m slow
 def test_garbage_cached_under_a_model_is_not_served_on_requeue(
     tmp_path: Path, model_cache: Path
 ) -> None:

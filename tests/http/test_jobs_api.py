@@ -75,6 +75,7 @@ def test_a_queued_job_is_cancelled(live: Live) -> None:
         assert busy.status_code == 202
 
 
+@pytest.mark.slow  # among the longest: CI runs it with -m slow
 def test_eight_files_at_once_all_answered_and_one_file_four_times_computed_once(
     live: Live,
 ) -> None:

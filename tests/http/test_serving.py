@@ -59,6 +59,7 @@ def test_auth_none_is_refused_off_loopback(tmp_path: Path, model_cache: Path) ->
     assert len(lines) == 1 and "loopback" in lines[0] and "Traceback" not in done.stderr
 
 
+@pytest.mark.slow  # among the longest: CI runs it with -m slow
 @pytest.mark.model
 def test_upload_limit_and_waiting_limit(tmp_path: Path, model_cache: Path) -> None:
     long_clip = need_eval("diarization", "trn03.wav")  # before a daemon is started
@@ -126,6 +127,7 @@ def test_upload_limit_and_waiting_limit(tmp_path: Path, model_cache: Path) -> No
         live.daemon.stop()
 
 
+@pytest.mark.slow  # among the longest: CI runs it with -m slow
 @pytest.mark.model
 def test_a_sigterm_while_a_request_waits_loses_nothing(tmp_path: Path, model_cache: Path) -> None:
     clip = need_eval("diarization", "trn04.wav").read_bytes()  # before a daemon is started
@@ -178,6 +180,7 @@ def on_database(config: Path, url: str) -> Path:
     return config
 
 
+@pytest.mark.slow  # among the longest: CI runs it with -m slow
 @pytest.mark.model
 def test_a_front_node_answers_with_another_nodes_work(tmp_path: Path, model_cache: Path) -> None:
     """PostgreSQL: ``transcribd serve`` takes the request (no workers), a ``run`` node without

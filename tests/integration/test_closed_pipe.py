@@ -18,8 +18,10 @@ JOBS = 1500
 """Enough rows that ``status`` writes more than a pipe holds (64 KB)."""
 
 
-@pytest.fixture
-def cfg(tmp_path: Path, model_cache: Path) -> Path:
+@pytest.fixture(scope="module")
+def cfg(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Path:
+    """One database of :data:`JOBS` rows for every case (each only reads it)."""
+    tmp_path = tmp_path_factory.mktemp("pipe")
     cfg = write_config(tmp_path, model_cache)
     store = open_store(load(cfg))
     now = utcnow()

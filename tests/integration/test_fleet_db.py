@@ -141,6 +141,7 @@ def own_server() -> Iterator[PostgresServer]:
     server.stop()
 
 
+@pytest.mark.slow  # among the longest: CI runs it with -m slow
 def test_a_daemon_outlives_its_database_going_away(
     own_server: PostgresServer, tmp_path: Path, model_cache: Path
 ) -> None:

@@ -86,6 +86,7 @@ time.sleep(float(sys.argv[2]) + 4 - time.time())  # running while the others tak
 """
 
 
+@pytest.mark.slow  # among the longest: CI runs it with -m slow
 def test_daemons_starting_at_the_same_instant_take_distinct_names(config: Config) -> None:
     open_store(config, migrate=True).close()
     raw = json.dumps({"database": {"url": config.database.url}, "daemon": {"node": "box"}})

@@ -26,6 +26,7 @@ def speech(name: str = "sample.wav") -> np.ndarray:
     return pcm.astype(np.float32) / 32768
 
 
+@pytest.mark.slow  # among the longest: CI runs it with -m slow
 def test_onnx_networks_export_once_and_match_torch(tmp_path: Path) -> None:
     import torch
 
@@ -115,6 +116,7 @@ def test_onnx_networks_export_once_and_match_torch(tmp_path: Path) -> None:
     assert {t.speaker for t in again(audio).turns} == speakers
 
 
+@pytest.mark.slow  # among the longest: CI runs it with -m slow
 def test_shared_frames_give_each_chunk_its_own_embedding(tmp_path: Path) -> None:
     """Frames cut from 20-s blocks pool into the embeddings that the chunk's own pass gives,
     closely enough to cluster alike (bench/frames.py measures the DER); a cut one chunk step

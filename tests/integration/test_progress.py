@@ -113,6 +113,7 @@ def test_transcribe_shows_a_bar_with_eta_on_a_terminal_and_lines_in_a_pipe(
     assert piped.stdout.split()[0].endswith("librivox-0870.txt")
 
 
+@pytest.mark.slow  # among the longest: CI runs it with -m slow
 @pytest.mark.model
 @pytest.mark.eval
 def test_a_minute_of_speech_off_a_terminal_prints_each_tenth(
@@ -176,6 +177,7 @@ def a_minute_of_speech(tmp_path: Path) -> Path:
     return speech_file(tmp_path / "minute.wav", clips)
 
 
+@pytest.mark.slow  # among the longest: CI runs it with -m slow
 def test_status_watch_redraws_in_place_until_ctrl_c(tmp_path: Path, model_cache: Path) -> None:
     cfg = write_config(tmp_path, model_cache)
     base = [sys.executable, "-m", "daemon", "--config", str(cfg)]
