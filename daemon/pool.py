@@ -197,7 +197,7 @@ class WorkerPool:
                 fits = slot.device in wanted and slot.threads == gpu_threads
             retire, slot.misfit_since = keep_or_retire(fits, slot.misfit_since, now)
             if retire:
-                self._retire(slot)
+                self._retire(slot, now)
                 surplus -= slot.device == "cpu"
         while self._count("cpu") < workers:
             self._spawn(threads, "cpu")
@@ -241,17 +241,17 @@ class WorkerPool:
         )
         return _Slot(process=proc, tasks=tasks, threads=threads, device=device)
 
-    def _retire(self, slot: _Slot) -> None:
+    def _retire(self, slot: _Slot, now: float) -> None:
+        """Tell an idle worker to exit and let it go: reaped by :meth:`_reap` at a later tick
+        (killed if it overstays), never waited for under the tick."""
         slot.tasks.put(None)
-        slot.process.join(timeout=10)
-        if slot.process.is_alive():
-            slot.process.terminate()
         self._slots.remove(slot)
+        self._leaving.append((slot.process, now))
 
     def retire_idle(self, idle_seconds: float, now: float | None = None) -> int:
         """Tell the workers idle for ``idle_seconds`` to exit, their memory given back to the
         system (a job waiting later starts a worker again, see :meth:`resize`); returns how
-        many.  Workers told before are reaped, or terminated after :data:`LEAVE_SECONDS`."""
+        many.  Workers told before are reaped, or killed after :data:`LEAVE_SECONDS`."""
         now = time.monotonic() if now is None else now
         self._reap(now)
         leaving = [
@@ -261,9 +261,7 @@ class WorkerPool:
         ]
         for slot in leaving:
             index = self._slots.index(slot)
-            slot.tasks.put(None)
-            self._slots.remove(slot)
-            self._leaving.append((slot.process, now))
+            self._retire(slot, now)
             log.info(
                 "worker %d exits after %.0f s idle",
                 index,

@@ -125,33 +125,24 @@ def fbank_frames(samples: int) -> int:
 def normalise(feats: torch.Tensor, context: int = 0) -> torch.Tensor:
     """(batch, frames, 80) fbank minus its mean: over all frames, or with ``context`` > 0 (and
     more frames than that) over the ``context`` frames centred on each frame."""
-    if context <= 0 or feats.shape[1] <= context:
-        centred: torch.Tensor = feats - feats.mean(dim=1, keepdim=True)
-        return centred
-    normalised: torch.Tensor = feats - moving_mean(feats, context)
-    return normalised
-
-
-MEAN_PIECE_FRAMES = 4096
-""":func:`moving_mean` computes its output this many frames at a time (a 10-min window's
-temporaries of the whole length in float64 were ~0.2 GB)."""
-
-
-def moving_mean(x: torch.Tensor, width: int) -> torch.Tensor:
-    """Mean over dim 1 of the ``width`` frames centred on each frame (fewer at the edges, where
-    the window is cut to the input): (batch, frames, features) -> the same shape.  Running
-    sums in float64; the output a piece at a time."""
-    out = torch.empty_like(x)
-    for first, mean in _moving_means(x, width):
-        out[:, first : first + mean.shape[1]] = mean
+    out = feats.clone()
+    normalise_in_place(out, context)
     return out
 
 
-def subtract_moving_mean(x: torch.Tensor, width: int) -> None:
-    """``x -= moving_mean(x, width)``, in place and a piece at a time: without a second
-    tensor of ``x``'s size (a window's fbank is 19 MB per 10 minutes)."""
-    for first, mean in _moving_means(x, width):
-        x[:, first : first + mean.shape[1]] -= mean
+def normalise_in_place(feats: torch.Tensor, context: int = 0) -> None:
+    """:func:`normalise` in ``feats`` itself, the moving mean subtracted a piece at a time:
+    no second tensor of its size (a window's fbank is 19 MB per 10 minutes)."""
+    if context <= 0 or feats.shape[1] <= context:
+        feats -= feats.mean(dim=1, keepdim=True)
+        return
+    for first, mean in _moving_means(feats, context):
+        feats[:, first : first + mean.shape[1]] -= mean
+
+
+MEAN_PIECE_FRAMES = 4096
+"""The moving mean is computed this many frames at a time (a 10-min window's temporaries of
+the whole length in float64 were ~0.2 GB)."""
 
 
 class RunningSums:
@@ -182,9 +173,11 @@ class RunningSums:
 
 
 def _moving_means(x: torch.Tensor, width: int) -> Iterator[tuple[int, torch.Tensor]]:
-    """(first frame, :func:`moving_mean` of the :data:`MEAN_PIECE_FRAMES` frames from it), in
-    order; the frames of ``x`` a piece reads are those from it on, so a caller may change the
-    frames of a piece once it has it (:func:`subtract_moving_mean`)."""
+    """(first frame, the mean over dim 1 of the ``width`` frames centred on each of the
+    :data:`MEAN_PIECE_FRAMES` frames from it; fewer at the edges, where the window is cut to
+    the input), in order, from running sums in float64.  The frames of ``x`` a piece reads are
+    those from it on, so a caller may change a piece's frames once it has it
+    (:func:`normalise_in_place`)."""
     frames = x.shape[1]
     sums = RunningSums(x)
     for first in range(0, frames, MEAN_PIECE_FRAMES):

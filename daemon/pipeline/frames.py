@@ -67,7 +67,7 @@ def stream_fbank(model: Any, crop: Callable[[float, float], Any], frames: int, c
     :func:`~daemon.pipeline.campplus_model.normalise`, without its copies)."""
     import torch
 
-    from daemon.pipeline.campplus_model import FBANK_HOP, FBANK_WINDOW, subtract_moving_mean
+    from daemon.pipeline.campplus_model import FBANK_HOP, FBANK_WINDOW, normalise_in_place
 
     rate = SAMPLE_RATE
     feats: Any = None
@@ -83,11 +83,8 @@ def stream_fbank(model: Any, crop: Callable[[float, float], Any], frames: int, c
         if feats is None:  # one array filled piece by piece (no list of pieces joined)
             feats = torch.empty((1, frames, raw.shape[2]), dtype=raw.dtype)
         feats[0, first : first + count] = raw[0, :count]
-    with torch.inference_mode():  # normalise's arithmetic, in place
-        if 0 < context < frames:
-            subtract_moving_mean(feats, context)
-        else:
-            feats -= feats.mean(dim=1, keepdim=True)
+    with torch.inference_mode():
+        normalise_in_place(feats, context)
     return feats[0]
 
 
